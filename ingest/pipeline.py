@@ -155,8 +155,12 @@ def _ingest_one(store: KnowledgeBaseStore, kb, path: Path, name: str,  # noqa: A
     sha = hashlib.sha256(data).hexdigest()
     same = store.registry.find_ready_by_sha(kb.id, sha)
     if same is not None:
-        why = "unchanged since it was ingested" if same.filename == name else \
-            f"identical content is already in the knowledge base as '{same.filename}'"
+        if same.filename == name:
+            why = "unchanged since it was ingested"
+        elif same.source_path == str(path.resolve()):
+            why = f"unchanged since it was ingested as '{same.filename}'"
+        else:
+            why = f"identical content is already in the knowledge base as '{same.filename}'"
         return FileResult(str(path), name, SKIPPED, why, same.pages, same.chunks, doc_id=same.id)
     try:
         loaded = load(path, kind, min_chars_per_page=settings.min_chars_per_page,
@@ -170,10 +174,11 @@ def _ingest_one(store: KnowledgeBaseStore, kb, path: Path, name: str,  # noqa: A
         log.exception("loading %s failed", path)
         return FileResult(str(path), name, FAILED, f"could not be read: {type(exc).__name__}: {exc}")
 
-    replacing = any(d.filename == name for d in store.registry.documents(kb.id, statuses=["ready"]))
+    source = str(path.resolve())
+    replacing = bool(store.registry.previous_versions(kb.id, name, source))
     emb = store.embeddings()
     store.check_embedding_model(kb)
-    doc = store.begin_document(kb, filename=name, source_path=str(path), sha256=sha, file_type=kind,
+    doc = store.begin_document(kb, filename=name, source_path=source, sha256=sha, file_type=kind,
                                size_bytes=len(data), pages=loaded.pages, chunks=len(chunks),
                                warnings="\n".join(loaded.warnings) or None)
     try:

@@ -176,15 +176,24 @@ class Registry:
         with self.session() as s:
             s.execute(update(DocumentRow).where(DocumentRow.id == doc_id).values(status=status, **values))
 
-    def publish_document(self, kb_id: str, doc_id: str, filename: str) -> list[str]:
-        """Atomically make `doc_id` ready and retire older versions (same file name) and failed attempts.
+    def previous_versions(self, kb_id: str, filename: str, source_path: str | None, s: Session | None = None) -> list[str]:
+        """Ready documents a new version of this file replaces: same name, or same file on disk."""
+        same = DocumentRow.filename == filename
+        if source_path:
+            same = same | (DocumentRow.source_path == source_path)
+        q = select(DocumentRow.id).where(DocumentRow.kb_id == kb_id, same, DocumentRow.status == READY)
+        if s is not None:
+            return list(s.scalars(q))
+        with self.session() as s2:
+            return list(s2.scalars(q))
+
+    def publish_document(self, kb_id: str, doc_id: str, filename: str, source_path: str | None = None) -> list[str]:
+        """Atomically make `doc_id` ready and retire older versions and failed attempts of the same file.
 
         Returns the ids of retired documents whose chunks must now be purged.
         """
         with self.session() as s:
-            old = list(s.scalars(select(DocumentRow.id).where(
-                DocumentRow.kb_id == kb_id, DocumentRow.filename == filename,
-                DocumentRow.id != doc_id, DocumentRow.status == READY)))
+            old = [i for i in self.previous_versions(kb_id, filename, source_path, s) if i != doc_id]
             s.execute(delete(DocumentRow).where(
                 DocumentRow.kb_id == kb_id, DocumentRow.filename == filename, DocumentRow.status == FAILED))
             if old:

@@ -261,7 +261,7 @@ class KnowledgeBaseStore:
         """Make a fully written document searchable; purge the version it replaces."""
         if values:
             self.registry.set_status(doc.id, INGESTING, **values)
-        old = self.registry.publish_document(kb.id, doc.id, doc.filename)
+        old = self.registry.publish_document(kb.id, doc.id, doc.filename, doc.source_path)
         if old:
             self.purge_documents(kb, old)
         return old

@@ -28,13 +28,20 @@ def cjk_ratio(text: str) -> float:
     return sum(1 for c in letters if _CJK_RE.match(c)) / len(letters)
 
 
-def query_language(text: str) -> str:
-    """'zh' when the query is mostly CJK (a Chinese question with English terms stays 'zh'), else 'en'.
+_LATIN_WORD = re.compile(r"[A-Za-z0-9]+")
 
-    Chinese words carry more meaning per character than English words, so a query counts as 'zh'
-    once a third of its letters are CJK.
+
+def query_language(text: str) -> str:
+    """'zh' when the query is mostly Chinese (a Chinese question with English terms stays 'zh'), else 'en'.
+
+    Weighs CJK characters against Latin words (one word ~ two characters of meaning), so
+    "如何配置 RAGKB_DATA_DIR" is Chinese and "What does 张三 do?" is English.
     """
-    return "zh" if cjk_ratio(text) >= 0.3 else "en"
+    cjk = len(_CJK_RE.findall(text))
+    latin = len(_LATIN_WORD.findall(text))
+    if cjk + latin == 0:
+        return "en"
+    return "zh" if cjk / (cjk + 2 * latin) >= 0.3 else "en"
 
 
 def _script(ch: str) -> str:

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.settings import OFFLINE_ENV
+
+for _k, _v in OFFLINE_ENV.items():
+    os.environ.setdefault(_k, _v)
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from rag.settings import Settings  # noqa: E402
+from rag.store import KnowledgeBaseStore  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", _env_file=None)
+
+
+@pytest.fixture
+def store(settings: Settings):
+    s = KnowledgeBaseStore(settings)
+    yield s
+    s.close()
+
+
+def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
+    env.update(OFFLINE_ENV)
+    env["RAGKB_DATA_DIR"] = str(data_dir)
+    env["COLUMNS"] = "200"
+    env.update(extra)
+    return env
+
+
+def ragkb_exe() -> str:
+    exe = Path(sys.executable).parent / "ragkb"
+    assert exe.exists(), "the ragkb console script must be installed in the test venv"
+    return str(exe)

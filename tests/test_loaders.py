@@ -1,0 +1,140 @@
+"""Loaders: PDF pages and outline sections, Markdown header paths, text encodings, every bad input."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from docs import BIG5_TEXT, EN_GUIDE_MD, ZH_TEXT, encrypted_pdf, garbled_pdf, scanned_pdf, zh_pdf
+from ingest.chunking import chunk_segments
+from ingest.loaders import IngestError
+from ingest.loaders.markdown import split_markdown
+from ingest.loaders.pdf import load_pdf
+from ingest.loaders.text import decode_bytes, load_text
+from pdfgen import make_pdf
+
+
+def test_chinese_pdf_text_pages_and_outline_sections(tmp_path):
+    doc = load_pdf(zh_pdf(tmp_path / "手册.pdf"))
+    assert doc.pages == 3 and doc.title == "员工手册" and doc.warnings == []
+    by_page = {s.page: s for s in doc.segments}
+    assert "部门经理审批" in by_page[1].text
+    assert by_page[1].section == "第一章 差旅报销"
+    assert by_page[2].section == "第一章 差旅报销 > 1.1 报销流程"
+    assert "五个工作日" in by_page[2].text
+    assert by_page[3].section == "第二章 休假制度"
+
+
+def test_pdf_section_changes_mid_page_at_the_heading(tmp_path):
+    pdf = make_pdf(tmp_path / "two.pdf", [[
+        ("h", "Alpha chapter"), ("p", "Alpha text about apples and orchards in the valley. " * 3),
+        ("h", "Beta chapter"), ("p", "Beta text about bridges and rivers in the mountains. " * 3)]],
+        outline=[("Alpha chapter", 1, 0), ("Beta chapter", 1, 0)])
+    doc = load_pdf(pdf)
+    sections = [(s.section, s.text.split()[0]) for s in doc.segments]
+    assert sections == [("Alpha chapter", "Alpha"), ("Beta chapter", "Beta")]
+    assert doc.segments[1].offset > 0
+
+
+def test_scanned_pdf_is_reported_not_indexed(tmp_path):
+    with pytest.raises(IngestError, match="no text layer.*OCR"):
+        load_pdf(scanned_pdf(tmp_path / "scan.pdf"))
+
+
+def test_pdf_with_some_scanned_pages_keeps_the_text_and_warns(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    text_pdf = zh_pdf(tmp_path / "t.pdf")
+    scan = scanned_pdf(tmp_path / "s.pdf")
+    w = PdfWriter()
+    for p in PdfReader(text_pdf).pages:
+        w.add_page(p)
+    w.add_page(PdfReader(scan).pages[0])
+    out = tmp_path / "mixed.pdf"
+    with open(out, "wb") as fh:
+        w.write(fh)
+    doc = load_pdf(out)
+    assert {s.page for s in doc.segments} == {1, 2, 3}
+    assert any("page" in w and "4" in w and "scanned" in w for w in doc.warnings)
+
+
+def test_garbled_pdf_is_refused_with_reason(tmp_path):
+    with pytest.raises(IngestError, match="garbled text layer"):
+        load_pdf(garbled_pdf(tmp_path / "garbled.pdf"))
+
+
+def test_encrypted_pdf_asks_for_decryption(tmp_path):
+    with pytest.raises(IngestError, match="encrypted PDF.*password"):
+        load_pdf(encrypted_pdf(tmp_path / "secret.pdf"))
+
+
+@pytest.mark.parametrize("content", [b"%PDF-1.7\n1 0 obj <<", b"this is not a pdf at all", b"\x00\x01\x02" * 50])
+def test_corrupt_pdf_is_reported(tmp_path, content):
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(content)
+    with pytest.raises(IngestError, match="not a readable PDF"):
+        load_pdf(path)
+
+
+def test_markdown_header_paths_and_code_fences():
+    segs = split_markdown(EN_GUIDE_MD)
+    sections = [s.section for s in segs]
+    assert sections == ["Deployment guide", "Deployment guide > Requirements",
+                        "Deployment guide > Requirements > Operating systems",
+                        "Deployment guide > Configuration", "Deployment guide > Troubleshooting"]
+    config = segs[3].text
+    assert "# this comment is not a header" in config  # a '#' inside a code fence stays in its section
+    for s in segs:  # offsets point at the segment in the original text
+        assert EN_GUIDE_MD[s.offset:s.offset + len(s.text)] == s.text
+
+
+def test_markdown_chinese_header_path():
+    segs = split_markdown("# 安装\n说明\n## 依赖\n需要 Python\n")
+    assert [s.section for s in segs] == ["安装", "安装 > 依赖"]
+
+
+@pytest.mark.parametrize("encoding,text", [
+    ("utf-8", ZH_TEXT), ("utf-8-sig", ZH_TEXT), ("utf-16", ZH_TEXT), ("utf-16-be", ZH_TEXT),
+    ("utf-16-le", "Plain English notes, stored as UTF-16 without a byte order mark. " * 3),
+    ("gb18030", ZH_TEXT), ("gbk", ZH_TEXT), ("big5", BIG5_TEXT),
+])
+def test_text_encodings_are_detected(tmp_path, encoding, text):
+    path = tmp_path / f"{encoding}.txt"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    path.write_bytes(data)
+    doc = load_text(path)
+    assert doc.segments[0].text == text
+
+
+@pytest.mark.parametrize("data,reason", [
+    (bytes(range(256)) * 40, "binary data"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200), "binary data"),
+    (b"   \n\n\t ", "only whitespace"),
+])
+def test_bad_text_files(tmp_path, data, reason):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(data)
+    with pytest.raises(IngestError, match=reason):
+        load_text(path)
+
+
+def test_decode_refuses_undecodable_bytes():
+    with pytest.raises(IngestError):
+        decode_bytes(bytes([0x81, 0xFF, 0xFE, 0x80, 0xFF]) * 100)
+
+
+def test_chunks_keep_chinese_sentences_and_offsets():
+    from ingest.loaders.base import Segment
+
+    text = "第一句话讲报销。第二句话讲付款！" * 40
+    chunks = chunk_segments([Segment(text, page=2, section="S", offset=5)], 120, 20)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert c.page == 2 and c.section == "S"
+        assert c.text.endswith(("。", "！"))  # the sentence punctuation stays with its sentence
+        start = c.char_offset - 5
+        assert text[start:start + len(c.text)] == c.text
+    assert [c.idx for c in chunks] == list(range(len(chunks)))

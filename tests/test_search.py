@@ -1,0 +1,80 @@
+"""Hybrid search over a real knowledge base: pages, sections, Chinese through BM25, filters, LangChain."""
+
+from __future__ import annotations
+
+import pytest
+
+from docs import write_corpus
+from ingest.pipeline import ingest_paths
+from rag.retrieval import HybridRetriever, leg_weights, search
+from rag.settings import Settings
+from rag.store import KnowledgeBaseStore
+
+
+@pytest.fixture(scope="module")
+def kb_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    write_corpus(root / "corpus")
+    store = KnowledgeBaseStore(Settings(data_dir=root / "data", _env_file=None))
+    summary = ingest_paths(store, "公司资料", [root / "corpus"])
+    assert not summary.failed
+    yield store
+    store.close()
+
+
+def test_chinese_question_finds_the_right_pdf_page_and_section(kb_store):
+    hits = search(kb_store, "公司资料", "报销需要多少个工作日付款？")
+    top = hits[0]
+    assert top.filename == "corpus/员工手册.pdf"
+    assert top.page == 2
+    assert top.section == "第一章 差旅报销 > 1.1 报销流程"
+    assert "五个工作日" in top.text
+    assert top.bm25_rank == 1
+
+    leave = search(kb_store, "公司资料", "工作满十年有几天年假")[0]
+    assert (leave.page, leave.section) == (3, "第二章 休假制度")
+
+
+def test_chinese_query_is_carried_by_bm25_not_the_english_embedder(kb_store):
+    assert leg_weights(kb_store, "年假怎么算") == (0.0, 1.0)
+    assert leg_weights(kb_store, "How is annual leave computed?") == (1.0, 1.0)
+    hits = search(kb_store, "公司资料", "量子计算机的技术路线")
+    assert hits[0].filename == "corpus/量子_gbk.txt"  # a GBK file, decoded and segmented
+    assert hits[0].dense_rank is None and hits[0].bm25_rank == 1
+
+
+def test_english_query_uses_both_legs_and_markdown_sections(kb_store):
+    hits = search(kb_store, "公司资料", "Which operating systems are supported?")
+    top = hits[0]
+    assert top.filename == "corpus/deploy.md"
+    assert top.section == "Deployment guide > Requirements > Operating systems"
+    assert top.dense_rank is not None and top.bm25_rank is not None
+    # the dense leg alone understands paraphrase without shared words
+    para = search(kb_store, "公司资料", "an observatory that watches faraway stars", k=3)
+    assert para[0].filename == "corpus/telescope.pdf" and para[0].page == 1
+
+
+def test_mixed_language_query(kb_store):
+    hits = search(kb_store, "公司资料", "Chroma 数据库 依赖")
+    assert hits[0].filename == "corpus/安装指南.md" and hits[0].section == "安装 > 依赖"
+
+
+def test_filter_by_document(kb_store):
+    hits = search(kb_store, "公司资料", "报销 付款 Python", k=10, documents=["deploy.md"])
+    assert hits and {h.filename for h in hits} == {"corpus/deploy.md"}
+
+
+def test_langchain_retriever_returns_documents_with_metadata(kb_store):
+    retriever = HybridRetriever(store=kb_store, kb_name="公司资料", k=2)
+    docs = retriever.invoke("员工出差前需要做什么")
+    assert len(docs) == 2
+    meta = docs[0].metadata
+    assert meta["filename"] == "corpus/员工手册.pdf" and meta["page"] == 1
+    assert meta["knowledge_base"] == "公司资料" and meta["section"] == "第一章 差旅报销"
+    assert "出差申请" in docs[0].page_content
+
+
+def test_empty_query_and_empty_kb(kb_store):
+    assert search(kb_store, "公司资料", "   ") == []
+    kb_store.create("空的")
+    assert search(kb_store, "空的", "anything") == []
