@@ -268,6 +268,108 @@ def demo() -> None:
     out.print("\nTry: ragkb search 'ragkb demo' \"your question\"   |   ragkb --help")
 
 
+# --- answers -------------------------------------------------------------------------------
+def _answer_service():
+    from rag.chain import AnswerService
+
+    return AnswerService(_store())
+
+
+def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:  # noqa: ANN001
+    """Stream one answer to the terminal; returns (answer text, ok)."""
+    parts: list[str] = []
+    ok = True
+    for ev in service.stream(kb, question, history):
+        if ev.type == "status":
+            err.print(f"[dim]… {escape(ev.text)}[/]")
+        elif ev.type == "token":
+            parts.append(ev.text)
+            out.print(escape(ev.text), end="")
+            sys.stdout.flush()
+        elif ev.type == "error":
+            ok = False
+            if parts:
+                out.print()
+            err.print(f"[bold red]error:[/] {escape(ev.text)}")
+        elif ev.type == "sources":
+            out.print()
+            if ev.sources:
+                out.print("\n[bold]Sources[/]")
+                for src in ev.sources:
+                    where = escape(src.filename) + (f", page {src.page}" if src.page else "") + \
+                        (f", {escape(src.section)}" if src.section else "")
+                    out.print(f"  [{src.n}] {where}")
+                    out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
+    return "".join(parts), ok
+
+
+@app.command()
+def ask(kb: str, question: str) -> None:
+    """Answer a question from a knowledge base, streaming, then list the cited sources."""
+    service = _answer_service()
+    try:
+        _, ok = _print_answer(service, kb, question, [])
+    finally:
+        service.llm.close()
+    raise typer.Exit(0 if ok else 2)
+
+
+@app.command()
+def chat(kb: str) -> None:
+    """Interactive multi-turn chat with a knowledge base (follow-up questions understand the conversation)."""
+    service = _answer_service()
+    _run(lambda: service.store.get(kb))
+    history: list[tuple[str, str]] = []
+    out.print(f"Chatting with [bold]{escape(kb)}[/]. Empty line or Ctrl-D to quit; /new starts over.")
+    try:
+        while True:
+            try:
+                question = input("\nyou> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            if question == "/new":
+                history.clear()
+                out.print("[dim]new conversation[/]")
+                continue
+            out.print("ragkb> ", end="")
+            answer, ok = _print_answer(service, kb, question, history)
+            if ok:  # a failed turn is not part of the conversation; the user can simply ask again
+                history += [("user", question), ("assistant", answer)]
+    except KeyboardInterrupt:
+        out.print()
+    finally:
+        service.llm.close()
+
+
+eval_app = typer.Typer(help="Measure ragkb on evaluation sets you bring (BEIR format).", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    set_dir: Annotated[Path, typer.Argument(help="Folder with corpus.jsonl, queries.jsonl, qrels/*.tsv.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics here.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Sample this many queries.")] = None,
+    per_query_dir: Annotated[Optional[Path], typer.Option(help="Save per-query results here.")] = None,
+) -> None:
+    """Ingest a BEIR set into a temporary knowledge base and report nDCG@10, MRR@10, Recall@k."""
+    from app.evaluation.retrieval import evaluate
+    from rag.settings import get_settings
+
+    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir))
+    table = Table("ranking", "nDCG@10", "MRR@10", "R@1", "R@5", "R@10", "R@100")
+    for name, m in result.items():
+        if not name.startswith("_"):
+            table.add_row(name, *(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "recall@1", "recall@5",
+                                                          "recall@10", "recall@100")))
+    out.print(table)
+    out.print(json.dumps(result["_meta"], ensure_ascii=False))
+    if json_out:
+        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 def main() -> None:
     app()
 

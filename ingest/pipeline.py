@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.chunking import chunk_segments
-from ingest.loaders import SUPPORTED_SUFFIXES, IngestError, file_type, load
+from ingest.chunking import Chunk, chunk_segments
+from ingest.loaders import SUPPORTED_SUFFIXES, IngestError, LoadedDocument, file_type, load
 from rag.lexical import tokenize
 from rag.store import KnowledgeBaseStore
 
@@ -121,31 +121,84 @@ def ingest_paths(store: KnowledgeBaseStore, kb_name: str, paths: Iterable[str | 
 
 def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path, str]],
                  progress: ProgressFn | None = None) -> IngestSummary:
-    """Ingest (path, display name) pairs. The display name identifies the document for replacement."""
+    """Ingest (path, display name) pairs. The display name identifies the document for replacement.
+
+    Small files are embedded together (one model call for many files: per-call overhead dominates
+    otherwise); a large file is embedded and written batch by batch, with progress.
+    """
     kb, created = store.get_or_create_row(kb_name)
     store.check_embedding_model(kb, load=False)
     store.recover(kb)
     results: list[FileResult] = []
-    changed = False
     emit = progress or (lambda _p: None)
-    for i, (path, name) in enumerate(files, start=1):
-        emit(Progress("file", i, len(files), name))
-        result = _ingest_one(store, kb, Path(path), name,
-                             lambda done, total, i=i, name=name: emit(Progress("chunks", i, len(files), name, done, total)))
+    total = len(files)
+    batch = max(store.settings.embedding_batch_size, 16)
+    group: list[_Prepared] = []
+
+    def finish(i: int, result: FileResult) -> None:
         if result.status == FAILED:
-            store.registry.record_failure(kb.id, name, str(path), result.reason or "failed",
-                                          sha256=None, file_type=file_type(Path(path)))
-        changed = changed or result.status in (INGESTED, REPLACED)
+            store.registry.record_failure(kb.id, result.name, result.path, result.reason or "failed",
+                                          sha256=None, file_type=file_type(Path(result.path)))
         results.append(result)
-        emit(Progress("done", i, len(files), name, result=result))
-    if changed:
-        emit(Progress("index", len(files), len(files), "BM25 index"))
+        emit(Progress("done", i, total, result.name, result=result))
+
+    def flush_group() -> None:
+        if not group:
+            return
+        texts = [c.text for prep in group for c in prep.chunks]
+        try:
+            vectors = store.embeddings().embed_documents(texts)
+        except Exception as exc:
+            log.exception("embedding failed")
+            for prep in group:
+                finish(prep.index, FileResult(str(prep.path), prep.name, FAILED,
+                                              f"could not be embedded: {type(exc).__name__}: {exc}"))
+            group.clear()
+            return
+        start = 0
+        for prep in group:
+            part = vectors[start:start + len(prep.chunks)]
+            start += len(prep.chunks)
+            finish(prep.index, _write(store, kb, prep, part,
+                                      lambda d, t, p=prep: emit(Progress("chunks", p.index, total, p.name, d, t))))
+        group.clear()
+
+    for i, (path, name) in enumerate(files, start=1):
+        emit(Progress("file", i, total, name))
+        prep = _prepare(store, kb, i, Path(path), name)
+        if isinstance(prep, FileResult):
+            finish(i, prep)
+        elif len(prep.chunks) >= batch:
+            flush_group()
+            finish(i, _write(store, kb, prep, None,
+                             lambda d, t, i=i, name=name: emit(Progress("chunks", i, total, name, d, t))))
+        else:
+            group.append(prep)
+            if sum(len(p.chunks) for p in group) >= batch:
+                flush_group()
+    flush_group()
+    if any(r.status in (INGESTED, REPLACED) for r in results):
+        emit(Progress("index", total, total, "BM25 index"))
         store.refresh_bm25(kb)
     return IngestSummary(kb.name, created, results)
 
 
-def _ingest_one(store: KnowledgeBaseStore, kb, path: Path, name: str,  # noqa: ANN001
-                on_chunks: Callable[[int, int], None]) -> FileResult:
+@dataclass
+class _Prepared:
+    """A file read, checked, parsed, chunked and tokenized: everything but the vectors."""
+
+    index: int
+    path: Path
+    name: str
+    kind: str
+    sha: str
+    size: int
+    loaded: LoadedDocument
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+
+
+def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -> "FileResult | _Prepared":  # noqa: ANN001
     settings = store.settings
     kind = file_type(path)
     try:
@@ -173,36 +226,47 @@ def _ingest_one(store: KnowledgeBaseStore, kb, path: Path, name: str,  # noqa: A
     except Exception as exc:  # a loader bug or an exotic file must not stop the batch
         log.exception("loading %s failed", path)
         return FileResult(str(path), name, FAILED, f"could not be read: {type(exc).__name__}: {exc}")
+    # The section title is part of what a chunk is about, so BM25 sees it too.
+    tokens = [tokenize(f"{c.section}\n{c.text}" if c.section else c.text) for c in chunks]
+    return _Prepared(index, path, name, kind, sha, len(data), loaded, chunks, tokens)
 
-    source = str(path.resolve())
-    replacing = bool(store.registry.previous_versions(kb.id, name, source))
+
+def _write(store: KnowledgeBaseStore, kb, prep: _Prepared, vectors: list[list[float]] | None,  # noqa: ANN001
+           on_chunks: Callable[[int, int], None]) -> FileResult:
+    """Write one prepared document under the store's protocol (ingesting -> ready, old version retired).
+
+    With `vectors` the chunks were embedded already; otherwise they are embedded batch by batch.
+    """
+    source = str(prep.path.resolve())
+    replacing = bool(store.registry.previous_versions(kb.id, prep.name, source))
     emb = store.embeddings()
     store.check_embedding_model(kb)
-    doc = store.begin_document(kb, filename=name, source_path=source, sha256=sha, file_type=kind,
-                               size_bytes=len(data), pages=loaded.pages, chunks=len(chunks),
-                               warnings="\n".join(loaded.warnings) or None)
+    chunks = prep.chunks
+    doc = store.begin_document(kb, filename=prep.name, source_path=source, sha256=prep.sha, file_type=prep.kind,
+                               size_bytes=prep.size, pages=prep.loaded.pages, chunks=len(chunks),
+                               warnings="\n".join(prep.loaded.warnings) or None)
     try:
-        batch = max(settings.embedding_batch_size, 16)
+        batch = len(chunks) if vectors is not None else max(store.settings.embedding_batch_size, 16)
         on_chunks(0, len(chunks))
         for start in range(0, len(chunks), batch):
             part = chunks[start:start + batch]
-            vectors = emb.embed_documents([c.text for c in part])
+            part_vectors = vectors[start:start + batch] if vectors is not None else \
+                emb.embed_documents([c.text for c in part])
             store.add_chunks(kb, doc.id, [
-                {"id": f"{doc.id}:{c.idx}", "idx": c.idx, "text": c.text, "filename": name, "page": c.page,
-                 "section": c.section, "char_offset": c.char_offset, "tokens": tokenize(
-                     f"{c.section}\n{c.text}" if c.section else c.text)}
+                {"id": f"{doc.id}:{c.idx}", "idx": c.idx, "text": c.text, "filename": prep.name, "page": c.page,
+                 "section": c.section, "char_offset": c.char_offset, "tokens": prep.tokens[c.idx]}
                 for c in part
-            ], vectors)
+            ], part_vectors)
             on_chunks(min(start + batch, len(chunks)), len(chunks))
         store.publish_document(kb, doc)
     except BaseException as exc:
         store.abort_document(kb, doc.id)
         if not isinstance(exc, Exception):
             raise
-        log.exception("storing %s failed", path)
-        return FileResult(str(path), name, FAILED, f"could not be stored: {type(exc).__name__}: {exc}")
-    return FileResult(str(path), name, REPLACED if replacing else INGESTED, None, loaded.pages, len(chunks),
-                      loaded.warnings, doc.id)
+        log.exception("storing %s failed", prep.path)
+        return FileResult(str(prep.path), prep.name, FAILED, f"could not be stored: {type(exc).__name__}: {exc}")
+    return FileResult(str(prep.path), prep.name, REPLACED if replacing else INGESTED, None, prep.loaded.pages,
+                      len(chunks), prep.loaded.warnings, doc.id)
 
 
 def _read_checked(path: Path, max_mb: float) -> bytes:

@@ -43,3 +43,7 @@ class EmbeddingMismatch(RagkbError):
 
 class EmbeddingModelUnavailable(RagkbError):
     pass
+
+
+class LLMUnavailable(RagkbError):
+    """The language model cannot be reached, failed, or timed out. The question is kept."""

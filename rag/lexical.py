@@ -29,7 +29,8 @@ _EN_STOPWORDS = frozenset(
 # Function words and particles that carry no topic in Chinese retrieval.
 _ZH_STOPWORDS = frozenset(
     "的 了 和 是 在 就 都 而 及 与 着 或 一个 没有 我们 你们 他们 它们 这 那 之 其 于 把 被 让 给 也 很 "
-    "吗 呢 吧 啊 呀 么 什么 哪些 哪个 怎么 如何 为什么 是否 以及 并 且 但 等 中 对 从 向 由".split()
+    "吗 呢 吧 啊 呀 么 什么 哪些 哪个 怎么 如何 为什么 是否 以及 并 且 但 等 中 对 从 向 由 "
+    "有 要 几 多少 哪里 哪儿 谁 几天 多久 什么时候 怎样 怎么样 请问 一下 呢 吗".split()
 )
 
 _jieba_lock = threading.Lock()
@@ -135,6 +136,28 @@ class BM25Index:
             return None
 
     # -- querying -------------------------------------------------------------------------
+    def idf(self, token: str) -> float:
+        """Inverse document frequency over the indexed chunks; an unseen word gets the highest value."""
+        n = len(self.ids)
+        df = 0
+        if self._retriever is not None:
+            t = self._retriever.vocab_dict.get(token)
+            if t is not None:
+                indptr = self._retriever.scores["indptr"]
+                df = int(indptr[t + 1] - indptr[t])
+        return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+    def coverage(self, query: str, chunk_tokens: list[str] | set[str]) -> float:
+        """IDF-weighted share of the query's words that occur in a chunk (0..1): how much of the
+        question the chunk is about, comparable across knowledge bases unlike raw BM25 scores."""
+        q = set(tokenize(query))
+        if not q:
+            return 0.0
+        have = set(chunk_tokens)
+        weights = {t: self.idf(t) for t in q}
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in have) / total if total else 0.0
+
     def search(self, query: str, k: int, allowed_ids: set[str] | None = None) -> list[tuple[str, float]]:
         """Top-k (chunk id, bm25 score) with a positive score, restricted to `allowed_ids` if given."""
         if self._retriever is None or k <= 0:

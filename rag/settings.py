@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Everything ragkb starts must stay offline unless the user configured a remote model.
@@ -77,6 +77,32 @@ class Settings(BaseSettings):
     )
     bm25_k1: float = Field(1.5, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+
+    # --- language model (OpenAI-compatible: vLLM, llama.cpp, Ollama, hosted) ---------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL, e.g. http://gpu-host:8000/v1 (vLLM). Unset: the "
+        "embedded llama.cpp server with the packaged model is started on loopback.")
+    llm_model: str | None = Field(None, description="Model name; unset: the first one the server lists.")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the model server.")
+    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_max_tokens: int = Field(512, ge=16)
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before a model request is given up.")
+    llm_local_model_path: Path | None = Field(None, description="GGUF file for the embedded server instead of the packaged model.")
+    llm_local_ctx: int = Field(4096, ge=512)
+    llm_local_threads: int | None = Field(None, ge=1)
+
+    # --- answering -----------------------------------------------------------------------
+    answer_k: int = Field(4, ge=1, description="Context blocks given to the model.")
+    condense_question: bool = Field(True, description="Rewrite follow-ups into standalone questions before retrieval.")
+    history_turns: int = Field(6, ge=0, description="Past messages used to understand a follow-up.")
+    multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
+    multi_query_count: int = Field(3, ge=1, le=8)
+    rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")
+    rerank_candidates: int = Field(20, ge=1)
+    min_dense_similarity: float = Field(
+        0.35, description="A chunk counts as relevant when its cosine similarity reaches this (embedder's languages only).")
+    min_lexical_coverage: float = Field(
+        0.4, description="...or when this IDF-weighted share of the question's words occurs in it.")
 
     @field_validator("chunk_overlap")
     @classmethod

@@ -1,0 +1,290 @@
+"""The answer chain: condense a follow-up, retrieve, check relevance, prompt, stream, cite.
+
+Built from LangChain runnables and the hybrid retriever. Output is a stream of AnswerEvent that
+every face renders the same way: status lines, answer tokens, then the sources the answer
+actually cited (a citation to no retrieved block is removed from the text and never shown).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import RunnableLambda
+
+from rag.citations import CitationFilter
+from rag.errors import LLMUnavailable, RagkbError
+from rag.llm import LLMService, describe_llm_error
+from rag.prompts import NO_ANSWER, answer_messages, condense_messages, language_of, multi_query_messages
+from rag.retrieval import SearchHit, search
+from rag.store import KnowledgeBaseStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Source:
+    n: int  # the number the answer cites, [n]
+    filename: str
+    page: int | None
+    section: str | None
+    snippet: str
+    score: float
+    doc_id: str
+    chunk_id: str
+    kind: str = "document"
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class AnswerEvent:
+    type: str  # "status" | "token" | "sources" | "error" | "done"
+    text: str = ""
+    sources: list[Source] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Answer:
+    """A whole answer, for callers that do not stream."""
+
+    text: str
+    sources: list[Source]
+    error: str | None = None
+    refused: bool = False
+    standalone_question: str = ""
+    timings: dict = field(default_factory=dict)
+
+
+def _messages(pairs: list[tuple[str, str]]):
+    cls = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [cls[role](content=content) for role, content in pairs]
+
+
+class AnswerService:
+    """One per process; shared by the CLI, the web UI and the API."""
+
+    def __init__(self, store: KnowledgeBaseStore, llm: LLMService | None = None):
+        self.store = store
+        self.settings = store.settings
+        self.llm = llm or LLMService(store.settings)
+        self._reranker = None
+
+    # -- steps ------------------------------------------------------------------------------
+    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
+        """Standalone version of a follow-up question (the question itself when there is no history)."""
+        if not history or not self.settings.condense_question:
+            return question
+        recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
+        if not recent:
+            return question
+        chain = RunnableLambda(lambda q: _messages(condense_messages(q, recent))) | \
+            self.llm.chat_model(temperature=0.0, max_tokens=96) | StrOutputParser()
+        out = chain.invoke(question).strip().strip('"“”').splitlines()
+        text = out[0].strip() if out else ""
+        for prefix in ("Standalone question:", "独立问题：", "问题："):
+            if text.startswith(prefix):
+                text = text[len(prefix):].strip()
+        if not text or len(text) > 4 * len(question) + 200:
+            return question
+        return text
+
+    def reformulate(self, question: str) -> list[str]:
+        n = self.settings.multi_query_count
+        chain = RunnableLambda(lambda q: _messages(multi_query_messages(q, n))) | \
+            self.llm.chat_model(temperature=0.3, max_tokens=160) | StrOutputParser()
+        lines = [ln.strip(" -*0123456789.、)") for ln in chain.invoke(question).splitlines()]
+        return [ln for ln in lines if ln and ln != question][:n]
+
+    def retrieve(self, kb: str, queries: list[str], k: int) -> list[SearchHit]:
+        """Search every query and fuse the rankings by reciprocal rank (one query: its own ranking)."""
+        fetch = max(k, self.settings.rerank_candidates if self.settings.rerank_model else k)
+        rankings = [search(self.store, kb, q, k=fetch) for q in queries if q.strip()]
+        if len(rankings) == 1:
+            return rankings[0]
+        fused: dict[str, float] = {}
+        best: dict[str, SearchHit] = {}
+        for ranking in rankings:
+            for rank, hit in enumerate(ranking, start=1):
+                fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (self.settings.rrf_k + rank)
+                prev = best.get(hit.chunk_id)
+                if prev is None or (hit.dense_score or -1) > (prev.dense_score or -1):
+                    best[hit.chunk_id] = hit
+        order = sorted(fused, key=lambda c: -fused[c])[:fetch]
+        out = []
+        for cid in order:
+            h = best[cid]
+            h.score = fused[cid]
+            out.append(h)
+        return out
+
+    def rerank(self, question: str, hits: list[SearchHit]) -> list[SearchHit]:
+        if not self.settings.rerank_model or not hits:
+            return hits
+        if self._reranker is None:
+            from sentence_transformers import CrossEncoder
+
+            from rag.embeddings import resolve_model_path
+
+            try:
+                self._reranker = CrossEncoder(resolve_model_path(self.settings.rerank_model),
+                                              device=self.settings.resolved_device())
+            except Exception as exc:
+                raise RagkbError(f"Cannot load the reranker '{self.settings.rerank_model}': {exc}. ragkb does not "
+                                 "download models: copy it to this machine and set RAGKB_RERANK_MODEL to its path, "
+                                 "or unset RAGKB_RERANK_MODEL.") from exc
+        scores = self._reranker.predict([(question, h.text) for h in hits])
+        for h, s in zip(hits, scores):
+            h.extra["rerank_score"] = float(s)
+        return sorted(hits, key=lambda h: -h.extra["rerank_score"])
+
+    def relevant(self, kb: str, question: str, hits: list[SearchHit]) -> list[SearchHit]:
+        """Hits that are about the question: close in embedding space, or sharing its key words."""
+        if not hits:
+            return []
+        from rag.retrieval import leg_weights
+
+        row = self.store.get_row(kb)
+        index = self.store.bm25(row)
+        tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
+        dense_counts = leg_weights(self.store, question)[0] > 0
+        keep = []
+        for h in hits:
+            cov = index.coverage(question, tokens.get(h.chunk_id, []))
+            h.extra["coverage"] = round(cov, 3)
+            dense_ok = dense_counts and h.dense_score is not None and h.dense_score >= self.settings.min_dense_similarity
+            if dense_ok or cov >= self.settings.min_lexical_coverage:
+                keep.append(h)
+        return keep
+
+    # -- the whole chain --------------------------------------------------------------------
+    def stream(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Iterator[AnswerEvent]:
+        """Answer `question` about knowledge base `kb`; history is [(role, text)] with role user/assistant."""
+        t0 = time.perf_counter()
+        history = history or []
+        lang = language_of(question)
+        timings: dict[str, float] = {}
+        base_url = self.settings.llm_base_url or "the embedded model server"
+        try:
+            self.store.get_row(kb)  # unknown knowledge base: a clear error before any model call
+            standalone = question
+            if history and self.settings.condense_question:
+                yield AnswerEvent("status", "understanding the follow-up question")
+                standalone = self.condense(question, history)
+                timings["condense_ms"] = _ms(t0)
+            queries = [standalone]
+            if history:
+                last_user = next((c for r, c in reversed(history) if r == "user"), "")
+                queries.append(f"{last_user} {question}".strip())
+            if self.settings.multi_query:
+                queries += self.reformulate(standalone)
+            t1 = time.perf_counter()
+            hits = self.retrieve(kb, queries, self.settings.answer_k)
+            hits = self.rerank(standalone, hits)
+            hits = self.relevant(kb, standalone, hits)[: self.settings.answer_k]
+            timings["retrieval_ms"] = _ms(t1)
+        except LLMUnavailable as exc:
+            yield AnswerEvent("error", str(exc))
+            yield AnswerEvent("done", data={"timings": timings})
+            return
+        except RagkbError as exc:
+            yield AnswerEvent("error", str(exc))
+            yield AnswerEvent("done", data={"timings": timings})
+            return
+        except Exception as exc:  # the model failed during condensing / reformulating
+            if _is_llm_error(exc):
+                yield AnswerEvent("error", describe_llm_error(exc, base_url, self.settings.llm_timeout))
+                yield AnswerEvent("done", data={"timings": timings})
+                return
+            raise
+
+        if not hits:
+            yield AnswerEvent("token", NO_ANSWER[lang])
+            yield AnswerEvent("sources", sources=[])
+            yield AnswerEvent("done", data={"refused": True, "standalone_question": standalone,
+                                            "timings": timings, "reason": "nothing relevant retrieved"})
+            return
+
+        t2 = time.perf_counter()
+        blocks = [(h.filename, h.page, h.section, h.text) for h in hits]
+        prompt = _messages(answer_messages(standalone if standalone != question else question, blocks))
+        timings["prompt_ms"] = _ms(t2)
+        timings["before_llm_ms"] = _ms(t0)
+        citations = CitationFilter(len(hits))
+        parts: list[str] = []
+        try:
+            model = self.llm.chat_model()
+            first = True
+            for chunk in model.stream(prompt):
+                text = chunk.content if isinstance(chunk.content, str) else ""
+                if not text:
+                    continue
+                if first:
+                    timings["ttft_ms"] = _ms(t0)
+                    timings["llm_ttft_ms"] = _ms(t2)
+                    first = False
+                out = citations.feed(text)
+                if out:
+                    parts.append(out)
+                    yield AnswerEvent("token", out)
+            rest = citations.flush()
+            if rest:
+                parts.append(rest)
+                yield AnswerEvent("token", rest)
+        except LLMUnavailable as exc:
+            yield AnswerEvent("error", str(exc))
+            yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
+            return
+        except Exception as exc:
+            if not _is_llm_error(exc):
+                raise
+            yield AnswerEvent("error", describe_llm_error(exc, self.llm.endpoint()[0] if self._endpoint_known() else base_url,
+                                                         self.settings.llm_timeout))
+            yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
+            return
+        timings["total_ms"] = _ms(t0)
+        answer = "".join(parts)
+        refused = NO_ANSWER[lang] in answer or NO_ANSWER["en" if lang == "zh" else "zh"] in answer
+        sources = [] if refused else [_source(n, hits[n - 1]) for n in citations.cited]
+        yield AnswerEvent("sources", sources=sources)
+        yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
+                                        "timings": timings, "retrieved": len(hits)})
+
+    def _endpoint_known(self) -> bool:
+        return self.llm._resolved is not None
+
+    def answer(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
+        parts, sources, error, data = [], [], None, {}
+        for ev in self.stream(kb, question, history):
+            if ev.type == "token":
+                parts.append(ev.text)
+            elif ev.type == "sources":
+                sources = ev.sources
+            elif ev.type == "error":
+                error = ev.text
+            elif ev.type == "done":
+                data = ev.data
+        return Answer("".join(parts), sources, error, bool(data.get("refused")),
+                      data.get("standalone_question", question), data.get("timings", {}))
+
+
+def _source(n: int, hit: SearchHit) -> Source:
+    snippet = " ".join(hit.text.split())
+    return Source(n=n, filename=hit.filename, page=hit.page, section=hit.section,
+                  snippet=snippet[:400] + ("…" if len(snippet) > 400 else ""), score=round(hit.score, 6),
+                  doc_id=hit.doc_id, chunk_id=hit.chunk_id)
+
+
+def _is_llm_error(exc: BaseException) -> bool:
+    mod = type(exc).__module__ or ""
+    return mod.startswith(("openai", "httpx", "httpcore")) or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)

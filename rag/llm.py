@@ -1,0 +1,106 @@
+"""Access to the language model: one protocol, the OpenAI-compatible chat API.
+
+In production that is `vllm serve` (RAGKB_LLM_BASE_URL); Ollama, llama.cpp and hosted services work
+the same way. With no base URL, the embedded llama.cpp server (rag.local_llm) is started on
+loopback on first use and stopped with the process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rag.errors import LLMUnavailable
+from rag.settings import Settings
+
+
+class LLMService:
+    """Resolves where the model is and hands out LangChain chat models for it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._server = None
+        self._resolved: tuple[str, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedded(self) -> bool:
+        return not self.settings.llm_base_url
+
+    def endpoint(self) -> tuple[str, str]:
+        """(base_url, model name); starts the embedded server the first time if needed."""
+        with self._lock:
+            if self._resolved and (not self.embedded or (self._server and self._server.running())):
+                return self._resolved
+            s = self.settings
+            if self.embedded:
+                from rag.local_llm import DEFAULT_MODEL_ALIAS, LocalLLMServer, assemble_default_model
+
+                if s.llm_local_model_path:
+                    path = s.llm_local_model_path
+                    if not path.exists():
+                        raise LLMUnavailable(f"RAGKB_LLM_LOCAL_MODEL_PATH points to {path}, which does not exist.")
+                    alias = s.llm_model or path.stem
+                else:
+                    path = assemble_default_model(s.data_dir / "models")
+                    alias = s.llm_model or DEFAULT_MODEL_ALIAS
+                if self._server is None:
+                    self._server = LocalLLMServer(path, alias, s.data_dir / "logs" / "llm-server.log",
+                                                  n_ctx=s.llm_local_ctx, threads=s.llm_local_threads)
+                base = self._server.start()
+                self._resolved = (base, alias)
+            else:
+                base = s.llm_base_url.rstrip("/")
+                self._resolved = (base, s.llm_model or self._first_model(base))
+            return self._resolved
+
+    def _first_model(self, base_url: str) -> str:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.settings.llm_api_key.get_secret_value()}"}
+        try:
+            r = httpx.get(f"{base_url}/models", headers=headers, timeout=min(self.settings.llm_timeout, 15))
+            r.raise_for_status()
+            models = [m["id"] for m in r.json().get("data", [])]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise LLMUnavailable(unreachable_message(base_url, exc)) from exc
+        if not models:
+            raise LLMUnavailable(f"The model server at {base_url} lists no models; set RAGKB_LLM_MODEL.")
+        return models[0]
+
+    def chat_model(self, *, temperature: float | None = None, max_tokens: int | None = None):
+        from langchain_openai import ChatOpenAI
+
+        base, model = self.endpoint()
+        s = self.settings
+        return ChatOpenAI(
+            model=model, base_url=base, api_key=s.llm_api_key.get_secret_value(),
+            temperature=s.llm_temperature if temperature is None else temperature,
+            max_tokens=max_tokens or s.llm_max_tokens, timeout=s.llm_timeout, max_retries=0,
+            streaming=True,
+        )
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._resolved = None
+
+
+def unreachable_message(base_url: str, exc: BaseException) -> str:
+    return (f"The language model at {base_url} is not reachable ({type(exc).__name__}: {exc}). Check that the "
+            "model server is running (e.g. vllm serve), or unset RAGKB_LLM_BASE_URL to use the embedded model.")
+
+
+def describe_llm_error(exc: BaseException, base_url: str, timeout: float) -> str:
+    """A user-facing sentence for whatever the OpenAI client raised."""
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return (f"The language model at {base_url} did not answer within {timeout:g}s. It may be overloaded; "
+                "try again, or raise RAGKB_LLM_TIMEOUT.")
+    if "Connection" in name:
+        return unreachable_message(base_url, exc)
+    if "NotFound" in name:
+        return f"The model server at {base_url} does not serve the configured model ({exc}). Check RAGKB_LLM_MODEL."
+    if "Authentication" in name or "PermissionDenied" in name:
+        return f"The model server at {base_url} refused the API key ({exc}). Check RAGKB_LLM_API_KEY."
+    return f"The language model at {base_url} failed: {name}: {exc}"
