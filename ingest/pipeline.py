@@ -18,6 +18,7 @@ from pathlib import Path
 from ingest.chunking import Chunk, chunk_segments
 from ingest.loaders import SUPPORTED_SUFFIXES, IngestError, LoadedDocument, file_type, load
 from rag.lexical import tokenize
+from rag.registry import DocumentRow
 from rag.store import KnowledgeBaseStore
 
 log = logging.getLogger(__name__)
@@ -145,23 +146,20 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
     def flush_group() -> None:
         if not group:
             return
-        texts = [c.text for prep in group for c in prep.chunks]
+        batch_files = list(group)
+        group.clear()
         try:
-            vectors = store.embeddings().embed_documents(texts)
+            vectors = store.embeddings().embed_documents([c.text for prep in batch_files for c in prep.chunks])
         except Exception as exc:
             log.exception("embedding failed")
-            for prep in group:
+            for prep in batch_files:
                 finish(prep.index, FileResult(str(prep.path), prep.name, FAILED,
                                               f"could not be embedded: {type(exc).__name__}: {exc}"))
-            group.clear()
             return
-        start = 0
-        for prep in group:
-            part = vectors[start:start + len(prep.chunks)]
-            start += len(prep.chunks)
-            finish(prep.index, _write(store, kb, prep, part,
-                                      lambda d, t, p=prep: emit(Progress("chunks", p.index, total, p.name, d, t))))
-        group.clear()
+        for prep in batch_files:
+            emit(Progress("chunks", prep.index, total, prep.name, len(prep.chunks), len(prep.chunks)))
+        for prep, result in zip(batch_files, _write_many(store, kb, batch_files, vectors)):
+            finish(prep.index, result)
 
     for i, (path, name) in enumerate(files, start=1):
         emit(Progress("file", i, total, name))
@@ -170,11 +168,12 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
             finish(i, prep)
         elif len(prep.chunks) >= batch:
             flush_group()
-            finish(i, _write(store, kb, prep, None,
+            finish(i, _write(store, kb, prep,
                              lambda d, t, i=i, name=name: emit(Progress("chunks", i, total, name, d, t))))
         else:
             group.append(prep)
-            if sum(len(p.chunks) for p in group) >= batch:
+            # a bigger group lets the embedder sort by length (less padding); 8 batches bounds memory
+            if sum(len(p.chunks) for p in group) >= 8 * batch:
                 flush_group()
     flush_group()
     if any(r.status in (INGESTED, REPLACED) for r in results):
@@ -231,42 +230,81 @@ def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -
     return _Prepared(index, path, name, kind, sha, len(data), loaded, chunks, tokens)
 
 
-def _write(store: KnowledgeBaseStore, kb, prep: _Prepared, vectors: list[list[float]] | None,  # noqa: ANN001
-           on_chunks: Callable[[int, int], None]) -> FileResult:
-    """Write one prepared document under the store's protocol (ingesting -> ready, old version retired).
+def _chunk_rows(prep: _Prepared, doc_id: str, chunks: list[Chunk]) -> list[dict]:
+    return [{"id": f"{doc_id}:{c.idx}", "doc_id": doc_id, "idx": c.idx, "text": c.text, "filename": prep.name,
+             "page": c.page, "section": c.section, "char_offset": c.char_offset, "tokens": prep.tokens[c.idx]}
+            for c in chunks]
 
-    With `vectors` the chunks were embedded already; otherwise they are embedded batch by batch.
-    """
+
+def _begin(store: KnowledgeBaseStore, kb, prep: _Prepared) -> tuple[DocumentRow, bool]:  # noqa: ANN001
     source = str(prep.path.resolve())
     replacing = bool(store.registry.previous_versions(kb.id, prep.name, source))
+    doc = store.begin_document(kb, filename=prep.name, source_path=source, sha256=prep.sha, file_type=prep.kind,
+                               size_bytes=prep.size, pages=prep.loaded.pages, chunks=len(prep.chunks),
+                               warnings="\n".join(prep.loaded.warnings) or None)
+    return doc, replacing
+
+
+def _done(prep: _Prepared, doc: DocumentRow, replacing: bool) -> FileResult:
+    return FileResult(str(prep.path), prep.name, REPLACED if replacing else INGESTED, None, prep.loaded.pages,
+                      len(prep.chunks), prep.loaded.warnings, doc.id)
+
+
+def _failed(prep: _Prepared, exc: BaseException) -> FileResult:
+    log.error("storing %s failed: %s", prep.path, exc, exc_info=exc)
+    return FileResult(str(prep.path), prep.name, FAILED, f"could not be stored: {type(exc).__name__}: {exc}")
+
+
+def _write(store: KnowledgeBaseStore, kb, prep: _Prepared,  # noqa: ANN001
+           on_chunks: Callable[[int, int], None]) -> FileResult:
+    """Embed and write a large document batch by batch under the store's protocol
+    (ingesting -> ready, old version retired); an error leaves nothing of it behind."""
     emb = store.embeddings()
     store.check_embedding_model(kb)
     chunks = prep.chunks
-    doc = store.begin_document(kb, filename=prep.name, source_path=source, sha256=prep.sha, file_type=prep.kind,
-                               size_bytes=prep.size, pages=prep.loaded.pages, chunks=len(chunks),
-                               warnings="\n".join(prep.loaded.warnings) or None)
+    doc, replacing = _begin(store, kb, prep)
     try:
-        batch = len(chunks) if vectors is not None else max(store.settings.embedding_batch_size, 16)
+        batch = max(store.settings.embedding_batch_size, 16)
         on_chunks(0, len(chunks))
         for start in range(0, len(chunks), batch):
             part = chunks[start:start + batch]
-            part_vectors = vectors[start:start + batch] if vectors is not None else \
-                emb.embed_documents([c.text for c in part])
-            store.add_chunks(kb, doc.id, [
-                {"id": f"{doc.id}:{c.idx}", "idx": c.idx, "text": c.text, "filename": prep.name, "page": c.page,
-                 "section": c.section, "char_offset": c.char_offset, "tokens": prep.tokens[c.idx]}
-                for c in part
-            ], part_vectors)
+            store.add_chunks(kb, _chunk_rows(prep, doc.id, part), emb.embed_documents([c.text for c in part]))
             on_chunks(min(start + batch, len(chunks)), len(chunks))
         store.publish_document(kb, doc)
     except BaseException as exc:
         store.abort_document(kb, doc.id)
         if not isinstance(exc, Exception):
             raise
-        log.exception("storing %s failed", prep.path)
-        return FileResult(str(prep.path), prep.name, FAILED, f"could not be stored: {type(exc).__name__}: {exc}")
-    return FileResult(str(prep.path), prep.name, REPLACED if replacing else INGESTED, None, prep.loaded.pages,
-                      len(chunks), prep.loaded.warnings, doc.id)
+        return _failed(prep, exc)
+    return _done(prep, doc, replacing)
+
+
+def _write_many(store: KnowledgeBaseStore, kb, preps: list[_Prepared],  # noqa: ANN001
+                vectors: list[list[float]]) -> list[FileResult]:
+    """Write several small, already embedded documents with one Chroma and one registry write;
+    each is still published on its own, so each is either fully in or not at all."""
+    store.check_embedding_model(kb)
+    begun = [(prep, *_begin(store, kb, prep)) for prep in preps]
+    rows = [row for prep, doc, _ in begun for row in _chunk_rows(prep, doc.id, prep.chunks)]
+    try:
+        store.add_chunks(kb, rows, vectors)
+    except BaseException as exc:
+        for _, doc, _ in begun:
+            store.abort_document(kb, doc.id)
+        if not isinstance(exc, Exception):
+            raise
+        return [_failed(prep, exc) for prep, _, _ in begun]
+    results = []
+    for prep, doc, replacing in begun:
+        try:
+            store.publish_document(kb, doc)
+            results.append(_done(prep, doc, replacing))
+        except BaseException as exc:
+            store.abort_document(kb, doc.id)
+            if not isinstance(exc, Exception):
+                raise
+            results.append(_failed(prep, exc))
+    return results
 
 
 def _read_checked(path: Path, max_mb: float) -> bytes:

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag.citations import CitationFilter
+from rag.citations import CitationFilter, attribute
 from rag.errors import LLMUnavailable, RagkbError
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import NO_ANSWER, answer_messages, condense_messages, language_of, multi_query_messages
@@ -37,6 +37,7 @@ class Source:
     doc_id: str
     chunk_id: str
     kind: str = "document"
+    attributed: bool = False  # True: the model did not cite it; ragkb matched the answer to this block
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -91,9 +92,11 @@ class AnswerService:
         for prefix in ("Standalone question:", "独立问题：", "问题："):
             if text.startswith(prefix):
                 text = text[len(prefix):].strip()
-        if not text or len(text) > 4 * len(question) + 200:
-            return question
-        return text
+        if _plausible_rewrite(text, question):
+            return text
+        # The model did not rewrite; the previous question plus the follow-up still says what "it" is.
+        last_user = next((c for r, c in reversed(recent) if r == "user"), "")
+        return f"{last_user} {question}".strip()
 
     def reformulate(self, question: str) -> list[str]:
         n = self.settings.multi_query_count
@@ -144,8 +147,10 @@ class AnswerService:
             h.extra["rerank_score"] = float(s)
         return sorted(hits, key=lambda h: -h.extra["rerank_score"])
 
-    def relevant(self, kb: str, question: str, hits: list[SearchHit]) -> list[SearchHit]:
-        """Hits that are about the question: close in embedding space, or sharing its key words."""
+    def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
+        """Hits that are about the question: close in embedding space, or sharing its key words
+        (with any of its formulations, when a follow-up was retrieved several ways)."""
+        questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
         from rag.retrieval import leg_weights
@@ -153,10 +158,10 @@ class AnswerService:
         row = self.store.get_row(kb)
         index = self.store.bm25(row)
         tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
-        dense_counts = leg_weights(self.store, question)[0] > 0
+        dense_counts = any(leg_weights(self.store, q)[0] > 0 for q in questions)
         keep = []
         for h in hits:
-            cov = index.coverage(question, tokens.get(h.chunk_id, []))
+            cov = max(index.coverage(q, tokens.get(h.chunk_id, [])) for q in questions)
             h.extra["coverage"] = round(cov, 3)
             dense_ok = dense_counts and h.dense_score is not None and h.dense_score >= self.settings.min_dense_similarity
             if dense_ok or cov >= self.settings.min_lexical_coverage:
@@ -181,13 +186,15 @@ class AnswerService:
             queries = [standalone]
             if history:
                 last_user = next((c for r, c in reversed(history) if r == "user"), "")
-                queries.append(f"{last_user} {question}".strip())
+                joined = f"{last_user} {question}".strip()
+                if joined != standalone:
+                    queries.append(joined)
             if self.settings.multi_query:
                 queries += self.reformulate(standalone)
             t1 = time.perf_counter()
             hits = self.retrieve(kb, queries, self.settings.answer_k)
             hits = self.rerank(standalone, hits)
-            hits = self.relevant(kb, standalone, hits)[: self.settings.answer_k]
+            hits = self.relevant(kb, queries, hits)[: self.settings.answer_k]
             timings["retrieval_ms"] = _ms(t1)
         except LLMUnavailable as exc:
             yield AnswerEvent("error", str(exc))
@@ -248,10 +255,16 @@ class AnswerService:
                                                          self.settings.llm_timeout))
             yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
             return
-        timings["total_ms"] = _ms(t0)
         answer = "".join(parts)
-        refused = NO_ANSWER[lang] in answer or NO_ANSWER["en" if lang == "zh" else "zh"] in answer
-        sources = [] if refused else [_source(n, hits[n - 1]) for n in citations.cited]
+        refused = _is_refusal(answer)
+        attributed = None
+        if not refused and not citations.cited:
+            attributed = attribute(answer, [h.text for h in hits])
+            if attributed is not None:
+                citations.cited.append(attributed)
+                yield AnswerEvent("token", f" [{attributed}]")
+        timings["total_ms"] = _ms(t0)
+        sources = [] if refused else [_source(n, hits[n - 1], attributed=n == attributed) for n in citations.cited]
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "timings": timings, "retrieved": len(hits)})
@@ -274,11 +287,33 @@ class AnswerService:
                       data.get("standalone_question", question), data.get("timings", {}))
 
 
-def _source(n: int, hit: SearchHit) -> Source:
+def _plausible_rewrite(text: str, question: str) -> bool:
+    """Small models sometimes answer instead of rewriting; such output must not steer retrieval."""
+    if not text or len(text) > 4 * len(question) + 200:
+        return False
+    if "[" in text or "【" in text:  # citations: it answered
+        return False
+    from rag.lexical import tokenize
+    from rag.text import query_language
+
+    if query_language(text) != query_language(question):
+        return False
+    asked = set(tokenize(question))  # the rewrite must still ask what the follow-up asked
+    return not asked or len(asked & set(tokenize(text))) / len(asked) >= 0.5
+
+
+def _source(n: int, hit: SearchHit, attributed: bool = False) -> Source:
     snippet = " ".join(hit.text.split())
     return Source(n=n, filename=hit.filename, page=hit.page, section=hit.section,
                   snippet=snippet[:400] + ("…" if len(snippet) > 400 else ""), score=round(hit.score, 6),
-                  doc_id=hit.doc_id, chunk_id=hit.chunk_id)
+                  doc_id=hit.doc_id, chunk_id=hit.chunk_id, attributed=attributed)
+
+
+def _is_refusal(answer: str) -> bool:
+    """The model said the knowledge base does not have the answer (in either language, roughly verbatim)."""
+    text = " ".join(answer.split()).lower()
+    return any(msg.lower().rstrip("。.") in text for msg in NO_ANSWER.values()) or \
+        text.startswith(("知识库中没有", "the knowledge base does not contain"))
 
 
 def _is_llm_error(exc: BaseException) -> bool:

@@ -62,3 +62,22 @@ def cited_numbers(text: str, n_blocks: int) -> list[int]:
 def strip_invalid(text: str, n_blocks: int) -> str:
     f = CitationFilter(n_blocks)
     return f.feed(text) + f.flush()
+
+
+def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5) -> int | None:
+    """The block an uncited answer was evidently taken from (1-based), or None.
+
+    Small local models often answer correctly from a block but forget to cite it. An answer whose
+    words mostly occur in one block came from that block; anything less is left uncited.
+    """
+    from rag.lexical import tokenize
+
+    words = set(tokenize(answer))
+    if len(words) < 2:
+        return None
+    best, best_share = None, 0.0
+    for n, text in enumerate(blocks, start=1):
+        share = len(words & set(tokenize(text))) / len(words)
+        if share > best_share:
+            best, best_share = n, share
+    return best if best_share >= min_overlap else None

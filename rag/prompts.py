@@ -34,13 +34,13 @@ BLOCK = """[{n}] {where}
 {text}
 >>>"""
 
-CONDENSE_SYSTEM = """Rewrite the user's last question as one standalone question that can be understood without the conversation: replace pronouns such as "it", "they", "它", "这个" with what they refer to. Keep the language of the last question. Output only the rewritten question."""
+# Kept simple on purpose: the small embedded model copies examples and answers instead of
+# rewriting when given the whole conversation; the previous questions are what "it" refers to.
+CONDENSE_SYSTEM = "You rewrite a follow-up question into a complete question. Never answer it."
 
-CONDENSE_USER = """Conversation:
-{history}
-
-Last question: {question}
-Standalone question:"""
+CONDENSE_USER = """Previous question: {previous}
+Follow-up question: {question}
+Rewrite the follow-up question so that it can be understood alone, using the same language. Replace words like it/they/它/这个 with the thing they refer to from the previous question. Write only the rewritten question."""
 
 MULTI_QUERY_SYSTEM = """Write {n} different search queries that would find documents answering the user's question. Use the language of the question. Output one query per line, nothing else."""
 
@@ -76,12 +76,9 @@ def answer_messages(question: str, blocks: list[tuple[str, int | None, str | Non
 
 
 def condense_messages(question: str, history: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    lines = []
-    for role, content in history:
-        who = "User" if role == "user" else "Assistant"
-        lines.append(f"{who}: {' '.join(content.split())[:600]}")
+    previous = [" ".join(c.split())[:300] for r, c in history if r == "user"][-2:]
     return [("system", CONDENSE_SYSTEM),
-            ("user", CONDENSE_USER.format(history="\n".join(lines), question=question.strip()))]
+            ("user", CONDENSE_USER.format(previous=" / ".join(previous) or "(none)", question=question.strip()))]
 
 
 def multi_query_messages(question: str, n: int) -> list[tuple[str, str]]:

@@ -81,6 +81,7 @@ class KnowledgeBaseStore:
         self._client = None
         self._lock = threading.RLock()
         self._bm25: dict[str, BM25Index] = {}
+        self._collections: dict[str, object] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -104,9 +105,12 @@ class KnowledgeBaseStore:
     def collection(self, kb: KnowledgeBaseRow):
         # Vectors are always computed by ragkb and passed explicitly; no embedding function is
         # attached, so Chroma never tries to fetch its default model.
-        return self.client.get_or_create_collection(
-            kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
-        )
+        col = self._collections.get(kb.collection)
+        if col is None:
+            col = self.client.get_or_create_collection(
+                kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+            self._collections[kb.collection] = col
+        return col
 
     def close(self) -> None:
         self.registry.dispose()
@@ -177,6 +181,7 @@ class KnowledgeBaseStore:
         shutil.rmtree(self._bm25_dir(row.id), ignore_errors=True)
 
     def _drop_collection(self, collection: str) -> None:
+        self._collections.pop(collection, None)
         try:
             self.client.delete_collection(collection)
         except Exception:  # already gone
@@ -234,14 +239,17 @@ class KnowledgeBaseStore:
     def begin_document(self, kb: KnowledgeBaseRow, **values) -> DocumentRow:
         return self.registry.add_document(kb_id=kb.id, status=INGESTING, **values)
 
-    def add_chunks(self, kb: KnowledgeBaseRow, doc_id: str, chunks: list[dict], vectors: list[list[float]]) -> None:
-        """Write one batch of a document's chunks to Chroma and the registry."""
+    def add_chunks(self, kb: KnowledgeBaseRow, chunks: list[dict], vectors: list[list[float]]) -> None:
+        """Write a batch of chunks (of one or several `ingesting` documents) to Chroma and the registry.
+
+        Each chunk dict has id, doc_id, idx, text, tokens, filename, page, section, char_offset.
+        """
         if not chunks:
             return
         ids = [c["id"] for c in chunks]
         metadatas = []
         for c in chunks:
-            meta = {"kb_id": kb.id, "doc_id": doc_id, "filename": c["filename"], "chunk_index": c["idx"],
+            meta = {"kb_id": kb.id, "doc_id": c["doc_id"], "filename": c["filename"], "chunk_index": c["idx"],
                     "char_offset": c["char_offset"]}
             if c.get("page") is not None:
                 meta["page"] = c["page"]
@@ -251,7 +259,7 @@ class KnowledgeBaseStore:
         self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
                                    metadatas=metadatas)
         self.registry.add_chunks([
-            {"id": c["id"], "doc_id": doc_id, "kb_id": kb.id, "idx": c["idx"], "text": c["text"],
+            {"id": c["id"], "doc_id": c["doc_id"], "kb_id": kb.id, "idx": c["idx"], "text": c["text"],
              "tokens": " ".join(c["tokens"]), "page": c.get("page"), "section": c.get("section"),
              "char_offset": c["char_offset"]}
             for c in chunks

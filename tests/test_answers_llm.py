@@ -1,0 +1,170 @@
+"""Answers from a real OpenAI-compatible server on loopback: the embedded llama.cpp server with the
+packaged Qwen2.5-Coder-0.5B-Instruct model (and, opt-in, real vLLM: RAGKB_TEST_VLLM=1)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import REPO, cli_env, ragkb_exe
+from ingest.pipeline import ingest_paths
+from rag.chain import AnswerService
+from rag.llm import LLMService
+from rag.prompts import NO_ANSWER
+from rag.settings import Settings
+from rag.store import KnowledgeBaseStore
+from rag.text import cjk_ratio
+
+pytestmark = pytest.mark.llm
+
+SAMPLES = REPO / "app" / "samples"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    data = tmp_path_factory.mktemp("llm") / "data"
+    settings = Settings(data_dir=data, _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    assert not ingest_paths(store, "ragkb", [SAMPLES]).failed
+    llm = LLMService(settings)
+    service = AnswerService(store, llm)
+    yield service
+    llm.close()
+    store.close()
+
+
+def run(service, question, history=None, kb="ragkb"):
+    events = list(service.stream(kb, question, history or []))
+    text = "".join(e.text for e in events if e.type == "token")
+    sources = next((e.sources for e in events if e.type == "sources"), [])
+    errors = [e.text for e in events if e.type == "error"]
+    return text, sources, errors, events
+
+
+def test_embedded_server_is_on_loopback_and_speaks_openai(env):
+    import httpx
+
+    base, model = env.llm.endpoint()
+    assert base.startswith("http://127.0.0.1:")
+    listed = httpx.get(f"{base}/models", timeout=10).json()
+    assert model in [m["id"] for m in listed["data"]]
+
+
+def test_answer_streams_token_by_token_with_valid_citation(env):
+    text, sources, errors, events = run(env, "How do I re-index after changing the embedding model?")
+    assert not errors
+    tokens = [e for e in events if e.type == "token"]
+    assert len(tokens) >= 5, "the answer must arrive as a stream"
+    assert "reindex" in text.replace("-", "")
+    assert sources and sources[0].filename == "samples/ragkb-guide.md"
+    assert sources[0].section.endswith("Changing the embedding model")
+    assert f"[{sources[0].n}]" in text
+    timings = events[-1].data["timings"]
+    assert 0 < timings["before_llm_ms"] < timings["ttft_ms"]
+
+
+def test_chinese_question_gets_chinese_answer_with_citation(env):
+    text, sources, errors, _ = run(env, "ragkb 支持哪些文件格式？")
+    assert not errors
+    assert cjk_ratio(text) > 0.3, text
+    assert "PDF" in text and "Markdown" in text
+    assert sources and sources[0].filename == "samples/使用说明.md"
+    assert f"[{sources[0].n}]" in text
+
+
+def test_question_outside_the_knowledge_base_is_refused(env):
+    text, sources, errors, events = run(env, "What is the capital of Australia?")
+    assert text == NO_ANSWER["en"] and sources == [] and not errors
+    text, sources, _, _ = run(env, "澳大利亚的首都是哪里？")
+    assert text == NO_ANSWER["zh"] and sources == []
+
+
+def test_follow_up_is_condensed_and_retrieves_the_right_section(env):
+    history = [("user", "ragkb 是什么？"), ("assistant", "ragkb 是一个可以自己部署的知识库助手[1]。")]
+    text, sources, errors, events = run(env, "它支持哪些格式？", history)
+    assert not errors
+    done = events[-1]
+    assert done.data["standalone_question"] != "它支持哪些格式？"  # rewritten using the conversation
+    assert "PDF" in text
+    assert any(s.section and s.section.endswith("支持的文件格式") for s in sources)
+
+
+def test_remote_server_with_model_taken_from_v1_models(env, tmp_path):
+    base, model = env.llm.endpoint()
+    settings = env.settings.model_copy(update={"llm_base_url": base, "llm_model": None})
+    remote = LLMService(settings)
+    assert remote.endpoint() == (base, model)
+    service = AnswerService(env.store, remote)
+    text, sources, errors, _ = run(service, "Where do documents go?")
+    assert not errors and text
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dead_server_gives_a_clear_error_quickly(env):
+    port = _dead_port()
+    settings = env.settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{port}/v1",
+                                               "llm_model": "m", "llm_timeout": 5.0})
+    service = AnswerService(env.store, LLMService(settings))
+    t = time.monotonic()
+    text, sources, errors, _ = run(service, "How do I re-index after changing the embedding model?")
+    assert time.monotonic() - t < 10
+    assert errors and "not reachable" in errors[0] and f"127.0.0.1:{port}" in errors[0]
+    assert sources == []
+
+
+def test_hanging_server_times_out_with_a_clear_error(env):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])  # accept and never answer
+            except OSError:
+                pass
+
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    try:
+        settings = env.settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{port}/v1",
+                                                   "llm_model": "m", "llm_timeout": 2.0})
+        service = AnswerService(env.store, LLMService(settings))
+        t = time.monotonic()
+        _, _, errors, _ = run(service, "How do I re-index after changing the embedding model?")
+        assert time.monotonic() - t < 8
+        assert errors and "did not answer within 2s" in errors[0]
+    finally:
+        stop.set()
+        th.join()
+        for c in conns:
+            c.close()
+        srv.close()
+
+
+def test_cli_ask_streams_answer_and_sources(tmp_path):
+    data = tmp_path / "data"
+    assert subprocess.run([ragkb_exe(), "ingest", "demo", str(SAMPLES)], env=cli_env(data), cwd=REPO,
+                          capture_output=True, timeout=300).returncode == 0
+    r = subprocess.run([ragkb_exe(), "ask", "demo", "支持哪些文件格式？"], env=cli_env(data), cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "PDF" in r.stdout and "Sources" in r.stdout and "samples/使用说明.md" in r.stdout
+    r = subprocess.run([ragkb_exe(), "ask", "demo", "hello?"], cwd=REPO, capture_output=True, text=True,
+                       env=cli_env(data, RAGKB_LLM_BASE_URL=f"http://127.0.0.1:{_dead_port()}/v1",
+                                   RAGKB_LLM_MODEL="m", RAGKB_LLM_TIMEOUT="3", RAGKB_MIN_LEXICAL_COVERAGE="0",
+                                   RAGKB_MIN_DENSE_SIMILARITY="-1"), timeout=120)
+    assert r.returncode == 2 and "not reachable" in r.stderr
