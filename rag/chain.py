@@ -78,13 +78,14 @@ class AnswerService:
         self._reranker = None
 
     # -- steps ------------------------------------------------------------------------------
-    def condense(self, question: str, history: list[tuple[str, str]]) -> str:
-        """Standalone version of a follow-up question (the question itself when there is no history)."""
-        if not history or not self.settings.condense_question:
-            return question
+    def condense(self, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:
+        """(standalone question, rewritten?) for a follow-up. When the model cannot rewrite it, the
+        previous question joined with the follow-up stands in (good for retrieval, and the answer
+        prompt then shows the previous question separately)."""
         recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
-        if not recent:
-            return question
+        last_user = next((c for r, c in reversed(recent) if r == "user"), "")
+        if not recent or not self.settings.condense_question or not last_user:
+            return question, False
         chain = RunnableLambda(lambda q: _messages(condense_messages(q, recent))) | \
             self.llm.chat_model(temperature=0.0, max_tokens=96) | StrOutputParser()
         out = chain.invoke(question).strip().strip('"“”').splitlines()
@@ -92,11 +93,10 @@ class AnswerService:
         for prefix in ("Standalone question:", "独立问题：", "问题："):
             if text.startswith(prefix):
                 text = text[len(prefix):].strip()
-        if _plausible_rewrite(text, question):
-            return text
-        # The model did not rewrite; the previous question plus the follow-up still says what "it" is.
-        last_user = next((c for r, c in reversed(recent) if r == "user"), "")
-        return f"{last_user} {question}".strip()
+        if _plausible_rewrite(text, question) and text != question and \
+                "".join(last_user.split()) not in "".join(text.split()):  # not just both questions pasted together
+            return text, True
+        return f"{last_user} {question}".strip(), False
 
     def reformulate(self, question: str) -> list[str]:
         n = self.settings.multi_query_count
@@ -175,13 +175,13 @@ class AnswerService:
         history = history or []
         lang = language_of(question)
         timings: dict[str, float] = {}
-        base_url = self.settings.llm_base_url or "the embedded model server"
         try:
             self.store.get_row(kb)  # unknown knowledge base: a clear error before any model call
-            standalone = question
-            if history and self.settings.condense_question:
-                yield AnswerEvent("status", "understanding the follow-up question")
-                standalone = self.condense(question, history)
+            standalone, rewritten = question, False
+            if history:
+                if self.settings.condense_question:
+                    yield AnswerEvent("status", "understanding the follow-up question")
+                standalone, rewritten = self.condense(question, history)
                 timings["condense_ms"] = _ms(t0)
             queries = [standalone]
             if history:
@@ -206,7 +206,7 @@ class AnswerService:
             return
         except Exception as exc:  # the model failed during condensing / reformulating
             if _is_llm_error(exc):
-                yield AnswerEvent("error", describe_llm_error(exc, base_url, self.settings.llm_timeout))
+                yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
                 yield AnswerEvent("done", data={"timings": timings})
                 return
             raise
@@ -220,7 +220,10 @@ class AnswerService:
 
         t2 = time.perf_counter()
         blocks = [(h.filename, h.page, h.section, h.text) for h in hits]
-        prompt = _messages(answer_messages(standalone if standalone != question else question, blocks))
+        earlier = None
+        if history and not rewritten:
+            earlier = next((c for r, c in reversed(history) if r == "user"), None)
+        prompt = _messages(answer_messages(standalone if rewritten else question, blocks, earlier))
         timings["prompt_ms"] = _ms(t2)
         timings["before_llm_ms"] = _ms(t0)
         citations = CitationFilter(len(hits))
@@ -251,8 +254,7 @@ class AnswerService:
         except Exception as exc:
             if not _is_llm_error(exc):
                 raise
-            yield AnswerEvent("error", describe_llm_error(exc, self.llm.endpoint()[0] if self._endpoint_known() else base_url,
-                                                         self.settings.llm_timeout))
+            yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
             yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
             return
         answer = "".join(parts)
@@ -269,8 +271,9 @@ class AnswerService:
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "timings": timings, "retrieved": len(hits)})
 
-    def _endpoint_known(self) -> bool:
-        return self.llm._resolved is not None
+    def _base_url(self) -> str:
+        resolved = getattr(self.llm, "_resolved", None)
+        return resolved[0] if resolved else (self.llm.settings.llm_base_url or "the embedded model server")
 
     def answer(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
         parts, sources, error, data = [], [], None, {}
@@ -317,8 +320,12 @@ def _is_refusal(answer: str) -> bool:
 
 
 def _is_llm_error(exc: BaseException) -> bool:
+    """Errors of the model call (connection, timeout, HTTP status), as opposed to bugs."""
+    import openai
+
     mod = type(exc).__module__ or ""
-    return mod.startswith(("openai", "httpx", "httpcore")) or isinstance(exc, (ConnectionError, TimeoutError))
+    return isinstance(exc, (openai.APIError, ConnectionError, TimeoutError)) or \
+        mod.startswith(("openai", "httpx", "httpcore", "langchain_openai"))
 
 
 def _ms(since: float) -> float:

@@ -25,7 +25,7 @@ Keep the answer short and direct."""
 
 ANSWER_USER = """Context blocks:
 {blocks}
-
+{earlier}
 Question: {question}
 Answer in {language} using only the context blocks, and cite them like [1]."""
 
@@ -63,15 +63,18 @@ def _defuse(text: str) -> str:
     return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
 
 
-def answer_messages(question: str, blocks: list[tuple[str, int | None, str | None, str]]) -> list[tuple[str, str]]:
-    """(role, content) messages for the answer; blocks are (filename, page, section, text), numbered from 1."""
+def answer_messages(question: str, blocks: list[tuple[str, int | None, str | None, str]],
+                    earlier: str | None = None) -> list[tuple[str, str]]:
+    """(role, content) messages for the answer; blocks are (filename, page, section, text), numbered from 1.
+    `earlier` is the previous question when a follow-up could not be rewritten to stand alone."""
     lang = language_of(question)
     rendered = "\n\n".join(
         BLOCK.format(n=i, where=describe_source(f, p, s), text=_defuse(t.strip()))
         for i, (f, p, s, t) in enumerate(blocks, start=1))
     return [
         ("system", ANSWER_SYSTEM.format(no_answer=NO_ANSWER[lang], language=LANGUAGE_NAME[lang])),
-        ("user", ANSWER_USER.format(blocks=rendered, question=question.strip(), language=LANGUAGE_NAME[lang])),
+        ("user", ANSWER_USER.format(blocks=rendered, question=question.strip(), language=LANGUAGE_NAME[lang],
+                                    earlier=f"\nThis question follows the earlier question: {earlier.strip()}\n" if earlier else "")),
     ]
 
 

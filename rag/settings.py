@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         "embedded llama.cpp server with the packaged model is started on loopback.")
     llm_model: str | None = Field(None, description="Model name; unset: the first one the server lists.")
     llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the model server.")
-    llm_temperature: float = Field(0.1, ge=0, le=2)
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="0: the most faithful answers.")
     llm_max_tokens: int = Field(512, ge=16)
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before a model request is given up.")
     llm_local_model_path: Path | None = Field(None, description="GGUF file for the embedded server instead of the packaged model.")
