@@ -251,7 +251,7 @@ def search(
 
 @app.command()
 def demo() -> None:
-    """Ingest the bundled sample documents into 'ragkb demo' and run two searches (English and Chinese)."""
+    """Ingest the bundled sample documents into 'ragkb demo', search them, and answer a question."""
     from ingest.pipeline import ingest_paths
     from rag.retrieval import search as run_search
 
@@ -265,7 +265,14 @@ def demo() -> None:
         for i, h in enumerate(run_search(store, "ragkb demo", q, k=3), start=1):
             where = escape(h.filename) + (f" > {escape(h.section)}" if h.section else "")
             out.print(f"  {i}. {where}: {escape(' '.join(h.text.split())[:120])}")
-    out.print("\nTry: ragkb search 'ragkb demo' \"your question\"   |   ragkb --help")
+    question = "ragkb 支持哪些文件格式？"
+    out.print(f"\n[bold]ask:[/] {escape(question)}  [dim](embedded model, first start assembles and verifies it)[/]")
+    service = _answer_service()
+    try:
+        _print_answer(service, "ragkb demo", question, [])
+    finally:
+        service.llm.close()
+    out.print("\nTry: ragkb ask 'ragkb demo' \"your question\"  |  ragkb chat 'ragkb demo'  |  ragkb --help")
 
 
 # --- answers -------------------------------------------------------------------------------

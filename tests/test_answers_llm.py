@@ -3,10 +3,12 @@ packaged Qwen2.5-Coder-0.5B-Instruct model (and, opt-in, real vLLM: RAGKB_TEST_V
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +26,13 @@ pytestmark = pytest.mark.llm
 SAMPLES = REPO / "app" / "samples"
 
 
+VLLM = pytest.mark.skipif(os.environ.get("RAGKB_TEST_VLLM") != "1",
+                          reason="real vLLM tier is opt-in: bash scripts/setup_vllm.sh, then RAGKB_TEST_VLLM=1")
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    """Answer service over the bundled samples with the embedded llama.cpp server."""
     data = tmp_path_factory.mktemp("llm") / "data"
     settings = Settings(data_dir=data, _env_file=None)
     store = KnowledgeBaseStore(settings)
@@ -35,6 +42,55 @@ def env(tmp_path_factory):
     yield service
     llm.close()
     store.close()
+
+
+def _start_vllm(log_path: Path):
+    """`python -m vllm.entrypoints.openai.api_server` from .venv-vllm on a free loopback port."""
+    import httpx
+
+    from rag.local_llm import free_port
+
+    python = Path(os.environ.get("RAGKB_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
+    model = Path(os.environ.get("RAGKB_VLLM_MODEL_DIR", REPO / "data" / "models" / "qwen2.5-coder-0.5b-instruct-hf"))
+    assert python.exists() and (model / "config.json").exists(), "run bash scripts/setup_vllm.sh first"
+    port = free_port()
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="2", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1",
+               DO_NOT_TRACK="1")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+                             "--served-model-name", "qwen-vllm", "--host", "127.0.0.1", "--port", str(port),
+                             "--enforce-eager", "--max-model-len", "4096"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    proc.kill()
+    raise AssertionError("vLLM did not start: " + log_path.read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture(scope="module", params=["llama.cpp", pytest.param("vllm", marks=[VLLM, pytest.mark.vllm])])
+def contract(request, env, tmp_path_factory):
+    """The same answer contract against each OpenAI-compatible server: the embedded llama.cpp server,
+    and (opt-in) real vLLM, the production protocol and chat template."""
+    if request.param == "llama.cpp":
+        yield env
+        return
+    proc, base = _start_vllm(tmp_path_factory.mktemp("vllm") / "vllm.log")
+    llm = LLMService(env.settings.model_copy(update={"llm_base_url": base, "llm_model": None}))
+    try:
+        yield AnswerService(env.store, llm)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run(service, question, history=None, kb="ragkb"):
@@ -54,8 +110,8 @@ def test_embedded_server_is_on_loopback_and_speaks_openai(env):
     assert model in [m["id"] for m in listed["data"]]
 
 
-def test_answer_streams_token_by_token_with_valid_citation(env):
-    text, sources, errors, events = run(env, "How do I re-index after changing the embedding model?")
+def test_answer_streams_token_by_token_with_valid_citation(contract):
+    text, sources, errors, events = run(contract, "How do I re-index after changing the embedding model?")
     assert not errors
     tokens = [e for e in events if e.type == "token"]
     assert len(tokens) >= 5, "the answer must arrive as a stream"
@@ -67,8 +123,8 @@ def test_answer_streams_token_by_token_with_valid_citation(env):
     assert 0 < timings["before_llm_ms"] < timings["ttft_ms"]
 
 
-def test_chinese_question_gets_chinese_answer_with_citation(env):
-    text, sources, errors, _ = run(env, "ragkb 支持哪些文件格式？")
+def test_chinese_question_gets_chinese_answer_with_citation(contract):
+    text, sources, errors, _ = run(contract, "ragkb 支持哪些文件格式？")
     assert not errors
     assert query_language(text) == "zh", text
     assert "PDF" in text and "Markdown" in text
@@ -76,16 +132,16 @@ def test_chinese_question_gets_chinese_answer_with_citation(env):
     assert f"[{sources[0].n}]" in text
 
 
-def test_question_outside_the_knowledge_base_is_refused(env):
-    text, sources, errors, events = run(env, "What is the capital of Australia?")
+def test_question_outside_the_knowledge_base_is_refused(contract):
+    text, sources, errors, events = run(contract, "What is the capital of Australia?")
     assert text == NO_ANSWER["en"] and sources == [] and not errors
-    text, sources, _, _ = run(env, "澳大利亚的首都是哪里？")
+    text, sources, _, _ = run(contract, "澳大利亚的首都是哪里？")
     assert text == NO_ANSWER["zh"] and sources == []
 
 
-def test_follow_up_is_condensed_and_retrieves_the_right_section(env):
+def test_follow_up_is_condensed_and_retrieves_the_right_section(contract):
     history = [("user", "ragkb 是什么？"), ("assistant", "ragkb 是一个可以自己部署的知识库助手[1]。")]
-    text, sources, errors, events = run(env, "它支持哪些格式？", history)
+    text, sources, errors, events = run(contract, "它支持哪些格式？", history)
     assert not errors
     done = events[-1]
     assert done.data["standalone_question"] != "它支持哪些格式？"  # rewritten using the conversation

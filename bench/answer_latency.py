@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Answer latency on this machine: the embedded model's own speed and what ragkb adds before it.
+
+For each question, in the same run:
+- raw: the exact prompt ragkb built, streamed straight to the model server with the openai client
+  (time to first token, decode tokens/s; one streamed chunk = one token on llama.cpp and vLLM);
+- app: ragkb's AnswerService end to end (retrieval + prompt assembly before the model call, and
+  time to first token as a user sees it).
+The app's own overhead is app TTFT minus raw TTFT, and before_llm_ms directly.
+
+Usage: python bench/answer_latency.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.settings import Settings, apply_offline_env  # noqa: E402
+
+apply_offline_env()
+
+QUESTIONS = ["How do I re-index after changing the embedding model?", "ragkb 支持哪些文件格式？",
+             "What happens when I ingest a changed file with the same name?", "检索使用了哪些方法？"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    import openai
+
+    import rag.chain as chain_mod
+    from ingest.pipeline import ingest_paths
+    from rag.chain import AnswerService
+    from rag.store import KnowledgeBaseStore
+
+    samples = Path(__file__).resolve().parent.parent / "app" / "samples"
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), _env_file=None)
+        settings.data_dir.joinpath("models").mkdir(parents=True)
+        real_models = Path("data/models")  # reuse an assembled model if there is one
+        if (real_models / "qwen2.5-coder-0.5b-instruct-q4.gguf").exists():
+            for f in real_models.iterdir():
+                (settings.data_dir / "models" / f.name).symlink_to(f.resolve())
+        store = KnowledgeBaseStore(settings)
+        ingest_paths(store, "bench", [samples])
+        service = AnswerService(store)
+        t = time.perf_counter()
+        base, model = service.llm.endpoint()
+        start_s = time.perf_counter() - t
+        client = openai.OpenAI(base_url=base, api_key="x")
+        prompts: list = []
+        orig = chain_mod.answer_messages
+
+        def capture(*a, **k):
+            m = orig(*a, **k)
+            prompts.append(m)
+            return m
+
+        chain_mod.answer_messages = capture
+        service.answer("bench", QUESTIONS[0])  # warm-up: model weights, embedder, jieba
+        rows = []
+        for _ in range(args.repeat):
+            for q in QUESTIONS:
+                prompts.clear()
+                a = service.answer("bench", q)
+                if not prompts:
+                    continue
+                msgs = [{"role": r, "content": c} for r, c in prompts[0]]
+                t0 = time.perf_counter()
+                first = None
+                n = 0
+                for ch in client.chat.completions.create(model=model, messages=msgs, stream=True, temperature=0.0,
+                                                         max_tokens=settings.llm_max_tokens):
+                    if ch.choices and ch.choices[0].delta.content:
+                        n += 1
+                        if first is None:
+                            first = time.perf_counter()
+                end = time.perf_counter()
+                rows.append({"q": q, "raw_ttft_ms": (first - t0) * 1000, "tokens": n,
+                             "tok_s": (n - 1) / (end - first) if n > 1 else 0.0,
+                             "app_ttft_ms": a.timings.get("ttft_ms", 0.0),
+                             "before_llm_ms": a.timings.get("before_llm_ms", 0.0),
+                             "retrieval_ms": a.timings.get("retrieval_ms", 0.0)})
+        service.llm.close()
+        store.close()
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    print(f"model server start (incl. model assembly/verification if needed): {start_s:.1f} s")
+    print("| question | raw TTFT ms | app TTFT ms | app before LLM ms | retrieval ms | tokens | decode tok/s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['q'][:40]} | {r['raw_ttft_ms']:.0f} | {r['app_ttft_ms']:.0f} | {r['before_llm_ms']:.1f} | "
+              f"{r['retrieval_ms']:.1f} | {r['tokens']} | {r['tok_s']:.1f} |")
+    print(f"\nmedian over {len(rows)} answers: raw TTFT {med('raw_ttft_ms'):.0f} ms, app TTFT {med('app_ttft_ms'):.0f} ms, "
+          f"app overhead (app TTFT - raw TTFT) {med('app_ttft_ms') - med('raw_ttft_ms'):.0f} ms, "
+          f"before-LLM (retrieval + prompt) {med('before_llm_ms'):.1f} ms, decode {med('tok_s'):.1f} tok/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
