@@ -148,7 +148,11 @@ def ingest(
     else:
         bar = None
 
+    finished = [0]
+
     def on_progress(p) -> None:  # noqa: ANN001
+        if p.stage == "done" and p.file_index:
+            finished[0] += 1
         if bar is not None:
             if p.stage == "file":
                 bar.update(files_task, total=p.file_total, completed=p.file_index - 1,
@@ -157,7 +161,7 @@ def ingest(
             elif p.stage == "chunks":
                 bar.update(chunk_task, total=p.total, completed=p.done, description="chunks (embedding)")
             elif p.stage == "done":
-                bar.update(files_task, completed=p.file_index)
+                bar.update(files_task, completed=finished[0])
             elif p.stage == "index":
                 bar.update(chunk_task, description="updating BM25 index")
         elif not quiet and p.stage == "file":

@@ -247,15 +247,8 @@ class KnowledgeBaseStore:
         if not chunks:
             return
         ids = [c["id"] for c in chunks]
-        metadatas = []
-        for c in chunks:
-            meta = {"kb_id": kb.id, "doc_id": c["doc_id"], "filename": c["filename"], "chunk_index": c["idx"],
-                    "char_offset": c["char_offset"]}
-            if c.get("page") is not None:
-                meta["page"] = c["page"]
-            if c.get("section"):
-                meta["section"] = c["section"]
-            metadatas.append(meta)
+        metadatas = [_chunk_metadata(kb.id, c["doc_id"], c["filename"], c["idx"], c["char_offset"],
+                                     c.get("page"), c.get("section")) for c in chunks]
         self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
                                    metadatas=metadatas)
         self.registry.add_chunks([
@@ -371,15 +364,8 @@ class KnowledgeBaseStore:
             for start in range(0, len(rows), batch):
                 part = rows[start:start + batch]
                 vectors = emb.embed_documents([r.text for r in part])
-                metas = []
-                for r in part:
-                    m = {"kb_id": kb.id, "doc_id": r.doc_id, "filename": docs[r.doc_id].filename,
-                         "chunk_index": r.idx, "char_offset": r.char_offset}
-                    if r.page is not None:
-                        m["page"] = r.page
-                    if r.section:
-                        m["section"] = r.section
-                    metas.append(m)
+                metas = [_chunk_metadata(kb.id, r.doc_id, docs[r.doc_id].filename, r.idx, r.char_offset,
+                                         r.page, r.section) for r in part]
                 col.upsert(ids=[r.id for r in part], embeddings=vectors, documents=[r.text for r in part],
                            metadatas=metas)
                 if progress:
@@ -403,6 +389,17 @@ class KnowledgeBaseStore:
                 self._drop_collection(name)
                 dropped.append(name)
         return dropped
+
+
+def _chunk_metadata(kb_id: str, doc_id: str, filename: str, idx: int, char_offset: int,
+                    page: int | None, section: str | None) -> dict:
+    """Chroma metadata of a chunk (Chroma rejects None values, so absent fields are left out)."""
+    meta = {"kb_id": kb_id, "doc_id": doc_id, "filename": filename, "chunk_index": idx, "char_offset": char_offset}
+    if page is not None:
+        meta["page"] = page
+    if section:
+        meta["section"] = section
+    return meta
 
 
 def _owner_is_dead(doc: DocumentRow) -> bool:
