@@ -222,7 +222,7 @@ class AnswerService:
         blocks = [(h.filename, h.page, h.section, h.text) for h in hits]
         earlier = None
         if history and not rewritten:
-            earlier = next((c for r, c in reversed(history) if r == "user"), None)
+            earlier = _last_exchange(history)
         prompt = _messages(answer_messages(standalone if rewritten else question, blocks, earlier))
         timings["prompt_ms"] = _ms(t2)
         timings["before_llm_ms"] = _ms(t0)
@@ -288,6 +288,14 @@ class AnswerService:
                 data = ev.data
         return Answer("".join(parts), sources, error, bool(data.get("refused")),
                       data.get("standalone_question", question), data.get("timings", {}))
+
+
+def _last_exchange(history: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The last user question and the answer to it, as (role, text) turns."""
+    for i in range(len(history) - 1, -1, -1):
+        if history[i][0] == "user":
+            return [("user", history[i][1])] + [("assistant", c) for r, c in history[i + 1:i + 2] if r == "assistant"]
+    return []
 
 
 def _plausible_rewrite(text: str, question: str) -> bool:

@@ -25,7 +25,7 @@ Keep the answer short and direct."""
 
 ANSWER_USER = """Context blocks:
 {blocks}
-{earlier}
+
 Question: {question}
 Answer in {language} using only the context blocks, and cite them like [1]."""
 
@@ -64,18 +64,26 @@ def _defuse(text: str) -> str:
 
 
 def answer_messages(question: str, blocks: list[tuple[str, int | None, str | None, str]],
-                    earlier: str | None = None) -> list[tuple[str, str]]:
+                    earlier: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """(role, content) messages for the answer; blocks are (filename, page, section, text), numbered from 1.
-    `earlier` is the previous question when a follow-up could not be rewritten to stand alone."""
+    `earlier` is the last exchange [(user, q), (assistant, a)], given as real chat turns when a follow-up
+    could not be rewritten to stand alone, so the model knows what "it" is without re-answering it."""
     lang = language_of(question)
     rendered = "\n\n".join(
         BLOCK.format(n=i, where=describe_source(f, p, s), text=_defuse(t.strip()))
         for i, (f, p, s, t) in enumerate(blocks, start=1))
+    turns = [(role, _strip_citations(text)[:600]) for role, text in (earlier or [])]
     return [
         ("system", ANSWER_SYSTEM.format(no_answer=NO_ANSWER[lang], language=LANGUAGE_NAME[lang])),
-        ("user", ANSWER_USER.format(blocks=rendered, question=question.strip(), language=LANGUAGE_NAME[lang],
-                                    earlier=f"\nThis question follows the earlier question: {earlier.strip()}\n" if earlier else "")),
+        *turns,
+        ("user", ANSWER_USER.format(blocks=rendered, question=question.strip(), language=LANGUAGE_NAME[lang])),
     ]
+
+
+def _strip_citations(text: str) -> str:
+    import re
+
+    return re.sub(r"\s*\[\d+\]", "", text).strip()
 
 
 def condense_messages(question: str, history: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -28,6 +28,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 gguf, out = Path(sys.argv[1]), sys.argv[2]
 tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+# The weights are dequantized on load; forget the GGUF origin so transformers will save them.
+model.hf_quantizer = None
+model.is_quantized = False
+if hasattr(model.config, "quantization_config"):
+    del model.config.quantization_config
 model.save_pretrained(out)
 tok.save_pretrained(out)
 print("converted", gguf, "->", out)

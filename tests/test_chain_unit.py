@@ -107,7 +107,12 @@ def test_condense_output_that_answers_instead_of_rewriting_is_not_used(kb_store)
     llm = ScriptedLLM("按照标准报销[1]。", "需要副总经理特别批准[1]。")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
-    assert done.data["standalone_question"] == "出差住宿费怎么报销？ 超过了怎么办？"
+    assert done.data["standalone_question"] == "出差住宿费怎么报销？ 超过了怎么办？"  # used for retrieval
+    # the model is asked the follow-up itself, after the last exchange given as real chat turns
+    answer_prompt = llm.calls[1]
+    assert [m.type for m in answer_prompt] == ["system", "human", "ai", "human"]
+    assert answer_prompt[1].content == "出差住宿费怎么报销？" and answer_prompt[2].content == "按照标准报销。"
+    assert "Question: 超过了怎么办？" in answer_prompt[3].content
 
 
 def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
