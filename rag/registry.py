@@ -151,6 +151,12 @@ class Registry:
                 q = q.where(DocumentRow.status.in_(list(statuses)))
             return list(s.scalars(q.order_by(DocumentRow.created_at, DocumentRow.filename)))
 
+    def ready_doc_names(self, kb_id: str) -> dict[str, str]:
+        """{document id: file name} of the searchable documents."""
+        with self.session() as s:
+            return dict(s.execute(select(DocumentRow.id, DocumentRow.filename).where(
+                DocumentRow.kb_id == kb_id, DocumentRow.status == READY)).all())
+
     def ready_doc_ids(self, kb_id: str) -> set[str]:
         with self.session() as s:
             return set(s.scalars(select(DocumentRow.id).where(

@@ -69,7 +69,8 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
     query = query.strip()
     if not query:
         return []
-    ready = store.registry.ready_doc_ids(kb.id)
+    names = store.ready_documents(kb)
+    ready = set(names)
     if documents:
         ready = {store.find_document(kb, ref).id for ref in documents} & ready
     if not ready:
@@ -102,7 +103,6 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
             fused[cid] = fused.get(cid, 0.0) + weight / (s.rrf_k + rank)
     top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     rows = store.registry.chunks_by_ids([cid for cid, _ in top])
-    names = {d.id: d.filename for d in store.registry.documents(kb.id, statuses=["ready"])}
     dense_pos = {cid: (r, sc) for r, (cid, sc) in enumerate(dense, start=1)}
     bm25_pos = {cid: (r, sc) for r, (cid, sc) in enumerate(lexical, start=1)}
     hits_out = []

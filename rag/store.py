@@ -82,6 +82,7 @@ class KnowledgeBaseStore:
         self._lock = threading.RLock()
         self._bm25: dict[str, BM25Index] = {}
         self._collections: dict[str, object] = {}
+        self._ready: dict[str, tuple[int, dict[str, str]]] = {}
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -276,6 +277,16 @@ class KnowledgeBaseStore:
         for doc_id in doc_ids:
             col.delete(where={"doc_id": doc_id})
             self.registry.forget_document(doc_id)
+
+    def ready_documents(self, kb: KnowledgeBaseRow) -> dict[str, str]:
+        """{doc id: file name} of searchable documents, re-read only when the generation moved
+        (every change of the ready set bumps it), so a search costs one small query for this."""
+        gen = self.registry.generation(kb.id)
+        cached = self._ready.get(kb.id)
+        if cached is None or cached[0] != gen:
+            cached = (gen, self.registry.ready_doc_names(kb.id))
+            self._ready[kb.id] = cached
+        return cached[1]
 
     # -- BM25 -------------------------------------------------------------------------------
     def _bm25_dir(self, kb_id: str) -> Path:
