@@ -364,18 +364,22 @@ def eval_retrieval(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics here.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Sample this many queries.")] = None,
     per_query_dir: Annotated[Optional[Path], typer.Option(help="Save per-query results here.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also run the bm25 (whole documents) and naive LangChain baselines.")] = True,
 ) -> None:
     """Ingest a BEIR set into a temporary knowledge base and report nDCG@10, MRR@10, Recall@k."""
     from app.evaluation.retrieval import evaluate
     from rag.settings import get_settings
 
-    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir))
+    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir, baselines=baselines))
     table = Table("ranking", "nDCG@10", "MRR@10", "R@1", "R@5", "R@10", "R@100")
     for name, m in result.items():
         if not name.startswith("_"):
             table.add_row(name, *(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "recall@1", "recall@5",
                                                           "recall@10", "recall@100")))
     out.print(table)
+    for pair, metrics in result["_ci"].items():
+        m = metrics["ndcg@10"]
+        out.print(f"{pair}: nDCG@10 difference {m['diff']:+.4f} (95% CI {m['ci95_low']:+.4f} .. {m['ci95_high']:+.4f})")
     out.print(json.dumps(result["_meta"], ensure_ascii=False))
     if json_out:
         json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

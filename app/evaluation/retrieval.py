@@ -1,9 +1,13 @@
 """Retrieval evaluation on a BEIR-format set (corpus.jsonl, queries.jsonl, qrels/*.tsv).
 
 The corpus is ingested with ragkb's real pipeline into a temporary knowledge base; each query is
-searched and scored at document level (a document's rank is its best chunk's rank). Besides
-ragkb's fused ranking, the legs alone and plain (unweighted) RRF are reported, measured on the
-same index in the same run, so the fusion rule can be checked against its better leg.
+searched and scored at document level (a document's rank is its best chunk's rank). In the same run
+and on the same inputs:
+- baselines: `bm25`, plain bm25s over whole documents (same jieba/stemming tokenizer), and `naive`,
+  the LangChain tutorial pipeline (RecursiveCharacterTextSplitter 1000/200, the same embedding model,
+  Chroma similarity search, no hybrid);
+- ragkb's own legs alone and plain (unweighted) RRF, so the fusion rule is checked against its better leg;
+- a paired bootstrap 95% confidence interval of ragkb minus each baseline.
 """
 
 from __future__ import annotations
@@ -80,9 +84,7 @@ def ingest_corpus(store, kb: str, beir: BeirSet, workdir: Path) -> dict[str, str
     names = {}
     for n, (doc_id, d) in enumerate(beir.corpus.items()):
         fname = f"d{n:07d}.txt"
-        text = (d.get("title") or "").strip()
-        text = f"{text}\n\n{d.get('text', '')}" if text else d.get("text", "")
-        (folder / fname).write_text(text or " ", encoding="utf-8")
+        (folder / fname).write_text(doc_text(d) or " ", encoding="utf-8")
         names[f"corpus/{fname}"] = doc_id
     summary = ingest_paths(store, kb, [folder])
     failed = [r for r in summary.failed]
@@ -101,8 +103,73 @@ def rank_documents(hits, names: dict[str, str]) -> list[str]:  # noqa: ANN001
     return ranked
 
 
+def doc_text(d: dict) -> str:
+    title = (d.get("title") or "").strip()
+    return f"{title}\n\n{d.get('text', '')}" if title else d.get("text", "")
+
+
+def bm25_baseline(beir: BeirSet) -> dict[str, list[str]]:
+    """Plain BM25 over whole documents: {query id: ranked doc ids (top 100)}."""
+    import bm25s
+    import numpy as np
+
+    from rag.lexical import tokenize
+
+    ids = list(beir.corpus)
+    index = bm25s.BM25()
+    index.index([tokenize(doc_text(beir.corpus[i])) or ["\u0000"] for i in ids], show_progress=False)
+    out = {}
+    for qid, text in beir.queries.items():
+        tokens = [t for t in tokenize(text) if t in index.vocab_dict]
+        if not tokens:
+            out[qid] = []
+            continue
+        scores = index.get_scores(tokens)
+        top = np.argsort(-scores, kind="stable")[:100]
+        out[qid] = [ids[i] for i in top if scores[i] > 0]
+    return out
+
+
+def naive_baseline(beir: BeirSet, settings: Settings, workdir: Path) -> dict[str, list[str]]:
+    """The LangChain tutorial RAG retriever: 1000/200 character chunks, same embedder, Chroma top-k."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from rag.embeddings import get_embeddings
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    chunks = splitter.split_documents([Document(page_content=doc_text(d) or " ", metadata={"doc": i})
+                                       for i, d in beir.corpus.items()])
+    client = chromadb.PersistentClient(path=str(workdir / "naive"), settings=ChromaSettings(anonymized_telemetry=False))
+    store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name="naive")
+    out = {}
+    for qid, text in beir.queries.items():
+        ranked, seen = [], set()
+        for doc in store.similarity_search(text, k=100):
+            d = doc.metadata["doc"]
+            if d not in seen:
+                seen.add(d)
+                ranked.append(d)
+        out[qid] = ranked
+    return out
+
+
+def paired_bootstrap(a: list[float], b: list[float], n: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean difference a-b over paired queries with a 95% bootstrap confidence interval."""
+    import numpy as np
+
+    diff = np.asarray(a) - np.asarray(b)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
+    return {"diff": round(float(diff.mean()), 4), "ci95_low": round(float(np.percentile(means, 2.5)), 4),
+            "ci95_high": round(float(np.percentile(means, 97.5)), 4)}
+
+
 def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, data_dir: Path | None = None,
-             out_dir: Path | None = None) -> dict:
+             out_dir: Path | None = None, baselines: bool = True) -> dict:
     from rag.retrieval import leg_weights, search
     from rag.store import KnowledgeBaseStore
 
@@ -129,10 +196,27 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, data_d
         search_s = time.perf_counter() - t1
         weights_used = {q: leg_weights(store, t) for q, t in list(beir.queries.items())[:1]}
         store.close()
+        timings = {}
+        if baselines:
+            t2 = time.perf_counter()
+            ranked = bm25_baseline(beir)
+            per_query["bm25"] = {q: doc_metrics(ranked[q], beir.qrels[q]) for q in beir.queries}
+            timings["bm25_seconds"] = round(time.perf_counter() - t2, 1)
+            t3 = time.perf_counter()
+            ranked = naive_baseline(beir, s, workdir)
+            per_query["naive"] = {q: doc_metrics(ranked[q], beir.qrels[q]) for q in beir.queries}
+            timings["naive_seconds"] = round(time.perf_counter() - t3, 1)
     result = {cfg: mean_metrics(list(pq.values())) for cfg, pq in per_query.items()}
+    qids = list(beir.queries)
+    result["_ci"] = {
+        f"ragkb-{base}": {metric: paired_bootstrap([per_query["ragkb"][q][metric] for q in qids],
+                                                   [per_query[base][q][metric] for q in qids])
+                          for metric in ("ndcg@10", "mrr@10", "recall@10")}
+        for base in ("bm25", "naive", "bm25_leg", "dense_leg") if base in per_query
+    }
     result["_meta"] = {"set": beir.name, "queries": len(beir.queries), "documents": len(beir.corpus),
                        "embedding_model": settings.embedding_model, "ingest_seconds": round(ingest_s, 1),
-                       "search_seconds_all_configs": round(search_s, 1),
+                       "search_seconds_all_configs": round(search_s, 1), **timings,
                        "example_weights": {q: list(w) for q, w in weights_used.items()}}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
