@@ -30,9 +30,17 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _store():
+    from pydantic import ValidationError
+
+    from rag.settings import get_settings
     from rag.store import KnowledgeBaseStore
 
-    return KnowledgeBaseStore()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"RAGKB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid configuration (environment or .env): {problems}")
+    return KnowledgeBaseStore(settings)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -100,3 +100,9 @@ def test_cli_changed_embedding_model_explains_reindex(tmp_path):
 def test_unknown_kb_is_a_clear_error(tmp_path):
     r = ragkb(tmp_path / "data", "search", "missing", "hello")
     assert r.returncode == 2 and "Knowledge base 'missing' does not exist" in r.stderr
+
+
+def test_bad_configuration_is_a_clear_error(tmp_path):
+    r = ragkb(tmp_path / "data", "kb", "list", RAGKB_CHUNK_SIZE="lots")
+    assert r.returncode == 2 and "invalid configuration" in r.stderr and "RAGKB_CHUNK_SIZE" in r.stderr
+    assert "Traceback" not in r.stderr

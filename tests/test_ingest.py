@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
 
 from docs import EN_GUIDE_MD, encrypted_pdf, en_pdf, garbled_pdf, scanned_pdf, write_corpus
 from ingest.pipeline import FAILED, INGESTED, REPLACED, SKIPPED, ingest_paths
