@@ -224,3 +224,16 @@ def test_cli_ask_streams_answer_and_sources(tmp_path):
                                    RAGKB_LLM_MODEL="m", RAGKB_LLM_TIMEOUT="3", RAGKB_MIN_LEXICAL_COVERAGE="0",
                                    RAGKB_MIN_DENSE_SIMILARITY="-1"), timeout=120)
     assert r.returncode == 2 and "not reachable" in r.stderr
+
+
+def test_cli_chat_keeps_the_conversation(tmp_path):
+    data = tmp_path / "data"
+    assert subprocess.run([ragkb_exe(), "ingest", "demo", str(SAMPLES)], env=cli_env(data), cwd=REPO,
+                          capture_output=True, timeout=300).returncode == 0
+    r = subprocess.run([ragkb_exe(), "chat", "demo"], env=cli_env(data), cwd=REPO, capture_output=True, text=True,
+                       input="ragkb 是什么？\n它支持哪些格式？\n\n", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("you>") >= 2 and r.stdout.count("ragkb>") == 2
+    second = r.stdout.split("ragkb>")[2]
+    assert "PDF" in second and "使用说明.md" in second  # the follow-up was understood and cited
+    assert "understanding the follow-up question" in r.stderr

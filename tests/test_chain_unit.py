@@ -122,3 +122,42 @@ def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
     llm = ScriptedLLM("I am not sure, maybe ask your manager about it.")
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "How long does reimbursement payment take 付款?")
     assert sources == [] and "[" not in text
+
+
+def test_multi_query_retrieves_with_model_written_reformulations(kb_store, monkeypatch):
+    settings = kb_store.settings.model_copy(update={"multi_query": True, "multi_query_count": 2})
+    llm = ScriptedLLM("1. 发票原件 付款时间\n2. 财务部门 工作日", "财务部门在五个工作日内完成付款[1]。")
+    service = AnswerService(kb_store, llm)
+    service.settings = settings
+    seen = []
+    real = service.retrieve
+
+    def spy(kb, queries, k):
+        seen.append(list(queries))
+        return real(kb, queries, k)
+
+    monkeypatch.setattr(service, "retrieve", spy)
+    text, sources, _, _ = _run(service, "kb", "报销多久到账？")
+    assert seen[0] == ["报销多久到账？", "发票原件 付款时间", "财务部门 工作日"]
+    assert sources and "五个工作日" in sources[0].snippet
+
+
+def test_rerank_stage_reorders_by_cross_encoder_scores(kb_store, tmp_path):
+    """Plumbing only: no reranker weights exist offline, so a CrossEncoder is built on the packaged
+    MiniLM (random classification head). The stage must score every candidate and sort by it."""
+    from rag.embeddings import resolve_model_path
+    from rag.retrieval import search
+    from rag.settings import DEFAULT_EMBEDDING_MODEL
+
+    settings = kb_store.settings.model_copy(update={"rerank_model": resolve_model_path(DEFAULT_EMBEDDING_MODEL)})
+    service = AnswerService(kb_store, ScriptedLLM())
+    service.settings = settings
+    hits = search(kb_store, "kb", "Which operating systems are supported?", k=6)
+    ranked = service.rerank("Which operating systems are supported?", hits)
+    scores = [h.extra["rerank_score"] for h in ranked]
+    assert len(ranked) == len(hits) and scores == sorted(scores, reverse=True)
+
+    service.settings = kb_store.settings.model_copy(update={"rerank_model": str(tmp_path / "missing-reranker")})
+    service._reranker = None
+    with pytest.raises(Exception, match="Cannot load the reranker"):
+        service.rerank("q", hits)
