@@ -196,11 +196,7 @@ class AnswerService:
             hits = self.rerank(standalone, hits)
             hits = self.relevant(kb, queries, hits)[: self.settings.answer_k]
             timings["retrieval_ms"] = _ms(t1)
-        except LLMUnavailable as exc:
-            yield AnswerEvent("error", str(exc))
-            yield AnswerEvent("done", data={"timings": timings})
-            return
-        except RagkbError as exc:
+        except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
             yield AnswerEvent("error", str(exc))
             yield AnswerEvent("done", data={"timings": timings})
             return

@@ -390,17 +390,6 @@ class KnowledgeBaseStore:
         self._drop_collection(old_collection)
         return self.get(kb.name)
 
-    def drop_orphan_collections(self) -> list[str]:
-        """Delete ragkb collections no knowledge base points to (left by an interrupted re-index or delete)."""
-        used = {kb.collection for kb in self.registry.list_kbs()}
-        dropped = []
-        for col in self.client.list_collections():
-            name = col.name if hasattr(col, "name") else str(col)
-            if name.startswith(COLLECTION_PREFIX) and name not in used:
-                self._drop_collection(name)
-                dropped.append(name)
-        return dropped
-
 
 def _chunk_metadata(kb_id: str, doc_id: str, filename: str, idx: int, char_offset: int,
                     page: int | None, section: str | None) -> dict:

@@ -165,11 +165,16 @@ def _dead_port() -> int:
         return s.getsockname()[1]
 
 
+def _service_at(env, port: int, timeout: float) -> AnswerService:
+    """An answer service over the same knowledge base, talking to a server on this loopback port."""
+    settings = env.settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{port}/v1",
+                                               "llm_model": "m", "llm_timeout": timeout})
+    return AnswerService(env.store, LLMService(settings))
+
+
 def test_dead_server_gives_a_clear_error_quickly(env):
     port = _dead_port()
-    settings = env.settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{port}/v1",
-                                               "llm_model": "m", "llm_timeout": 5.0})
-    service = AnswerService(env.store, LLMService(settings))
+    service = _service_at(env, port, 5.0)
     t = time.monotonic()
     text, sources, errors, _ = run(service, "How do I re-index after changing the embedding model?")
     assert time.monotonic() - t < 10
@@ -196,9 +201,7 @@ def test_hanging_server_times_out_with_a_clear_error(env):
     th = threading.Thread(target=accept, daemon=True)
     th.start()
     try:
-        settings = env.settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{port}/v1",
-                                                   "llm_model": "m", "llm_timeout": 2.0})
-        service = AnswerService(env.store, LLMService(settings))
+        service = _service_at(env, port, 2.0)
         t = time.monotonic()
         _, _, errors, _ = run(service, "How do I re-index after changing the embedding model?")
         assert time.monotonic() - t < 8
