@@ -287,6 +287,22 @@ def demo() -> None:
     out.print("\nTry: ragkb ask 'ragkb demo' \"your question\"  |  ragkb chat 'ragkb demo'  |  ragkb --help")
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default RAGKB_HOST or 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default RAGKB_PORT or 7860).")] = None,
+) -> None:
+    """Start the web UI (and the API) on http://127.0.0.1:7860."""
+    from app.server import serve as run_server
+
+    _store().close()  # validates the configuration and the data directory before starting
+    from rag.settings import get_settings
+
+    s = get_settings()
+    out.print(f"ragkb: open http://{host or s.host}:{port or s.port} in a browser (Ctrl+C stops)")
+    run_server(host or s.host, port or s.port, settings=s)
+
+
 # --- answers -------------------------------------------------------------------------------
 def _answer_service():
     from rag.chain import AnswerService

@@ -17,6 +17,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from rag.citations import CitationFilter, attribute
+from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import NO_ANSWER, answer_messages, condense_messages, language_of, multi_query_messages
@@ -71,10 +72,11 @@ def _messages(pairs: list[tuple[str, str]]):
 class AnswerService:
     """One per process; shared by the CLI, the web UI and the API."""
 
-    def __init__(self, store: KnowledgeBaseStore, llm: LLMService | None = None):
+    def __init__(self, store: KnowledgeBaseStore, llm: LLMService | None = None, conversations=None):  # noqa: ANN001
         self.store = store
         self.settings = store.settings
         self.llm = llm or LLMService(store.settings)
+        self.conversations = conversations  # a rag.conversations.ConversationStore: enables user corrections
         self._reranker = None
 
     # -- steps ------------------------------------------------------------------------------
@@ -168,6 +170,21 @@ class AnswerService:
                 keep.append(h)
         return keep
 
+    def corrections_for(self, kb: str, questions: list[str]) -> list:
+        """User corrections that answer one of `questions` in this knowledge base, best first."""
+        if self.conversations is None:
+            return []
+        from rag.corrections import match_corrections
+        from rag.retrieval import leg_weights
+
+        rows = self.conversations.corrections(kb)
+        if not rows:
+            return []
+        embed = None
+        if any(leg_weights(self.store, q)[0] > 0 for q in questions):
+            embed = self.store.embeddings().embed_documents
+        return match_corrections(questions, rows, embed=embed)
+
     # -- the whole chain --------------------------------------------------------------------
     def stream(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Iterator[AnswerEvent]:
         """Answer `question` about knowledge base `kb`; history is [(role, text)] with role user/assistant."""
@@ -195,6 +212,7 @@ class AnswerService:
             hits = self.retrieve(kb, queries, self.settings.answer_k)
             hits = self.rerank(standalone, hits)
             hits = self.relevant(kb, queries, hits)[: self.settings.answer_k]
+            corrections = self.corrections_for(kb, [question, *queries])
             timings["retrieval_ms"] = _ms(t1)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
             yield AnswerEvent("error", str(exc))
@@ -207,7 +225,7 @@ class AnswerService:
                 return
             raise
 
-        if not hits:
+        if not hits and not corrections:
             yield AnswerEvent("token", NO_ANSWER[lang])
             yield AnswerEvent("sources", sources=[])
             yield AnswerEvent("done", data={"refused": True, "standalone_question": standalone,
@@ -215,14 +233,18 @@ class AnswerService:
             return
 
         t2 = time.perf_counter()
-        blocks = [(h.filename, h.page, h.section, h.text) for h in hits]
+        # User corrections come first: the model is told they override the documents.
+        context = [_correction_source(n, c) for n, c in enumerate(corrections, start=1)]
+        context += [_source(len(context) + i, h) for i, h in enumerate(hits, start=1)]
+        blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
+        blocks += [(h.filename, h.page, h.section, h.text) for h in hits]
         earlier = None
         if history and not rewritten:
             earlier = _last_exchange(history)
         prompt = _messages(answer_messages(standalone if rewritten else question, blocks, earlier))
         timings["prompt_ms"] = _ms(t2)
         timings["before_llm_ms"] = _ms(t0)
-        citations = CitationFilter(len(hits))
+        citations = CitationFilter(len(blocks))
         parts: list[str] = []
         try:
             model = self.llm.chat_model()
@@ -257,15 +279,19 @@ class AnswerService:
         refused = _is_refusal(answer)
         attributed = None
         if not refused and not citations.cited:
-            attributed = attribute(answer, [h.text for h in hits])
+            attributed = attribute(answer, [b[3] for b in blocks])
             if attributed is not None:
                 citations.cited.append(attributed)
                 yield AnswerEvent("token", f" [{attributed}]")
         timings["total_ms"] = _ms(t0)
-        sources = [] if refused else [_source(n, hits[n - 1], attributed=n == attributed) for n in citations.cited]
+        if attributed is not None:
+            context[attributed - 1].attributed = True
+        used = set(citations.cited) | ({s.n for s in context if s.kind == "correction"} if not refused else set())
+        sources = [] if refused and not corrections else [s for s in context if s.n in used]
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
-                                        "timings": timings, "retrieved": len(hits)})
+                                        "timings": timings, "retrieved": len(hits),
+                                        "corrections": len(corrections)})
 
     def _base_url(self) -> str:
         resolved = getattr(self.llm, "_resolved", None)
@@ -314,6 +340,11 @@ def _source(n: int, hit: SearchHit, attributed: bool = False) -> Source:
     return Source(n=n, filename=hit.filename, page=hit.page, section=hit.section,
                   snippet=snippet[:400] + ("…" if len(snippet) > 400 else ""), score=round(hit.score, 6),
                   doc_id=hit.doc_id, chunk_id=hit.chunk_id, attributed=attributed)
+
+
+def _correction_source(n: int, c) -> Source:  # noqa: ANN001
+    return Source(n=n, filename=CORRECTION_FILENAME, page=None, section=c.question, snippet=c.answer[:400],
+                  score=round(c.score, 4), doc_id="", chunk_id=f"correction:{c.id}", kind="correction")
 
 
 def _is_refusal(answer: str) -> bool:

@@ -103,6 +103,31 @@ class Settings(BaseSettings):
     min_lexical_coverage: float = Field(
         0.4, description="...or when this IDF-weighted share of the question's words occurs in it.")
 
+    # --- server (web UI + API) -------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `ragkb serve` listens on (0.0.0.0 in a container).")
+    port: int = Field(7860, ge=1, le=65535)
+    concurrency: int = Field(4, ge=1, description="Chats answered at the same time (Gradio queue); more wait in line.")
+    users: SecretStr | None = Field(
+        None, description="Login for the web UI: 'alice:password,bob:password'. Unset: no login, one shared history.")
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated keys for the REST/OpenAI API (Authorization: Bearer KEY). Unset: open API.")
+
+    def user_list(self) -> list[tuple[str, str]]:
+        if not self.users or not self.users.get_secret_value().strip():
+            return []
+        out = []
+        for item in self.users.get_secret_value().split(","):
+            name, sep, password = item.strip().partition(":")
+            if not sep or not name or not password:
+                raise ValueError("RAGKB_USERS must look like 'alice:password,bob:password'")
+            out.append((name, password))
+        return out
+
+    def api_key_list(self) -> list[str]:
+        if not self.api_keys:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_smaller_than_chunk(cls, v: int, info):  # noqa: ANN001

@@ -1,0 +1,191 @@
+"""The service functions every face calls: the web UI, the REST/OpenAI API and the CLI.
+
+One `RagkbService` per process holds the store, the conversation history, the answer chain and
+the model server. The faces only translate between their protocol and these methods, so none of
+them holds logic the others lack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.pipeline import FAILED, FileResult, IngestSummary, ProgressFn, ingest_files
+from rag.chain import AnswerEvent, AnswerService
+from rag.conversations import ConversationStore
+from rag.errors import RagkbError
+from rag.settings import Settings, get_settings
+from rag.store import KnowledgeBaseStore
+
+
+class UploadRejected(RagkbError):
+    """An uploaded file refused before ingest (size, type, name)."""
+
+    def __init__(self, name: str, reason: str, status: int = 422):
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason, self.status = name, reason, status
+
+
+def safe_display_name(name: str) -> str:
+    """The file name a user sees for an upload: the last path component of what the browser sent,
+    without control characters; never used as a path."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf")).strip().lstrip(".")
+    return name[:255] or "upload"
+
+
+@dataclass
+class Upload:
+    path: Path  # where the face stored the bytes (a temp file)
+    name: str  # the name the user gave the file
+
+
+class RagkbService:
+    def __init__(self, settings: Settings | None = None, store: KnowledgeBaseStore | None = None, llm=None):  # noqa: ANN001
+        self.settings = settings or (store.settings if store else get_settings())
+        self.store = store or KnowledgeBaseStore(self.settings)
+        self.conversations = ConversationStore(self.store.registry.engine)
+        self.answers = AnswerService(self.store, llm=llm, conversations=self.conversations)
+        self._ingest_lock = threading.Lock()  # one ingest at a time per process: the CPU is the limit
+
+    def close(self) -> None:
+        self.answers.llm.close()
+        self.store.close()
+
+    # -- knowledge bases --------------------------------------------------------------------
+    def list_kbs(self):
+        return self.store.list()
+
+    def kb_names(self) -> list[str]:
+        return [kb.name for kb in self.store.list()]
+
+    def create_kb(self, name: str):
+        return self.store.create(name)
+
+    def rename_kb(self, old: str, new: str):
+        kb = self.store.rename(old, new)
+        self.conversations.kb_renamed(old, kb.name)
+        return kb
+
+    def delete_kb(self, name: str) -> None:
+        kb = self.store.get(name)
+        self.store.delete(kb.name)
+        self.conversations.kb_deleted(kb.name)
+
+    # -- documents --------------------------------------------------------------------------
+    def documents(self, kb: str):
+        return self.store.documents(kb)
+
+    def delete_document(self, kb: str, ref: str):
+        return self.store.delete_document(kb, ref)
+
+    def check_upload(self, upload: Upload) -> FileResult | None:
+        """A failed FileResult when the upload cannot be ingested (checked before any work), else None."""
+        name = safe_display_name(upload.name)
+        suffix = Path(name).suffix.lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            return FileResult(name, name, FAILED, f"unsupported file type '{suffix or '(none)'}' "
+                                                  f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
+        size = upload.path.stat().st_size if upload.path.exists() else 0
+        limit = self.settings.max_file_mb * 1024 * 1024
+        if size > limit:
+            return FileResult(name, name, FAILED, f"file is {size / 1048576:.1f} MB, over the "
+                                                  f"{self.settings.max_file_mb:g} MB limit (RAGKB_MAX_FILE_MB)")
+        return None
+
+    def ingest_uploads(self, kb: str, uploads: list[Upload], progress: ProgressFn | None = None) -> IngestSummary:
+        """Ingest uploaded files under the names the user gave them; refused files are reported like
+        any other failure and the rest of the batch goes on."""
+        from ingest.pipeline import Progress
+
+        self.store.get_row(kb)  # unknown knowledge base: a clear error, nothing created by accident
+        refused, accepted = [], []
+        for u in uploads:
+            bad = self.check_upload(u)
+            if bad is not None:
+                refused.append(bad)
+                if progress:
+                    progress(Progress("done", 0, len(uploads), bad.name, result=bad))
+            else:
+                accepted.append((u.path, safe_display_name(u.name)))
+        with self._ingest_lock:
+            summary = ingest_files(self.store, kb, accepted, progress=progress)
+        summary.results = refused + summary.results
+        return summary
+
+    def search(self, kb: str, query: str, k: int | None = None):
+        from rag.retrieval import search
+
+        return search(self.store, kb, query, k=k)
+
+    # -- chat -------------------------------------------------------------------------------
+    def chat(self, conversation_id: str | None, kb: str, question: str, user: str = "") -> Iterator[AnswerEvent]:
+        """Answer `question` inside a conversation (created when None), saving both messages.
+
+        Yields the chain's events; the first is a "conversation" event carrying the conversation id
+        and the stored question's id, and the final "done" event carries the answer's message id.
+        """
+        question = question.strip()
+        if not question:
+            raise RagkbError("The question is empty.")
+        self.store.get_row(kb)
+        if conversation_id:
+            conv = self.conversations.get(conversation_id, user)
+            if conv.kb_name != kb:
+                self.conversations.set_kb(conv.id, kb, user)
+        else:
+            conv = self.conversations.create(user=user, kb_name=kb)
+        history = [(m.role, m.content) for m in self.conversations.messages(conv.id, user)
+                   if m.role in ("user", "assistant") and not m.meta.get("error")]
+        asked = self.conversations.add_message(conv.id, "user", question, user=user)
+        yield AnswerEvent("conversation", data={"conversation_id": conv.id, "question_id": asked.id})
+        parts: list[str] = []
+        sources: list[dict] = []
+        error = None
+        done: dict = {}
+        try:
+            for ev in self.answers.stream(kb, question, history):
+                if ev.type == "token":
+                    parts.append(ev.text)
+                elif ev.type == "sources":
+                    sources = [s.as_dict() for s in ev.sources]
+                elif ev.type == "error":
+                    error = ev.text
+                elif ev.type == "done":
+                    done = ev.data
+                    continue  # re-emitted below with the stored message id
+                yield ev
+        finally:
+            text = "".join(parts) or (error or "")
+            meta = {k: v for k, v in done.items() if k in ("refused", "standalone_question", "timings", "corrections")}
+            if error:
+                meta["error"] = error
+            saved = self.conversations.add_message(conv.id, "assistant", text, user=user, sources=sources, meta=meta)
+        yield AnswerEvent("done", data={**done, "message_id": saved.id, "conversation_id": conv.id})
+
+    def feedback(self, message_id: str, rating: int | None, comment: str | None = None, user: str = "") -> None:
+        self.conversations.feedback(message_id, rating, comment, user=user)
+
+    def correct(self, message_id: str, corrected_answer: str, user: str = "") -> str:
+        """Store the user's right answer to the question this message answered; later questions
+        like it in the same knowledge base get it as a high-priority source."""
+        question, msg, conv_kb = self.conversations.question_for(message_id, user)
+        if not conv_kb:
+            raise RagkbError("This answer's conversation has no knowledge base to attach the correction to.")
+        if msg.role != "assistant":
+            raise RagkbError("Only answers can be corrected.")
+        cid = self.conversations.add_correction(conv_kb, question, corrected_answer, user=user,
+                                                message_id=message_id, original_answer=msg.content)
+        if msg.rating is None:
+            self.conversations.feedback(message_id, -1, None, user=user)
+        return cid
+
+    def bad_cases_jsonl(self, user: str | None = None) -> str:
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.conversations.bad_cases(user))

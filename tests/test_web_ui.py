@@ -1,0 +1,232 @@
+"""The web UI end to end: `ragkb serve` started for real (embedded Chroma, the real llama.cpp model
+server), driven in headless Debian Chromium by Playwright. Screenshots of the main states are kept
+under test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from docs import EN_GUIDE_MD, zh_pdf
+from webui import Shots, browser, bot_messages, chromium_available, fill, running_server, user_messages, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not chromium_available(), reason="needs Debian's chromium (scripts/test.sh installs it)")]
+
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+EN_MD = EN_GUIDE_MD + "\n" + "\n".join(
+    f"## Appendix {i}\n\nMaintenance note {i}: rotate the logs of node {i} every {i + 2} days and check the disk "
+    f"usage of the data directory on node {i}. " * 3 for i in range(1, 41)
+) + f"\n## Markup\n\nDocuments may contain markup such as {XSS} which must stay text.\n"
+
+# The streamed text of the last answer, every time the DOM changes (polling would miss fast updates).
+OBSERVE = """() => {
+  window.__states = [];
+  const root = document.querySelector('#chatbot');
+  new MutationObserver(() => {
+    const bots = root.querySelectorAll('[data-testid=bot]');
+    if (!bots.length) return;
+    const t = bots[bots.length - 1].innerText.trim();
+    if (t && window.__states[window.__states.length - 1] !== t) window.__states.push(t);
+  }).observe(root, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _ask(page, question: str, timeout: float = 240) -> str:  # noqa: ANN001
+    """Send a question, wait for the whole answer; window.__states records every streamed state."""
+    before = len(bot_messages(page))
+    page.evaluate(OBSERVE)
+    fill(page, "question", question)
+    page.locator("#send").click()
+    # the bubble appears in the same update that clears the previous answer's timing line
+    wait_until(lambda: len(bot_messages(page)) > before, 30, message="the question got no answer bubble")
+    wait_until(lambda: "Answered in" in page.locator("#answer-meta").inner_text(), timeout, interval=0.3,
+               message=f"no complete answer to {question!r}")
+    return bot_messages(page)[-1]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("uploads")
+    out = {"zh_pdf": zh_pdf(d / "员工手册.pdf"), "en_md": d / "deploy.md", "empty": d / "empty.txt"}
+    out["en_md"].write_text(EN_MD, encoding="utf-8")
+    out["empty"].write_text("", encoding="utf-8")
+    return out
+
+
+def test_full_session_in_the_browser(tmp_path, files):
+    shots = Shots("full-session")
+    with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select", timeout=60_000)
+        wait_until(lambda: "No knowledge base" in page.locator("#kb-status").inner_text(), 30)
+        shots(page, "empty-app")
+
+        # -- create a knowledge base with a Unicode name
+        page.locator("#kb-manage").click()
+        fill(page, "new-kb-name", "公司 Handbook")
+        page.locator("#create-kb").click()
+        wait_until(lambda: "Created" in page.locator("#kb-status").inner_text(), 30)
+        assert page.locator("#kb-select input").first.input_value() == "公司 Handbook"
+
+        # -- upload a Chinese PDF, an English Markdown file and an empty file; watch the progress
+        page.get_by_role("tab", name="Documents").click()
+        page.locator("#upload input[type=file]").set_input_files([str(p) for p in files.values()])
+        wait_until(lambda: page.locator("#upload").inner_text().count("×") == 3, 30)  # three files listed
+        page.locator("#ingest").click()
+        progress_seen: list[str] = []
+
+        def finished() -> bool:
+            status = page.locator("#ingest-status").inner_text()
+            if "file " in status and "/3" in status:
+                progress_seen.append(status)
+                if len(progress_seen) == 1:
+                    shots(page, "ingest-progress")
+            return "ingested," in status
+
+        wait_until(finished, 300, interval=0.1, message="ingest did not finish")
+        assert progress_seen, "no progress was shown while ingesting"
+        results = page.locator("#ingest-results").inner_text()
+        assert "员工手册.pdf: ingested — 3 pages, 3 chunks" in results, results
+        assert "deploy.md: ingested" in results
+        assert "empty.txt: failed — empty file" in results
+        assert "2 ingested, 0 skipped, 1 failed" in page.locator("#ingest-status").inner_text()
+        docs_text = page.locator("#documents").inner_text()
+        assert "员工手册.pdf" in docs_text and "deploy.md" in docs_text and "failed" in docs_text
+        shots(page, "ingest-results")
+
+        # -- ask: the answer streams, cites, and the source shows the right page
+        page.get_by_role("tab", name="Chat").click()
+        answer = _ask(page, "报销单需要附上什么？")
+        states = page.evaluate("window.__states")
+        assert len(states) >= 3, f"the answer did not stream: {states}"
+        assert "发票" in answer, answer
+        assert "[1]" in answer or "[2]" in answer
+        src = page.locator("#sources").inner_text()
+        assert "员工手册.pdf — p. 2" in src, src
+        shots(page, "answer-with-sources")
+
+        # -- a follow-up that only makes sense with the conversation
+        follow = _ask(page, "那超过标准的住宿费用呢？")
+        assert "Model error" not in follow
+        assert "员工手册.pdf — p." in page.locator("#sources").inner_text()  # answered from the handbook
+        assert len(user_messages(page)) == 2
+
+        # -- an English question about the Markdown file; its HTML stays text
+        en = _ask(page, "How many days between log rotations on node 7?")
+        assert "Model error" not in en
+        shots(page, "follow-up-and-english")
+
+        # -- reload: the conversation is still there, with its knowledge base
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select")
+        wait_until(lambda: len(bot_messages(page)) == 3, 30, message="the conversation did not come back after reload")
+        assert "报销单需要附上什么？" in page.locator("#conversations").inner_text()
+        assert page.locator("#kb-select input").first.input_value() == "公司 Handbook"
+        shots(page, "after-reload")
+
+        # -- feedback: thumbs down on the first answer with a comment
+        page.locator("#feedback").click()  # open the feedback panel
+        page.locator("#chatbot [data-testid=bot]").first.hover()
+        page.locator("#chatbot button[aria-label=Dislike]").first.click()
+        wait_until(lambda: "feedback saved" in page.locator("#feedback-status").inner_text(), 30)
+        assert "Feedback on the answer" in page.locator("#feedback-target").inner_text()
+        fill(page, "feedback-comment", "too short")
+        page.locator("#thumbs-down").click()
+        wait_until(lambda: "feedback saved" in page.locator("#feedback-status").inner_text()
+                   and not page.locator("#feedback-comment textarea").input_value(), 30)
+
+        # -- correction: the right answer, then the same question in a new conversation uses it
+        fill(page, "correction", "报销单需要附上发票原件和经理签字的审批单（编号以 RX 开头）。")
+        page.locator("#save-correction").click()
+        wait_until(lambda: "Correction saved" in page.locator("#feedback-status").inner_text(), 30)
+        shots(page, "feedback-and-correction")
+        page.locator("#new-conversation").click()
+        wait_until(lambda: not bot_messages(page), 30)
+        corrected = _ask(page, "报销单需要附上什么？")
+        src = page.locator("#sources").inner_text()
+        assert "user correction" in src and "RX" in src, src
+        assert page.locator("#sources .source.correction").count() == 1
+        assert "Model error" not in corrected
+        shots(page, "correction-used")
+
+        # -- bad cases export: the thumbs-down answer and the correction
+        page.get_by_role("tab", name="Evaluation set").click()
+        with page.expect_download() as dl:
+            page.locator("#export").click()
+            wait_until(lambda: page.locator("#export-file a").count() > 0, 30)
+            page.locator("#export-file a").first.click()
+        lines = [json.loads(x) for x in Path(dl.value.path()).read_text(encoding="utf-8").splitlines()]
+        kinds = sorted(x["type"] for x in lines)
+        assert kinds == ["correction", "thumbs_down"], lines
+        down = next(x for x in lines if x["type"] == "thumbs_down")
+        assert down["question"] == "报销单需要附上什么？" and down["comment"] == "too short"
+
+        # -- nothing from the documents ran as script, and the page raised no errors
+        assert page.evaluate("window.__xss") is None
+        assert not errors, errors
+
+
+def test_chinese_browser_gets_chinese_ui_and_delete_needs_confirmation(tmp_path):
+    with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN",
+                          extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select")
+        wait_until(lambda: "还没有知识库" in page.locator("#kb-status").inner_text(), 30)
+        assert page.get_by_role("tab", name="文档").count() == 1
+        page.locator("#kb-manage").click()
+        fill(page, "new-kb-name", "旧名字")
+        page.locator("#create-kb").click()
+        wait_until(lambda: "已新建" in page.locator("#kb-status").inner_text(), 30)
+        fill(page, "rename-kb-name", "新名字")
+        page.locator("#rename-kb").click()
+        wait_until(lambda: "新名字" in page.locator("#kb-status").inner_text(), 30)
+        assert page.locator("#kb-select input").first.input_value() == "新名字"
+        page.locator("#delete-kb").click()
+        wait_until(lambda: "请先勾选确认" in page.locator("#kb-status").inner_text(), 30)
+        assert page.locator("#kb-select input").first.input_value() == "新名字"  # not deleted
+        Shots("zh-ui")(page, "delete-needs-confirmation")
+        page.locator("#confirm-delete-kb input").check()
+        page.locator("#delete-kb").click()
+        wait_until(lambda: "已删除" in page.locator("#kb-status").inner_text(), 30)
+        page.reload(wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select")
+        wait_until(lambda: "还没有知识库" in page.locator("#kb-status").inner_text(), 30)
+
+
+def test_login_shows_each_user_only_their_conversations(tmp_path):
+    from rag.conversations import ConversationStore
+    from rag.registry import Registry
+    from rag.settings import Settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    registry = Registry(Settings(data_dir=data, _env_file=None).registry_url)
+    convs = ConversationStore(registry.engine)
+    a = convs.create(user="alice", title="alice's question about budgets")
+    convs.add_message(a.id, "user", "alice's question about budgets", user="alice")
+    b_conv = convs.create(user="bob", title="bob's secret plan")
+    convs.add_message(b_conv.id, "user", "bob's secret plan", user="bob")
+    registry.dispose()
+    with running_server(data, tmp_path / "serve.log", RAGKB_USERS="alice:wonderland,bob:builder") as url, \
+            browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("input[type=password]", timeout=60_000)
+        page.locator("input[type=text]").first.fill("alice")
+        page.locator("input[type=password]").fill("wrong")
+        page.locator("button:has-text('Login')").click()
+        wait_until(lambda: page.locator("text=Incorrect").count() > 0, 30)
+        page.locator("input[type=text]").first.fill("alice")
+        page.locator("input[type=password]").fill("wonderland")
+        page.locator("button:has-text('Login')").click()
+        page.wait_for_selector("#conversations", timeout=60_000)
+        wait_until(lambda: "budgets" in page.locator("#conversations").inner_text(), 30)
+        assert "bob" not in page.locator("#conversations").inner_text()
+        Shots("login")(page, "alice-sees-only-her-conversations")
