@@ -116,7 +116,7 @@ class RagkbService:
             else:
                 accepted.append((u.path, safe_display_name(u.name)))
         with self._ingest_lock:
-            summary = ingest_files(self.store, kb, accepted, progress=progress)
+            summary = ingest_files(self.store, kb, accepted, progress=progress, uploaded=True)
         summary.results = refused + summary.results
         return summary
 

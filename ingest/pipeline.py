@@ -121,8 +121,10 @@ def ingest_paths(store: KnowledgeBaseStore, kb_name: str, paths: Iterable[str | 
 
 
 def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path, str]],
-                 progress: ProgressFn | None = None) -> IngestSummary:
-    """Ingest (path, display name) pairs. The display name identifies the document for replacement.
+                 progress: ProgressFn | None = None, uploaded: bool = False) -> IngestSummary:
+    """Ingest (path, display name) pairs. The display name identifies the document for replacement
+    and its suffix picks the loader. `uploaded`: the paths are temporary copies of uploads, so they
+    are not remembered as the documents' source files.
 
     Small files are embedded together (one model call for many files: per-call overhead dominates
     otherwise); a large file is embedded and written batch by batch, with progress.
@@ -139,7 +141,7 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
     def finish(i: int, result: FileResult) -> None:
         if result.status == FAILED:
             store.registry.record_failure(kb.id, result.name, result.path, result.reason or "failed",
-                                          sha256=None, file_type=file_type(Path(result.path)))
+                                          sha256=None, file_type=file_type(Path(result.name)) or file_type(Path(result.path)))
         results.append(result)
         emit(Progress("done", i, total, result.name, result=result))
 
@@ -164,6 +166,8 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
     for i, (path, name) in enumerate(files, start=1):
         emit(Progress("file", i, total, name))
         prep = _prepare(store, kb, i, Path(path), name)
+        if isinstance(prep, _Prepared):
+            prep.uploaded = uploaded
         if isinstance(prep, FileResult):
             finish(i, prep)
         elif len(prep.chunks) >= batch:
@@ -195,11 +199,12 @@ class _Prepared:
     loaded: LoadedDocument
     chunks: list[Chunk]
     tokens: list[list[str]]
+    uploaded: bool = False
 
 
 def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -> "FileResult | _Prepared":  # noqa: ANN001
     settings = store.settings
-    kind = file_type(path)
+    kind = file_type(Path(name)) or file_type(path)
     try:
         data = _read_checked(path, settings.max_file_mb)
     except IngestError as exc:
@@ -237,7 +242,7 @@ def _chunk_rows(prep: _Prepared, doc_id: str, chunks: list[Chunk]) -> list[dict]
 
 
 def _begin(store: KnowledgeBaseStore, kb, prep: _Prepared) -> tuple[DocumentRow, bool]:  # noqa: ANN001
-    source = str(prep.path.resolve())
+    source = None if prep.uploaded else str(prep.path.resolve())
     replacing = bool(store.registry.previous_versions(kb.id, prep.name, source))
     doc = store.begin_document(kb, filename=prep.name, source_path=source, sha256=prep.sha, file_type=prep.kind,
                                size_bytes=prep.size, pages=prep.loaded.pages, chunks=len(prep.chunks),
