@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Install everything into .venv and start ragkb on its embedded defaults (no GPU, no internet, no config).
+# Install everything into .venv and start ragkb on its embedded defaults (no GPU, no internet, no config):
+# the web UI on http://127.0.0.1:7860 (RAGKB_HOST / RAGKB_PORT to change). The bundled samples are put
+# in a "ragkb demo" knowledge base the first time, so there is something to ask about.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh local
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False HF_HUB_DISABLE_PROGRESS_BARS=1
-.venv/bin/ragkb demo
-echo
-.venv/bin/ragkb --help
+if ! .venv/bin/ragkb kb list --json | grep -q '"ragkb demo"'; then
+  .venv/bin/ragkb ingest "ragkb demo" app/samples
+fi
+exec .venv/bin/ragkb serve "$@"
