@@ -305,9 +305,10 @@ def serve(
 
 # --- answers -------------------------------------------------------------------------------
 def _answer_service():
-    from rag.chain import AnswerService
+    """The answer chain of the shared service (user corrections from the web UI apply here too)."""
+    from app.services import RagkbService
 
-    return AnswerService(_store())
+    return RagkbService(store=_store()).answers
 
 
 def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:  # noqa: ANN001

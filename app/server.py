@@ -29,6 +29,9 @@ def create_app(service: RagkbService | None = None, settings: Settings | None = 
     def _close() -> None:  # stops the embedded model server with the app
         service.close()
 
+    from app.api import add_api
+
+    add_api(app, service)
     if ui:
         import gradio as gr
 

@@ -45,6 +45,7 @@ def safe_display_name(name: str) -> str:
 class Upload:
     path: Path  # where the face stored the bytes (a temp file)
     name: str  # the name the user gave the file
+    refused: str | None = None  # set by a face that already refused it (e.g. stopped reading at the size limit)
 
 
 class RagkbService:
@@ -89,6 +90,8 @@ class RagkbService:
     def check_upload(self, upload: Upload) -> FileResult | None:
         """A failed FileResult when the upload cannot be ingested (checked before any work), else None."""
         name = safe_display_name(upload.name)
+        if upload.refused:
+            return FileResult(name, name, FAILED, upload.refused)
         suffix = Path(name).suffix.lower()
         if suffix not in SUPPORTED_SUFFIXES:
             return FileResult(name, name, FAILED, f"unsupported file type '{suffix or '(none)'}' "
