@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.services import RagkbService, Upload, UploadRejected, safe_display_name
 from rag.conversations import ConversationNotFound, MessageNotFound
@@ -68,8 +69,29 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class KBName(BaseModel):
-    name: str = Field(..., min_length=1, max_length=200, description="Display name, any language.")
+# Names: any language, no control/format characters, not blank (what rag.store.validate_kb_name checks).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+
+
+def _json_int(v):  # noqa: ANN001, ANN202
+    """JSON Schema integers include 5.0; booleans are not integers."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+
+
+class StrictBody(BaseModel):
+    """Request bodies: no type coercion (true is not 1, "5" is not 5)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class KBName(StrictBody):
+    name: str = Field(..., min_length=1, max_length=200, pattern=NAME_PATTERN,
+                      description="Display name, any language; no control characters; not blank.")
 
 
 class KBOut(BaseModel):
@@ -107,9 +129,9 @@ class UploadOut(BaseModel):
     failed: int
 
 
-class SearchIn(BaseModel):
+class SearchIn(StrictBody):
     query: str = Field(..., min_length=1, max_length=4000)
-    k: int = Field(5, ge=1, le=100)
+    k: JsonInt = Field(5, ge=1, le=100)
 
 
 class HitOut(BaseModel):
@@ -123,7 +145,7 @@ class HitOut(BaseModel):
     chunk_id: str
 
 
-class AskIn(BaseModel):
+class AskIn(StrictBody):
     question: str = Field(..., min_length=1, max_length=8000)
     conversation_id: str | None = Field(None, description="Continue this conversation; omitted: a new one.")
     stream: bool = Field(False, description="Server-sent events: status, token, sources, error, done.")
@@ -169,17 +191,17 @@ class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(StrictBody):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict] | None = None
 
 
-class ChatCompletionIn(BaseModel):
+class ChatCompletionIn(StrictBody):
     model: str = Field(..., min_length=1, description="The knowledge base to answer from (see /v1/models).")
     messages: list[ChatMessage] = Field(..., min_length=1)
     stream: bool = False
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, ge=1)
+    max_tokens: JsonInt | None = Field(None, ge=1)
     user: str | None = None
 
 
@@ -194,7 +216,8 @@ def _text(content) -> str:  # noqa: ANN001
 # --- the API ----------------------------------------------------------------------------------
 def add_api(app: FastAPI, service: RagkbService) -> None:
     keys = service.settings.api_key_list()
-    errors = {404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 401: {"model": ErrorBody}}
+    errors = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody},
+              401: {"model": ErrorBody}}
 
     def require_key(request: Request) -> None:
         if not keys:
@@ -220,6 +243,10 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
         return error_response(422, "Invalid request: " + "; ".join(parts), "invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, str(exc.detail), "not_found" if exc.status_code == 404 else "http_error")
 
     api = APIRouter(prefix="/api", dependencies=[Depends(require_key)], responses=errors)
 
@@ -280,11 +307,13 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
                     path.unlink()
                     refused = f"file is over the {service.settings.max_file_mb:g} MB limit (RAGKB_MAX_FILE_MB)"
                 uploads.append(Upload(path, name, refused))
-            if len(uploads) == 1:
-                bad = service.check_upload(uploads[0])
-                if bad is not None:
-                    status = 413 if "limit" in (bad.reason or "") else 415
-                    raise UploadRejected(bad.name, bad.reason or "refused", status)
+            refused = [service.check_upload(u) for u in uploads]
+            if all(r is not None for r in refused):  # nothing acceptable: the request itself is refused
+                first = refused[0]
+                status = 413 if "limit" in (first.reason or "") else 415
+                detail = "; ".join(f"{r.name}: {r.reason}" for r in refused[1:4])
+                raise UploadRejected(first.name, (first.reason or "refused") + (f" (also {detail})" if detail else ""),
+                                     status)
             summary = service.ingest_uploads(kb, uploads)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -436,3 +465,36 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
                 "sources": sources}
 
     app.include_router(v1)
+
+    # The web UI is mounted at "/" and would answer every other path under /api and /v1 with its own
+    # 404 page. A known API path with a method it does not take gets 405 (with Allow); an unknown
+    # path under /api or /v1 gets the API's JSON 404.
+    from starlette.routing import Match
+
+    def flat(routes):  # noqa: ANN001, ANN202  (FastAPI >= 0.16x keeps included routers as objects)
+        for r in routes:
+            inner = getattr(r, "original_router", None)
+            yield from (flat(inner.routes) if inner is not None else [r])
+
+    api_routes = [r for r in flat(app.router.routes) if getattr(r, "path", "").startswith(("/api/", "/v1/"))]
+
+    @app.middleware("http")
+    async def method_not_allowed(request: Request, call_next):
+        path = request.url.path
+        if path.startswith(("/api/", "/v1/")):
+            full, allowed = False, set()
+            for route in api_routes:
+                match, _ = route.matches(request.scope)
+                if match == Match.FULL:
+                    full = True
+                    break
+                if match == Match.PARTIAL:
+                    allowed |= set(getattr(route, "methods", None) or ())
+            if not full:
+                if allowed:
+                    resp = error_response(405, f"Method {request.method} is not allowed on {path} (allowed: "
+                                               f"{', '.join(sorted(allowed))}).", "method_not_allowed")
+                    resp.headers["Allow"] = ", ".join(sorted(allowed))
+                    return resp
+                return error_response(404, f"No such API route: {path}", "not_found")
+        return await call_next(request)

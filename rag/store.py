@@ -129,7 +129,11 @@ class KnowledgeBaseStore:
                              len(docs), sum(d.chunks for d in docs), row.created_at)
 
     def get_row(self, name: str) -> KnowledgeBaseRow:
-        row = self.registry.get_kb(validate_kb_name(name))
+        try:
+            valid = validate_kb_name(name)
+        except InvalidName:  # no knowledge base can have such a name
+            raise KnowledgeBaseNotFound(name) from None
+        row = self.registry.get_kb(valid)
         if row is None:
             raise KnowledgeBaseNotFound(name)
         return row
