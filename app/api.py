@@ -28,7 +28,7 @@ from app.services import RagkbService, Upload, UploadRejected, safe_display_name
 from rag.conversations import ConversationNotFound, MessageNotFound
 from rag.errors import (
     DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
-    KnowledgeBaseNotFound, LLMUnavailable, RagkbError,
+    KnowledgeBaseNotFound, LLMUnavailable, RagkbError, VectorStoreUnavailable,
 )
 
 STATUS = [
@@ -36,6 +36,7 @@ STATUS = [
     ((KnowledgeBaseExists, EmbeddingMismatch), 409, "conflict"),
     ((InvalidName,), 422, "invalid_request"),
     ((LLMUnavailable, EmbeddingModelUnavailable), 503, "model_unavailable"),
+    ((VectorStoreUnavailable,), 503, "vector_store_unavailable"),
 ]
 
 

@@ -47,3 +47,7 @@ class EmbeddingModelUnavailable(RagkbError):
 
 class LLMUnavailable(RagkbError):
     """The language model cannot be reached, failed, or timed out. The question is kept."""
+
+
+class VectorStoreUnavailable(RagkbError):
+    """The Chroma server (RAGKB_CHROMA_URL) cannot be reached or failed."""

@@ -82,8 +82,9 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
         store.check_embedding_model(kb)
         vector = store.embeddings().embed_query(query)
         where = {"doc_id": {"$in": sorted(ready)}} if documents else None
-        res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20, where=where,
-                                         include=["distances", "metadatas"])
+        with store.vector_errors():
+            res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20, where=where,
+                                             include=["distances", "metadatas"])
         for cid, dist, meta in zip(res["ids"][0], res["distances"][0], res["metadatas"][0]):
             if meta and meta.get("doc_id") in ready:  # never a half-written or retired document
                 dense.append((cid, 1.0 - float(dist)))

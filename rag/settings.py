@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL of the registry; default sqlite:///<data_dir>/registry.db"
     )
 
+    chroma_url: str | None = Field(
+        None, description="Chroma server, e.g. http://chroma:8000 (started with `chroma run`). Unset: embedded "
+        "Chroma in <data_dir>/chroma.")
+
     # --- embeddings ----------------------------------------------------------------------
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,

@@ -19,11 +19,15 @@ import shutil
 import socket
 import threading
 import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from rag.errors import EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, DocumentNotFound
+from rag.errors import (
+    DocumentNotFound, EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, RagkbError,
+    VectorStoreUnavailable,
+)
 from rag.lexical import BM25Index
 from rag.registry import DELETING, FAILED, INGESTING, READY, DocumentRow, KnowledgeBaseRow, Registry, new_id
 from rag.settings import Settings, apply_offline_env, get_settings
@@ -32,6 +36,19 @@ log = logging.getLogger(__name__)
 
 COLLECTION_PREFIX = "ragkb-"
 _STALE_WRITER = timedelta(hours=1)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError, TimeoutError)):
+            return True
+        if "Could not connect" in str(seen) or "Connection refused" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def collection_name_for(display_name: str) -> str:
@@ -92,11 +109,38 @@ class KnowledgeBaseStore:
                 import chromadb
                 from chromadb.config import Settings as ChromaSettings
 
-                self._client = chromadb.PersistentClient(
-                    path=str(self.settings.chroma_dir),
-                    settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-                )
+                chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+                if self.settings.chroma_url:
+                    from urllib.parse import urlparse
+
+                    url = urlparse(self.settings.chroma_url)
+                    with self.vector_errors():
+                        self._client = chromadb.HttpClient(
+                            host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
+                            ssl=url.scheme == "https", settings=chroma_settings)
+                else:
+                    self._client = chromadb.PersistentClient(path=str(self.settings.chroma_dir),
+                                                             settings=chroma_settings)
             return self._client
+
+    @contextmanager
+    def vector_errors(self):
+        """Turn a failing Chroma server into one clear, actionable error (embedded Chroma errors pass)."""
+        if not self.settings.chroma_url:
+            yield
+            return
+        try:
+            yield
+        except RagkbError:
+            raise
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if _is_connection_error(exc):
+                raise VectorStoreUnavailable(
+                    f"Cannot reach the Chroma server at {self.settings.chroma_url} ({text}). Check that it is running "
+                    "(chroma run --path DIR --host HOST --port PORT) or unset RAGKB_CHROMA_URL to use embedded "
+                    "Chroma.") from exc
+            raise
 
     def embeddings(self):
         from rag.embeddings import get_embeddings
@@ -108,8 +152,9 @@ class KnowledgeBaseStore:
         # attached, so Chroma never tries to fetch its default model.
         col = self._collections.get(kb.collection)
         if col is None:
-            col = self.client.get_or_create_collection(
-                kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+            with self.vector_errors():
+                col = self.client.get_or_create_collection(
+                    kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
             self._collections[kb.collection] = col
         return col
 
@@ -254,8 +299,9 @@ class KnowledgeBaseStore:
         ids = [c["id"] for c in chunks]
         metadatas = [_chunk_metadata(kb.id, c["doc_id"], c["filename"], c["idx"], c["char_offset"],
                                      c.get("page"), c.get("section")) for c in chunks]
-        self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
-                                   metadatas=metadatas)
+        with self.vector_errors():
+            self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
+                                       metadatas=metadatas)
         self.registry.add_chunks([
             {"id": c["id"], "doc_id": c["doc_id"], "kb_id": kb.id, "idx": c["idx"], "text": c["text"],
              "tokens": " ".join(c["tokens"]), "page": c.get("page"), "section": c.get("section"),
@@ -273,13 +319,20 @@ class KnowledgeBaseStore:
         return old
 
     def abort_document(self, kb: KnowledgeBaseRow, doc_id: str) -> None:
-        """Undo a document that failed half-way: nothing of it stays in Chroma or the registry."""
-        self.purge_documents(kb, [doc_id])
+        """Undo a document that failed half-way: nothing of it stays in Chroma or the registry.
+        When Chroma cannot be reached, the document is left `deleting` (never searchable) and the
+        next recovery purges it."""
+        try:
+            self.purge_documents(kb, [doc_id])
+        except VectorStoreUnavailable:
+            self.registry.set_status(doc_id, DELETING, owner=None)
+            log.warning("could not purge %s now (Chroma server unreachable); recovery will", doc_id)
 
     def purge_documents(self, kb: KnowledgeBaseRow, doc_ids: list[str]) -> None:
         col = self.collection(kb)
         for doc_id in doc_ids:
-            col.delete(where={"doc_id": doc_id})
+            with self.vector_errors():
+                col.delete(where={"doc_id": doc_id})
             self.registry.forget_document(doc_id)
 
     def ready_documents(self, kb: KnowledgeBaseRow) -> dict[str, str]:
