@@ -5,6 +5,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh local,test
 # The browser tests need Debian's Chromium (Playwright drives it; `playwright install` is never used).
+# PostgreSQL server binaries for the PostgreSQL registry tests (started on loopback by the tests).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "==> installing Debian's postgresql for the database tests"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+# Debian's docker-compose validates docker-compose.yml without a Docker engine.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "==> installing Debian's docker-compose for the compose file check"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
+fi
 # CJK fonts make the screenshots of Chinese pages readable.
 if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
   echo "==> installing Debian's chromium and CJK fonts for the browser tests"

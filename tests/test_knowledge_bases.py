@@ -86,7 +86,7 @@ def test_changed_embedding_model_is_a_clear_error_and_reindex_fixes_it(settings,
     store.close()
 
     other = _model_variant(tmp_path, dim=128)
-    changed = Settings(data_dir=settings.data_dir, embedding_model=other, _env_file=None)
+    changed = settings.model_copy(update={"embedding_model": other})
     store2 = KnowledgeBaseStore(changed)
     with pytest.raises(EmbeddingMismatch) as info:
         search(store2, "guide", "memory requirements")
