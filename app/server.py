@@ -4,6 +4,7 @@ routes live beside it). `ragkb serve` runs it with uvicorn."""
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -16,7 +17,13 @@ log = logging.getLogger(__name__)
 def create_app(service: RagkbService | None = None, settings: Settings | None = None, ui: bool = True) -> FastAPI:
     apply_offline_env()
     service = service or RagkbService(settings)
-    app = FastAPI(title="ragkb", version="0.1.0",
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        service.close()  # stops the embedded model server with the app
+
+    app = FastAPI(title="ragkb", version="0.1.0", lifespan=lifespan,
                   description="Self-hosted RAG knowledge bases: REST API, OpenAI-compatible chat, web UI.")
     app.state.service = service
 
@@ -24,10 +31,6 @@ def create_app(service: RagkbService | None = None, settings: Settings | None = 
     def health() -> dict:
         """Liveness: the registry answers. The model server is started on the first question."""
         return {"status": "ok", "knowledge_bases": len(service.kb_names())}
-
-    @app.on_event("shutdown")
-    def _close() -> None:  # stops the embedded model server with the app
-        service.close()
 
     from app.api import add_api
 

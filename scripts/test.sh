@@ -4,24 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh local,test
-# The browser tests need Debian's Chromium (Playwright drives it; `playwright install` is never used).
-# PostgreSQL server binaries for the PostgreSQL registry tests (started on loopback by the tests).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "==> installing Debian's postgresql for the database tests"
+# System programs the tests start for real, from Debian's packages (installed once when missing):
+#   chromium + fonts: the browser tests (Playwright drives it; `playwright install` is never used)
+#   postgresql: the PostgreSQL registry tests;  docker-compose: validates docker-compose.yml (no engine)
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+[ -d /usr/share/fonts/truetype/noto ] || need+=(fonts-noto-color-emoji)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+lean=()
+command -v docker-compose >/dev/null 2>&1 || lean+=(docker-compose)
+if [ $((${#need[@]} + ${#lean[@]})) -gt 0 ]; then
+  echo "==> installing with apt: ${need[*]} ${lean[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
-fi
-# Debian's docker-compose validates docker-compose.yml without a Docker engine.
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "==> installing Debian's docker-compose for the compose file check"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
-fi
-# CJK fonts make the screenshots of Chinese pages readable.
-if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
-  echo "==> installing Debian's chromium and CJK fonts for the browser tests"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null
+  $SUDO apt-get update -qq
+  [ ${#need[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  # no recommends: only the compose file parser is needed, not a Docker engine
+  [ ${#lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False HF_HUB_DISABLE_PROGRESS_BARS=1
 exec .venv/bin/python -m pytest "$@"
