@@ -313,7 +313,7 @@ def build_ui(service: RagkbService) -> gr.Blocks:
             status = text(request, "summary", ok=len(summary.ingested), skipped=len(summary.skipped),
                           failed=len(summary.failed))
             yield (status, result_html(summary.results, request), docs_table(name, request),
-                   gr.update(choices=doc_choices(name), value=None), None)
+                   gr.update(choices=doc_choices(name), value=None), gr.update(value=None, interactive=True))
 
         ingest_btn.click(on_ingest, [kb, files], [ingest_status, ingest_results, docs, doc_pick, files],
                          concurrency_limit=1, concurrency_id="ingest", show_progress_on=[ingest_status])

@@ -276,6 +276,11 @@ class AnswerService:
             yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
             return
         answer = "".join(parts)
+        if not answer.strip():  # a server that dropped the request (e.g. interrupted by another one)
+            yield AnswerEvent("error", f"The model server at {self._base_url()} returned an empty answer; "
+                                       "ask again (if it keeps happening, check the server's log).")
+            yield AnswerEvent("done", data={"timings": timings, "partial": ""})
+            return
         refused = _is_refusal(answer)
         attributed = None
         if not refused and not citations.cited:

@@ -146,7 +146,10 @@ class LocalLLMServer:
             log = open(self.log_path, "ab")
             cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
                    "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
-                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads)]
+                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
+                   # the default cuts off a streaming answer when another request arrives: with several
+                   # users, requests must wait their turn instead
+                   "--interrupt_requests", "False"]
             env = dict(os.environ, HF_HUB_OFFLINE="1")
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=env, start_new_session=True)

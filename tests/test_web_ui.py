@@ -230,3 +230,48 @@ def test_login_shows_each_user_only_their_conversations(tmp_path):
         wait_until(lambda: "budgets" in page.locator("#conversations").inner_text(), 30)
         assert "bob" not in page.locator("#conversations").inner_text()
         Shots("login")(page, "alice-sees-only-her-conversations")
+
+
+def test_two_browsers_chat_while_a_third_uploads(tmp_path, files):
+    """The queue answers several chats at once and ingest runs beside them: every page gets its result."""
+    big = tmp_path / "big.md"
+    big.write_text("\n".join(f"## Part {i}\n\n" + f"Paragraph {i} about maintenance windows and backups. " * 20
+                             for i in range(150)), encoding="utf-8")
+    with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
+        setup = b.new_page(locale="en-US")
+        setup.goto(url, wait_until="domcontentloaded")
+        setup.wait_for_selector("#kb-select")
+        setup.locator("#kb-manage").click()
+        fill(setup, "new-kb-name", "shared")
+        setup.locator("#create-kb").click()
+        wait_until(lambda: "Created" in setup.locator("#kb-status").inner_text(), 30)
+        setup.get_by_role("tab", name="Documents").click()
+        setup.locator("#upload input[type=file]").set_input_files([str(files["zh_pdf"]), str(files["en_md"])])
+        wait_until(lambda: setup.locator("#upload").inner_text().count("×") == 2, 30)
+        setup.locator("#ingest").click()
+        wait_until(lambda: "2 ingested" in setup.locator("#ingest-status").inner_text(), 300)
+
+        chats = []
+        for _ in range(2):
+            ctx = b.new_context(locale="en-US")  # separate browser sessions
+            page = ctx.new_page()
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#kb-select")
+            wait_until(lambda p=page: p.locator("#kb-select input").first.input_value() == "shared", 30)
+            chats.append(page)
+        # the uploader starts a large ingest, then both chats ask at once
+        setup.locator("#upload input[type=file]").set_input_files([str(big)])
+        wait_until(lambda: "big" in setup.locator("#upload").inner_text()
+                   and "Uploading" not in setup.locator("#upload").inner_text(), 30)
+        setup.locator("#ingest").click()
+        for page, q in zip(chats, ["报销单需要附上什么？", "How many days between log rotations on node 3?"]):
+            fill(page, "question", q)
+            page.locator("#send").click()
+        for page in chats:
+            wait_until(lambda p=page: "Answered in" in p.locator("#answer-meta").inner_text(), 300, interval=0.5)
+            answer = bot_messages(page)[-1].strip()
+            assert "error" not in answer.lower() and answer not in ("…", ""), answer  # a real answer for each
+            assert "0 sources" not in page.locator("#answer-meta").inner_text()
+        wait_until(lambda: "1 ingested" in setup.locator("#ingest-status").inner_text(), 600, interval=0.5)
+        assert "big.md: ingested" in setup.locator("#ingest-results").inner_text()
+        Shots("concurrency")(chats[0], "chat-answered-during-ingest")
