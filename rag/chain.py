@@ -270,11 +270,14 @@ class AnswerService:
             yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
             return
         except Exception as exc:
-            if not _is_llm_error(exc):
+            if "No generation chunks" in str(exc):  # LangChain: the server streamed nothing at all
+                pass  # reported as an empty answer below
+            elif not _is_llm_error(exc):
                 raise
-            yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
-            yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
-            return
+            else:
+                yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
+                yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
+                return
         answer = "".join(parts)
         if not answer.strip():  # a server that dropped the request (e.g. interrupted by another one)
             yield AnswerEvent("error", f"The model server at {self._base_url()} returned an empty answer; "

@@ -22,13 +22,17 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh data directory. With RAGKB_TEST_DATABASE_URL (set by test_postgres.py) the
-    registry and the conversations go to a new database on that PostgreSQL server instead of SQLite."""
+    registry and the conversations go to a new database on that PostgreSQL server instead of SQLite;
+    with RAGKB_TEST_CHROMA_URL (set by test_chroma_server.py) the vectors go to that Chroma server."""
+    extra = {}
     admin = os.environ.get("RAGKB_TEST_DATABASE_URL")
     if admin:
         from pg import fresh_database
 
-        return Settings(data_dir=tmp_path / "data", database_url=fresh_database(admin), _env_file=None)
-    return Settings(data_dir=tmp_path / "data", _env_file=None)
+        extra["database_url"] = fresh_database(admin)
+    if os.environ.get("RAGKB_TEST_CHROMA_URL"):  # set by test_chroma_server.py: vectors in a Chroma server
+        extra["chroma_url"] = os.environ["RAGKB_TEST_CHROMA_URL"]
+    return Settings(data_dir=tmp_path / "data", _env_file=None, **extra)
 
 
 @pytest.fixture

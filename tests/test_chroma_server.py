@@ -128,6 +128,21 @@ def test_answers_with_a_chroma_server(tmp_path, chroma):
     assert "Linux" in answer.text
 
 
+def test_ingest_search_and_history_suites_against_a_chroma_server(chroma):
+    """The same ingest, search, knowledge-base and conversation tests, with every vector in the server."""
+    import os
+
+    from conftest import REPO
+
+    env = dict(os.environ, RAGKB_TEST_CHROMA_URL=chroma.url)
+    suites = ["tests/test_ingest.py", "tests/test_search.py", "tests/test_knowledge_bases.py", "tests/test_conversations.py"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-8000:]
+    assert " passed" in out, out[-2000:]
+
+
 def test_unreachable_chroma_server_is_a_clear_error(tmp_path):
     from rag.local_llm import free_port
 

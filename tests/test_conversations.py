@@ -167,3 +167,15 @@ def test_renaming_a_knowledge_base_keeps_its_conversations_and_corrections(servi
     assert len(service.conversations.corrections("new")) == 1
     service.delete_kb("new")
     assert service.conversations.corrections("new") == []
+
+
+def test_an_empty_model_answer_is_reported_not_saved_as_an_answer(service, tmp_path):
+    service.create_kb("kb")
+    (tmp_path / "a.md").write_text("# Leave\n\nEmployees get five days of leave.\n", encoding="utf-8")
+    service.ingest_uploads("kb", [Upload(tmp_path / "a.md", "a.md")])
+    _reply(service, "")
+    events = list(service.chat(None, "kb", "How many days of leave?"))
+    errors = [e.text for e in events if e.type == "error"]
+    assert errors and "empty answer" in errors[0]
+    saved = service.conversations.messages(events[-1].data["conversation_id"])[-1]
+    assert saved.meta["error"] and not any(e.type == "token" for e in events)
