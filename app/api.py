@@ -21,10 +21,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.services import RagkbService, Upload, UploadRejected, safe_display_name
+from rag.chain import collect
 from rag.conversations import ConversationNotFound, MessageNotFound
 from rag.errors import (
     DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
@@ -353,23 +354,14 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
                                                                      if ev.type == "sources" else {}), **ev.data}
                     yield f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
             return StreamingResponse(sse(), media_type="text/event-stream")
-        parts, sources, error, done, conv = [], [], None, {}, ""
-        for ev in all_events():
-            if ev.type == "conversation":
-                conv = ev.data["conversation_id"]
-            elif ev.type == "token":
-                parts.append(ev.text)
-            elif ev.type == "sources":
-                sources = [SourceOut(**{k: v for k, v in s.as_dict().items() if k in SourceOut.model_fields})
-                           for s in ev.sources]
-            elif ev.type == "error":
-                error = ev.text
-            elif ev.type == "done":
-                done = ev.data
-        if error and not parts:
-            raise ApiError(503, error, "model_unavailable")
-        return AskOut(answer="".join(parts), sources=sources, refused=bool(done.get("refused")),
-                      conversation_id=conv, message_id=done.get("message_id", ""), error=error)
+        got = collect(all_events())
+        if got.error and not got.text:
+            raise ApiError(503, got.error, "model_unavailable")
+        sources = [SourceOut(**{k: v for k, v in s.as_dict().items() if k in SourceOut.model_fields})
+                   for s in got.sources]
+        return AskOut(answer=got.text, sources=sources, refused=bool(got.data.get("refused")),
+                      conversation_id=got.data["conversation_id"], message_id=got.data.get("message_id", ""),
+                      error=got.error)
 
     def conv_out(c) -> ConversationOut:  # noqa: ANN001
         return ConversationOut(id=c.id, title=c.title, knowledge_base=c.kb_name, created_at=c.created_at.isoformat(),
@@ -448,17 +440,10 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
                 yield chunk({}, "stop", sources=sources)
                 yield "data: [DONE]\n\n"
             return StreamingResponse(sse(), media_type="text/event-stream")
-        parts, sources, error = [], [], None
-        for ev in rest():
-            if ev.type == "token":
-                parts.append(ev.text)
-            elif ev.type == "sources":
-                sources = [s.as_dict() for s in ev.sources]
-            elif ev.type == "error":
-                error = ev.text
-        text = "".join(parts)
-        if error and not text:
-            raise ApiError(503, error, "model_unavailable")
+        got = collect(rest())
+        text, sources = got.text, [s.as_dict() for s in got.sources]
+        if got.error and not text:
+            raise ApiError(503, got.error, "model_unavailable")
         return {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": text, "sources": sources}}],

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import FAILED, FileResult, IngestSummary, ProgressFn, ingest_files
-from rag.chain import AnswerEvent, AnswerService
+from ingest.pipeline import FAILED, FileResult, IngestSummary, ProgressFn, ingest_files, too_large, unsupported_type
+from rag.chain import AnswerCollector, AnswerEvent, AnswerService
 from rag.conversations import ConversationStore
 from rag.errors import RagkbError
 from rag.settings import Settings, get_settings
@@ -52,7 +51,7 @@ class RagkbService:
     def __init__(self, settings: Settings | None = None, store: KnowledgeBaseStore | None = None, llm=None):  # noqa: ANN001
         self.settings = settings or (store.settings if store else get_settings())
         self.store = store or KnowledgeBaseStore(self.settings)
-        self.conversations = ConversationStore(self.store.registry.engine)
+        self.conversations = ConversationStore(self.store.registry)
         self.answers = AnswerService(self.store, llm=llm, conversations=self.conversations)
         self._ingest_lock = threading.Lock()  # one ingest at a time per process: the CPU is the limit
 
@@ -92,16 +91,9 @@ class RagkbService:
         name = safe_display_name(upload.name)
         if upload.refused:
             return FileResult(name, name, FAILED, upload.refused)
-        suffix = Path(name).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            return FileResult(name, name, FAILED, f"unsupported file type '{suffix or '(none)'}' "
-                                                  f"(supported: {', '.join(SUPPORTED_SUFFIXES)})")
         size = upload.path.stat().st_size if upload.path.exists() else 0
-        limit = self.settings.max_file_mb * 1024 * 1024
-        if size > limit:
-            return FileResult(name, name, FAILED, f"file is {size / 1048576:.1f} MB, over the "
-                                                  f"{self.settings.max_file_mb:g} MB limit (RAGKB_MAX_FILE_MB)")
-        return None
+        why = unsupported_type(name) or too_large(size, self.settings.max_file_mb)
+        return FileResult(name, name, FAILED, why) if why else None
 
     def ingest_uploads(self, kb: str, uploads: list[Upload], progress: ProgressFn | None = None) -> IngestSummary:
         """Ingest uploaded files under the names the user gave them; refused files are reported like
@@ -149,29 +141,19 @@ class RagkbService:
                    if m.role in ("user", "assistant") and not m.meta.get("error")]
         asked = self.conversations.add_message(conv.id, "user", question, user=user)
         yield AnswerEvent("conversation", data={"conversation_id": conv.id, "question_id": asked.id})
-        parts: list[str] = []
-        sources: list[dict] = []
-        error = None
-        done: dict = {}
+        got = AnswerCollector()
         try:
             for ev in self.answers.stream(kb, question, history):
-                if ev.type == "token":
-                    parts.append(ev.text)
-                elif ev.type == "sources":
-                    sources = [s.as_dict() for s in ev.sources]
-                elif ev.type == "error":
-                    error = ev.text
-                elif ev.type == "done":
-                    done = ev.data
-                    continue  # re-emitted below with the stored message id
-                yield ev
+                got.add(ev)
+                if ev.type != "done":  # re-emitted below with the stored message id
+                    yield ev
         finally:
-            text = "".join(parts) or (error or "")
-            meta = {k: v for k, v in done.items() if k in ("refused", "standalone_question", "timings", "corrections")}
-            if error:
-                meta["error"] = error
-            saved = self.conversations.add_message(conv.id, "assistant", text, user=user, sources=sources, meta=meta)
-        yield AnswerEvent("done", data={**done, "message_id": saved.id, "conversation_id": conv.id})
+            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections")}
+            if got.error:
+                meta["error"] = got.error
+            saved = self.conversations.add_message(conv.id, "assistant", got.text or (got.error or ""), user=user,
+                                                   sources=[s.as_dict() for s in got.sources], meta=meta)
+        yield AnswerEvent("done", data={**got.data, "message_id": saved.id, "conversation_id": conv.id})
 
     def feedback(self, message_id: str, rating: int | None, comment: str | None = None, user: str = "") -> None:
         self.conversations.feedback(message_id, rating, comment, user=user)

@@ -8,6 +8,7 @@ actually cited (a citation to no retrieved block is removed from the text and ne
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,43 @@ class Answer:
     timings: dict = field(default_factory=dict)
 
 
+@dataclass
+class AnswerCollector:
+    """Folds a stream of AnswerEvent into the whole answer; `add` returns the event, so a caller can
+    collect and pass events on in one loop."""
+
+    parts: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    error: str | None = None
+    data: dict = field(default_factory=dict)  # what "conversation" and "done" events carried
+
+    def add(self, ev: AnswerEvent) -> AnswerEvent:
+        if ev.type == "token":
+            self.parts.append(ev.text)
+        elif ev.type == "sources":
+            self.sources = ev.sources
+        elif ev.type == "error":
+            self.error = ev.text
+        elif ev.type in ("conversation", "done"):
+            self.data.update(ev.data)
+        return ev
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def result(self, question: str) -> Answer:
+        return Answer(self.text, self.sources, self.error, bool(self.data.get("refused")),
+                      self.data.get("standalone_question", question), self.data.get("timings", {}))
+
+
+def collect(events) -> AnswerCollector:  # noqa: ANN001
+    c = AnswerCollector()
+    for ev in events:
+        c.add(ev)
+    return c
+
+
 def _messages(pairs: list[tuple[str, str]]):
     cls = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [cls[role](content=content) for role, content in pairs]
@@ -78,6 +116,8 @@ class AnswerService:
         self.llm = llm or LLMService(store.settings)
         self.conversations = conversations  # a rag.conversations.ConversationStore: enables user corrections
         self._reranker = None
+        self._vectors: dict[str, list[float]] = {}  # text -> embedding, for matching corrections
+        self._vectors_lock = threading.Lock()
 
     # -- steps ------------------------------------------------------------------------------
     def condense(self, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:
@@ -180,10 +220,21 @@ class AnswerService:
         rows = self.conversations.corrections(kb)
         if not rows:
             return []
-        embed = None
-        if any(leg_weights(self.store, q)[0] > 0 for q in questions):
-            embed = self.store.embeddings().embed_documents
+        embed = self._cached_embed if any(leg_weights(self.store, q)[0] > 0 for q in questions) else None
         return match_corrections(questions, rows, embed=embed)
+
+    def _cached_embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of correction questions (and recent questions) are computed once, not per question."""
+        with self._vectors_lock:  # chats run in parallel threads
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self.store.embeddings().embed_documents(missing)))
+            with self._vectors_lock:
+                if len(self._vectors) + len(missing) > 4096:
+                    self._vectors.clear()
+                self._vectors.update((t, known[t]) for t in missing)
+        return [known[t] for t in texts]
 
     # -- the whole chain --------------------------------------------------------------------
     def stream(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Iterator[AnswerEvent]:
@@ -306,18 +357,7 @@ class AnswerService:
         return resolved[0] if resolved else (self.llm.settings.llm_base_url or "the embedded model server")
 
     def answer(self, kb: str, question: str, history: list[tuple[str, str]] | None = None) -> Answer:
-        parts, sources, error, data = [], [], None, {}
-        for ev in self.stream(kb, question, history):
-            if ev.type == "token":
-                parts.append(ev.text)
-            elif ev.type == "sources":
-                sources = ev.sources
-            elif ev.type == "error":
-                error = ev.text
-            elif ev.type == "done":
-                data = ev.data
-        return Answer("".join(parts), sources, error, bool(data.get("refused")),
-                      data.get("standalone_question", question), data.get("timings", {}))
+        return collect(self.stream(kb, question, history)).result(question)
 
 
 def _last_exchange(history: list[tuple[str, str]]) -> list[tuple[str, str]]:
