@@ -9,17 +9,14 @@ knowledge base and puts them first, marked as user corrections.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String, Text, delete, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from rag.errors import RagkbError
-from rag.registry import _now, new_id
+from rag.registry import Registry, _now, new_id
 
 
 class ConversationNotFound(RagkbError):
@@ -112,16 +109,9 @@ class ConversationStore:
     """Conversations of every user; `user` is "" when login is off. Methods taking `user` only see
     that user's conversations (another user's id is reported as not found)."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        _Base.metadata.create_all(engine)
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self._sessions() as s:
-            with s.begin():
-                yield s
+    def __init__(self, registry: Registry):
+        _Base.metadata.create_all(registry.engine)
+        self.session = registry.session  # same database, same transaction handling as the registry
 
     # -- conversations ----------------------------------------------------------------------
     def create(self, user: str = "", kb_name: str | None = None, title: str = "") -> Conversation:

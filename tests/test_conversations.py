@@ -30,14 +30,14 @@ def _reply(svc, *replies):
 def test_history_survives_a_restart_and_is_private_per_user(settings):
     settings.data_dir.mkdir(parents=True)
     reg = Registry(settings.registry_url)
-    convs = ConversationStore(reg.engine)
+    convs = ConversationStore(reg)
     c = convs.create(user="alice", kb_name="手册")
     convs.add_message(c.id, "user", "  年假 有几天？ ", user="alice")
     convs.add_message(c.id, "assistant", "五天[1]。", user="alice", sources=[{"n": 1, "filename": "a.pdf"}])
     reg.dispose()
 
     reg = Registry(settings.registry_url)  # a new process
-    convs = ConversationStore(reg.engine)
+    convs = ConversationStore(reg)
     [again] = convs.list("alice")
     assert again.title == "年假 有几天？" and again.kb_name == "手册"
     msgs = convs.messages(again.id, "alice")

@@ -48,12 +48,12 @@ def test_the_database_really_is_postgresql(postgres, tmp_path):
     store = KnowledgeBaseStore(settings)
     assert store.registry.engine.dialect.name == "postgresql"
     store.create("知识库")
-    convs = ConversationStore(store.registry.engine)
+    convs = ConversationStore(store.registry)
     c = convs.create(kb_name="知识库")
     convs.add_message(c.id, "user", "你好")
     store.close()
     assert not (tmp_path / "data" / "registry.db").exists()
     store = KnowledgeBaseStore(settings)  # another process sees the same rows
     assert [k.name for k in store.list()] == ["知识库"]
-    assert ConversationStore(store.registry.engine).list()[0].title == "你好"
+    assert ConversationStore(store.registry).list()[0].title == "你好"
     store.close()

@@ -208,7 +208,7 @@ def test_login_shows_each_user_only_their_conversations(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     registry = Registry(Settings(data_dir=data, _env_file=None).registry_url)
-    convs = ConversationStore(registry.engine)
+    convs = ConversationStore(registry)
     a = convs.create(user="alice", title="alice's question about budgets")
     convs.add_message(a.id, "user", "alice's question about budgets", user="alice")
     b_conv = convs.create(user="bob", title="bob's secret plan")
