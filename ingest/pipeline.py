@@ -80,11 +80,25 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+def unsupported_type(name: str) -> str | None:
+    """Why a file of this name cannot be ingested (its type), or None."""
+    if file_type(Path(name)) is not None:
+        return None
+    suffix = Path(name).suffix
+    return f"unsupported file type '{suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+
+
+def too_large(size: int, max_mb: float) -> str | None:
+    """Why a file of `size` bytes is refused (RAGKB_MAX_FILE_MB), or None."""
+    if size > max_mb * 1024 * 1024:
+        return f"file is {size / 1048576:.1f} MB, over the {max_mb:g} MB limit (raise RAGKB_MAX_FILE_MB to allow it)"
+    return None
+
+
 def discover(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[FileResult]]:
     """Expand files and folders into (path, display name) pairs; report what cannot be ingested."""
     files: list[tuple[Path, str]] = []
     rejected: list[FileResult] = []
-    supported = ", ".join(SUPPORTED_SUFFIXES)
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
@@ -93,15 +107,13 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[
                 if any(part.startswith(".") for part in rel.parts) or not (f.is_file() or f.is_symlink()):
                     continue  # hidden files and folders (.git, .DS_Store) are not documents
                 name = (Path(p.resolve().name) / rel).as_posix()
-                if file_type(f) is None:
-                    rejected.append(FileResult(str(f), name, SKIPPED,
-                                               f"unsupported file type '{f.suffix or '(none)'}' (supported: {supported})"))
+                if (why := unsupported_type(f.name)) is not None:
+                    rejected.append(FileResult(str(f), name, SKIPPED, why))
                 else:
                     files.append((f, name))
         elif p.exists() or p.is_symlink():
-            if file_type(p) is None:
-                rejected.append(FileResult(str(p), p.name, SKIPPED,
-                                           f"unsupported file type '{p.suffix or '(none)'}' (supported: {supported})"))
+            if (why := unsupported_type(p.name)) is not None:
+                rejected.append(FileResult(str(p), p.name, SKIPPED, why))
             else:
                 files.append((p, p.name))
         else:
@@ -319,9 +331,8 @@ def _read_checked(path: Path, max_mb: float) -> bytes:
         raise IngestError("cannot read: no such file (or a broken link)") from None
     except OSError as exc:
         raise IngestError(f"cannot read: {exc.strerror or exc}") from None
-    if size > max_mb * 1024 * 1024:
-        raise IngestError(f"file is {size / 1048576:.1f} MB, over the {max_mb:g} MB limit "
-                          "(raise RAGKB_MAX_FILE_MB to allow it)")
+    if (why := too_large(size, max_mb)) is not None:
+        raise IngestError(why)
     if size == 0:
         raise IngestError("empty file (0 bytes)")
     if not os.access(path, os.R_OK):

@@ -55,3 +55,23 @@ def ragkb_exe() -> str:
     exe = Path(sys.executable).parent / "ragkb"
     assert exe.exists(), "the ragkb console script must be installed in the test venv"
     return str(exe)
+
+
+def wait_http(proc, url: str, log_path: Path, what: str, timeout: float,  # noqa: ANN001
+              ok: tuple[int, ...] = (200,), interval: float = 0.5) -> None:
+    """Wait until `url` answers with one of `ok` while `proc` (a server the test started) runs; on exit or
+    timeout, fail with the end of its log."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"{what} exited:\n" + log_path.read_text(errors="replace")[-3000:]
+        try:
+            if httpx.get(url, timeout=2).status_code in ok:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not start:\n" + log_path.read_text(errors="replace")[-3000:]
+        time.sleep(interval)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, cli_env, ragkb_exe
+from conftest import REPO, cli_env, ragkb_exe, wait_http
 from ingest.pipeline import ingest_paths
 from rag.chain import AnswerService
 from rag.llm import LLMService
@@ -46,8 +46,6 @@ def env(tmp_path_factory):
 
 def _start_vllm(log_path: Path):
     """`python -m vllm.entrypoints.openai.api_server` from .venv-vllm on a free loopback port."""
-    import httpx
-
     from rag.local_llm import free_port
 
     python = Path(os.environ.get("RAGKB_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
@@ -61,17 +59,12 @@ def _start_vllm(log_path: Path):
                              "--served-model-name", "qwen-vllm", "--host", "127.0.0.1", "--port", str(port),
                              "--enforce-eager", "--max-model-len", "4096"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 400
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    raise AssertionError("vLLM did not start: " + log_path.read_text(errors="replace")[-3000:])
+    try:
+        wait_http(proc, f"http://127.0.0.1:{port}/v1/models", log_path, "vLLM", 400, interval=1)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 @pytest.fixture(scope="module", params=["llama.cpp", pytest.param("vllm", marks=[VLLM, pytest.mark.vllm])])

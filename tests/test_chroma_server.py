@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import cli_env
+from conftest import cli_env, wait_http
 from docs import write_corpus
 from ingest.pipeline import ingest_paths
 from rag.errors import VectorStoreUnavailable
@@ -38,16 +36,7 @@ class ChromaServer:
         self.proc = subprocess.Popen([str(exe), "run", "--path", str(self.path), "--host", "127.0.0.1",
                                       "--port", str(self.port)], stdout=open(self.log, "ab"),
                                      stderr=subprocess.STDOUT, env=cli_env(self.path), start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text(errors="replace")[-2000:]
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("chroma run did not start: " + self.log.read_text(errors="replace")[-2000:])
+        wait_http(self.proc, f"{self.url}/api/v2/heartbeat", self.log, "chroma run", 60, interval=0.3)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

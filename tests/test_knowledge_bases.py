@@ -10,7 +10,6 @@ from docs import EN_GUIDE_MD, ZH_GUIDE_MD
 from ingest.pipeline import ingest_paths
 from rag.errors import EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound
 from rag.retrieval import search
-from rag.settings import Settings
 from rag.store import KnowledgeBaseStore, collection_name_for
 
 CHROMA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")

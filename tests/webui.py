@@ -9,9 +9,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from conftest import REPO, cli_env, ragkb_exe
+from conftest import REPO, cli_env, ragkb_exe, wait_http
 
 CHROMIUM = os.environ.get("RAGKB_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -34,16 +32,7 @@ def running_server(data_dir: Path, log_path: Path, **env: str):
                             env=cli_env(data_dir, **env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, "ragkb serve exited:\n" + log_path.read_text(errors="replace")[-3000:]
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code in (200, 401):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "ragkb serve did not start:\n" + log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.5)
+        wait_http(proc, url + "/api/health", log_path, "ragkb serve", 180, ok=(200, 401))
         yield url
     finally:
         proc.terminate()
