@@ -379,35 +379,108 @@ def chat(kb: str) -> None:
         service.llm.close()
 
 
-eval_app = typer.Typer(help="Measure ragkb on evaluation sets you bring (BEIR format).", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure ragkb against baselines on evaluation sets you bring (BEIR format, QA, PDFs).",
+                       no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON here.")]
+MarkdownOpt = Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown table here.")]
+PlotOpt = Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG bar chart here.")]
+OutDirOpt = Annotated[Optional[Path], typer.Option(
+    "--out-dir", help="Write JSON, Markdown, PNG and per-question results into this folder.")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Sample this many questions (fixed seed) so a run fits the CPU.")]
+
+
+def _eval_outputs(result: dict, title: str, stem: str, json_out: Optional[Path], md_out: Optional[Path],
+                  plot_out: Optional[Path], out_dir: Optional[Path], plot_metrics: list[str] | None = None) -> None:
+    from app.evaluation.report import markdown, write_outputs
+
+    if out_dir:
+        json_out = json_out or out_dir / f"{stem}.json"
+        md_out = md_out or out_dir / f"{stem}.md"
+        plot_out = plot_out or out_dir / f"{stem}.png"
+    out.print(markdown(result, title))
+    for path in write_outputs(result, title, json_out, md_out, plot_out, plot_metrics):
+        out.print(f"wrote {escape(str(path))}")
+
+
+def _need_set(path: Path, *names: str) -> None:
+    for name in names:
+        if not list(path.glob(name)):
+            _fail(f"{path}: {name} not found (see README, Evaluation, for the expected layout)")
 
 
 @eval_app.command("retrieval")
 def eval_retrieval(
     set_dir: Annotated[Path, typer.Argument(help="Folder with corpus.jsonl, queries.jsonl, qrels/*.tsv.")],
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics here.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Sample this many queries.")] = None,
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+    limit: LimitOpt = None,
     per_query_dir: Annotated[Optional[Path], typer.Option(help="Save per-query results here.")] = None,
     baselines: Annotated[bool, typer.Option(help="Also run the bm25 (whole documents) and naive LangChain baselines.")] = True,
 ) -> None:
-    """Ingest a BEIR set into a temporary knowledge base and report nDCG@10, MRR@10, Recall@k."""
+    """Ingest a BEIR set into a temporary knowledge base and report nDCG@10, MRR@10, Recall@k against baselines."""
     from app.evaluation.retrieval import evaluate
     from rag.settings import get_settings
 
-    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir, baselines=baselines))
-    table = Table("ranking", "nDCG@10", "MRR@10", "R@1", "R@5", "R@10", "R@100")
-    for name, m in result.items():
-        if not name.startswith("_"):
-            table.add_row(name, *(f"{m[k]:.4f}" for k in ("ndcg@10", "mrr@10", "recall@1", "recall@5",
-                                                          "recall@10", "recall@100")))
-    out.print(table)
+    _need_set(set_dir, "corpus.jsonl", "queries.jsonl", "qrels/*.tsv")
+    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir or out_dir,
+                                   baselines=baselines))
     for pair, metrics in result["_ci"].items():
         m = metrics["ndcg@10"]
         out.print(f"{pair}: nDCG@10 difference {m['diff']:+.4f} (95% CI {m['ci95_low']:+.4f} .. {m['ci95_high']:+.4f})")
-    out.print(json.dumps(result["_meta"], ensure_ascii=False))
-    if json_out:
-        json_out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    _eval_outputs(result, f"Retrieval: {set_dir.name}", f"{set_dir.name}.retrieval", json_out, markdown_out,
+                  plot_out, out_dir, ["ndcg@10", "mrr@10", "recall@1", "recall@10", "recall@100"])
+
+
+@eval_app.command("answers")
+def eval_answers(
+    set_dir: Annotated[Path, typer.Argument(help="A QA set: corpus.jsonl, queries.jsonl, qrels/*.tsv, answers.jsonl.")],
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+    limit: LimitOpt = None,
+    baseline: Annotated[bool, typer.Option(help="Also answer with the naive 'stuff the top chunks' chain.")] = True,
+) -> None:
+    """Answer every question with ragkb and the naive chain (same LLM); score answers and citations."""
+    from app.evaluation.answers import evaluate
+    from rag.settings import get_settings
+
+    _need_set(set_dir, "corpus.jsonl", "queries.jsonl", "answers.jsonl")
+    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=out_dir, baseline=baseline,
+                                   progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, f"Answers: {set_dir.name}" + (f" (--limit {limit})" if limit else ""),
+                  f"{set_dir.name}.answers", json_out, markdown_out, plot_out, out_dir)
+
+
+@eval_app.command("pdf")
+def eval_pdf(
+    set_dir: Annotated[Path, typer.Argument(help="Folder with <name>.truth.json and pdfs/<name>.pdf.")],
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+) -> None:
+    """PDF text recovery (probe recall) and outline page attribution, ragkb against PyPDFLoader."""
+    from app.evaluation.pdfs import evaluate_pdf_ingest
+    from rag.settings import get_settings
+
+    _need_set(set_dir, "*.truth.json")
+    result = _run(lambda: evaluate_pdf_ingest(set_dir, get_settings(), progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, f"PDF ingest: {set_dir.name}", f"{set_dir.name}.pdf", json_out, markdown_out, plot_out,
+                  out_dir)
+
+
+@eval_app.command("financebench")
+def eval_financebench(
+    set_dir: Annotated[Path, typer.Argument(help="Folder with questions.jsonl and pdfs/ (FinanceBench layout).")],
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+    limit: LimitOpt = None,
+    baseline: Annotated[bool, typer.Option(help="Also run the naive PyPDFLoader + Chroma pipeline.")] = True,
+) -> None:
+    """Gold evidence page recall@k over one knowledge base holding every filing, ragkb against PyPDFLoader."""
+    from app.evaluation.pdfs import evaluate_financebench
+    from rag.settings import get_settings
+
+    _need_set(set_dir, "questions.jsonl", "pdfs/*.pdf")
+    result = _run(lambda: evaluate_financebench(set_dir, get_settings(), limit=limit, baseline=baseline,
+                                                out_dir=out_dir, progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, f"FinanceBench page recall: {set_dir.name}", f"{set_dir.name}.pages", json_out,
+                  markdown_out, plot_out, out_dir)
 
 
 def main() -> None:

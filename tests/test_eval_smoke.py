@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from conftest import REPO, cli_env, ragkb_exe
 
 DOCS = {
@@ -52,3 +54,143 @@ def test_eval_retrieval_reports_ragkb_and_baselines(tmp_path):
     per_query = json.loads((tmp_path / "pq" / "tiny.per_query.json").read_text())
     assert set(per_query["ragkb"]) == set(QUERIES)
     assert "ragkb-bm25: nDCG@10 difference" in r.stdout
+
+
+# --- scoring rules (no model needed) -----------------------------------------------------------
+def test_answer_scoring_follows_cmrc_and_rgb_rules():
+    from app.evaluation.answers import QAItem, cmrc_em, cmrc_f1, contains_answer, is_refusal, score
+
+    assert cmrc_em("踢爆。", "踢爆") == 1.0 and cmrc_em("踢爆了", "踢爆") == 0.0
+    assert cmrc_f1("玩家用水枪", "玩家以水枪") == 2 * (2 / 5) * (2 / 5) / (4 / 5)  # longest common substring 玩家
+    assert cmrc_f1("completely different", "踢爆") == 0.0
+    # RGB: every element must appear; a list element is satisfied by any alternative
+    assert contains_answer("首趟班列从南宁出发，2022年1月1日。", ["南宁", ["1月1日", "元旦"]])
+    assert not contains_answer("首趟班列从南宁出发。", ["南宁", ["1月1日", "元旦"]])
+    assert is_refusal("知识库中没有找到能回答这个问题的内容。") and is_refusal("I don't know.")
+    assert not is_refusal("报销需要发票原件。")
+    item = QAItem("q", "报销需要什么", ["发票原件"], {"d1"})
+    m = score(item, "cmrc", "需要发票原件 [1]", [("d1", "报销需要附上发票原件。"), ("d2", "发票原件")], None)
+    assert m["citations"] == 2 and m["correct_citations"] == 1 and m["contains"] == 1.0  # d2 is the wrong passage
+
+
+QA_DOCS = {
+    "p1": ("报销制度", "员工出差回来后，报销单需要附上发票原件和经理签字的审批单。财务部门在五个工作日内付款。"),
+    "p2": ("年假制度", "工作满十年的员工每年享有十五天年假，年假可以分两次休完。"),
+    "p3": ("食堂", "公司食堂早餐七点开始供应，午餐十一点半开始。"),
+    "p4": ("停车", "访客车辆需要在前台登记后才能进入地下停车场。"),
+}
+
+
+def write_qa_set(root, kind: str):
+    (root / "qrels").mkdir(parents=True)
+    qs = {"q1": ("报销单需要附上什么？", "p1", "发票原件", 21), "q2": ("工作满十年有几天年假？", "p2", "十五天", 11)}
+    with open(root / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for i, (t, x) in QA_DOCS.items():
+            fh.write(json.dumps({"_id": i, "title": t, "text": x}, ensure_ascii=False) + "\n")
+    with open(root / "queries.jsonl", "w", encoding="utf-8") as fh:
+        for q, (text, *_rest) in qs.items():
+            fh.write(json.dumps({"_id": q, "text": text}, ensure_ascii=False) + "\n")
+    with open(root / "qrels" / "dev.tsv", "w", encoding="utf-8") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d, *_r) in qs.items()))
+    with open(root / "answers.jsonl", "w", encoding="utf-8") as fh:
+        for q, (_, d, a, start) in qs.items():
+            rec = ({"_id": q, "doc_id": d, "answers": [a], "answer_starts": [start]} if kind == "cmrc" else
+                   {"_id": q, "answers": [[a, a.replace("十五", "15")]], "positive_ids": [d],
+                    "negative_ids": [x for x in QA_DOCS if x != d]})
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+@pytest.fixture(scope="module")
+def model_data_dir(tmp_path_factory):
+    """One data directory for both answer runs, so the packaged model is assembled once."""
+    return tmp_path_factory.mktemp("eval-data")
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("kind", ["cmrc", "rgb"])
+def test_eval_answers_scores_ragkb_and_the_naive_chain(tmp_path, kind, model_data_dir):
+    write_qa_set(tmp_path / kind, kind)
+    r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / kind), "--out-dir", str(tmp_path / "out")],
+                       cwd=REPO, env=cli_env(model_data_dir),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / f"{kind}.answers.json").read_text(encoding="utf-8"))
+    assert result["_meta"]["questions"] == 2 and result["_meta"]["kind"] == kind
+    systems = ["ragkb", "naive"] + (["ragkb_negatives_only", "naive_negatives_only"] if kind == "rgb" else [])
+    for name in systems:
+        m = result[name]
+        assert m["questions"] == 2 and m["errors"] == 0, m
+        for key in ("citation_precision", "with_correct_citation", "refusal_rate"):
+            assert 0.0 <= m[key] <= 1.0
+    # ragkb answers both easy questions from the right passage and cites it
+    assert result["ragkb"]["with_correct_citation"] == 1.0
+    assert result["ragkb"]["accuracy" if kind == "rgb" else "contains"] >= 0.5
+    if kind == "cmrc":
+        assert 0.0 < result["ragkb"]["f1"] <= 1.0
+    else:  # only the unrelated passages are there: nothing may be cited as correct
+        assert result["ragkb_negatives_only"]["with_correct_citation"] == 0.0
+    per_q = json.loads((tmp_path / "out" / f"{kind}.answers.per_query.json").read_text(encoding="utf-8"))
+    assert set(per_q["ragkb"]) == {"q1", "q2"} and per_q["ragkb"]["q1"]["reply"]
+    md = (tmp_path / "out" / f"{kind}.answers.md").read_text(encoding="utf-8")
+    assert "| ragkb |" in md and "| naive |" in md
+    assert (tmp_path / "out" / f"{kind}.answers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_pdf_against_truth_and_pypdf(tmp_path):
+    from pdfgen import make_pdf
+
+    root = tmp_path / "pdfset"
+    (root / "pdfs").mkdir(parents=True)
+    pages = [[("h", "第一章 差旅报销"), ("p", "报销单需要附上发票原件和经理签字的审批单。")],
+             [("h", "第二章 年假"), ("p", "工作满十年的员工每年享有十五天年假。")],
+             [("h", "第三章 停车"), ("p", "访客车辆需要在前台登记后才能进入停车场。")]]
+    make_pdf(root / "pdfs" / "handbook.pdf", pages, cjk=True,
+             outline=[("第一章 差旅报销", 1, 0), ("第二章 年假", 2, 0), ("第三章 停车", 3, 0)])
+    truth = {"num_pages": 3, "outline": [{"title": t, "level": 1, "page_number": p} for t, p in
+                                         (("第一章 差旅报销", 1), ("第二章 年假", 2), ("第三章 停车", 3))],
+             "probes": ["报销单需要附上发票原件", "每年享有十五天年假", "访客车辆需要在前台登记", "这句话不在文件里"]}
+    (root / "handbook.truth.json").write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "pdf", str(root), "--out-dir", str(tmp_path / "out")], cwd=REPO,
+                       env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "pdfset.pdf.json").read_text(encoding="utf-8"))
+    assert result["ragkb"]["handbook:probe_recall_text"] == 0.75  # the made-up probe is not found
+    assert result["ragkb"]["handbook:outline_on_page"] == 1.0
+    assert "handbook:probe_recall_text" in result["naive"]
+    assert result["_files"]["handbook.pdf"]["ragkb"]["probes_missed"] == ["这句话不在文件里"]
+    assert (tmp_path / "out" / "pdfset.pdf.png").exists() and (tmp_path / "out" / "pdfset.pdf.md").exists()
+
+
+def test_eval_financebench_page_recall(tmp_path):
+    from pdfgen import make_pdf
+
+    root = tmp_path / "fb"
+    (root / "pdfs").mkdir(parents=True)
+    filler = "The company discusses general market conditions, competition and risks in this section."
+    make_pdf(root / "pdfs" / "ACME_2022_10K.pdf",
+             [[("p", filler)], [("p", filler)], [("p", "Total revenue for fiscal 2022 was 4,210 million dollars.")],
+              [("p", filler)]])
+    make_pdf(root / "pdfs" / "GLOBEX_2021_10K.pdf",
+             [[("p", "Capital expenditures in 2021 amounted to 310 million dollars, mostly for new plants.")],
+              [("p", filler)]])
+    qs = [{"financebench_id": "fb1", "doc_name": "ACME_2022_10K", "question": "What was ACME's total revenue in fiscal 2022?",
+           "answer": "4,210 million", "evidence": [{"evidence_text": "Total revenue", "evidence_page_num": 2}]},
+          {"financebench_id": "fb2", "doc_name": "GLOBEX_2021_10K", "question": "How much were capital expenditures in 2021?",
+           "answer": "310 million", "evidence": [{"evidence_text": "Capital expenditures", "evidence_page_num": 0}]}]
+    (root / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs), encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "financebench", str(root), "--json", str(tmp_path / "fb.json"),
+                        "--markdown", str(tmp_path / "fb.md"), "--plot", str(tmp_path / "fb.png")], cwd=REPO,
+                       env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "fb.json").read_text(encoding="utf-8"))
+    assert result["ragkb"]["page_recall@1"] == 1.0  # page numbers are 1-based, evidence_page_num 0-based
+    assert result["naive"]["page_recall@5"] == 1.0
+    assert result["_meta"]["pdfs"] == 2 and result["_meta"]["questions"] == 2
+    assert "page_recall@10" in (tmp_path / "fb.md").read_text(encoding="utf-8")
+
+
+def test_eval_reports_a_missing_set_file(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "empty")], cwd=REPO,
+                       env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "corpus.jsonl not found" in r.stderr.replace("\n", "")

@@ -1,0 +1,310 @@
+"""End-to-end answer evaluation on a QA set in BEIR layout plus `answers.jsonl`.
+
+Two kinds of set are understood (both from ../shared/eval/public, or any set shaped like them):
+- CMRC style (`answers`, `doc_id`, `answer_starts`): exact match and character F1 with the CMRC 2018
+  conventions (punctuation and spaces removed; F1 on the longest common substring of characters), plus
+  containment (the gold answer appears in the reply), which is what a generated sentence can achieve;
+- RGB style (`answers`, `positive_ids`, `negative_ids`): containment accuracy with RGB's rule (every
+  element must appear; a list element is satisfied by any alternative) and, in a second knowledge base
+  that holds every passage except the positives, the refusal rate (the right answer there is "not in
+  the knowledge base").
+
+For each question ragkb's real chain answers from a temporary knowledge base built by the real ingest
+pipeline; the baseline is the naive LangChain "stuff the top chunks" chain (RecursiveCharacterTextSplitter
+1000/200, same embedder, Chroma top-4, the tutorial prompt with numbered passages) on the same LLM.
+Citations are judged for both: a cited chunk is correct when it holds the gold span (CMRC: same passage
+and the chunk contains the answer text) or belongs to a positive passage (RGB).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
+from rag.settings import Settings
+
+NAIVE_K = 4
+NAIVE_PROMPT = """You are an assistant for question-answering tasks. Use the following numbered pieces of retrieved context to answer the question. Cite the numbers of the pieces you used like [1]. If you don't know the answer, just say that you don't know. Keep the answer concise.
+
+{context}
+
+Question: {question}
+Answer:"""
+
+# Replies that decline to answer, in the words ragkb uses and the words models use when told
+# "say that you don't know" (the same judge is applied to both systems).
+_REFUSAL = re.compile(
+    r"知识库中没有|没有找到能回答|不知道|无法回答|无法确定|无法从|未提及|没有提到|没有提及|未提供|没有提供|不清楚|没有相关信息|"
+    r"does not contain the answer|don't know|do not know|cannot answer|can't answer|not mentioned|"
+    r"no information|not provided|unable to (?:answer|determine)", re.IGNORECASE)
+_CITATION = re.compile(r"\[(\d+)\]")
+
+
+@dataclass
+class QAItem:
+    qid: str
+    question: str
+    answers: list  # CMRC: [str]; RGB: [str | [alternatives]]
+    gold_docs: set[str]
+    negative_docs: set[str] = field(default_factory=set)
+
+
+def load_qa(set_dir: Path, limit: int | None = None, seed: int = 0) -> tuple[BeirSet, list[QAItem], str]:
+    path = set_dir / "answers.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: an answer evaluation needs gold answers (answers.jsonl)")
+    beir = load_beir(set_dir, limit, seed)
+    gold = {}
+    kind = "cmrc"
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            a = json.loads(line)
+            gold[str(a["_id"])] = a
+            if "positive_ids" in a:
+                kind = "rgb"
+    items = []
+    for qid, text in beir.queries.items():
+        a = gold.get(qid)
+        if a is None:
+            continue
+        if kind == "rgb":
+            items.append(QAItem(qid, text, a["answers"], set(a["positive_ids"]), set(a.get("negative_ids", []))))
+        else:
+            docs = {a["doc_id"]} if a.get("doc_id") else set(beir.qrels.get(qid, {}))
+            items.append(QAItem(qid, text, a["answers"], docs))
+    return beir, items, kind
+
+
+# --- scoring ----------------------------------------------------------------------------------
+def strip_citations(text: str) -> str:
+    return _CITATION.sub("", text)
+
+
+def _cmrc_tokens(text: str) -> list[str]:
+    """CMRC 2018 segmentation: every CJK character is a token, runs of letters/digits are one token;
+    punctuation and spaces are dropped."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", text)
+
+
+def _lcs_len(a: list[str], b: list[str]) -> int:
+    """Length of the longest common substring (the CMRC script's F1 is built on it)."""
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def cmrc_f1(prediction: str, gold: str) -> float:
+    p, g = _cmrc_tokens(prediction), _cmrc_tokens(gold)
+    lcs = _lcs_len(p, g)
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / len(p), lcs / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def cmrc_em(prediction: str, gold: str) -> float:
+    return float("".join(_cmrc_tokens(prediction)) == "".join(_cmrc_tokens(gold)))
+
+
+def _norm(text: str) -> str:
+    return "".join(_cmrc_tokens(text))
+
+
+def contains_answer(reply: str, answers: list) -> bool:
+    """RGB's rule: every element appears in the reply; a list element is satisfied by any alternative."""
+    r = _norm(reply)
+    if not answers:
+        return False
+    for element in answers:
+        alts = element if isinstance(element, list) else [element]
+        if not any(_norm(str(a)) and _norm(str(a)) in r for a in alts):
+            return False
+    return True
+
+
+def is_refusal(reply: str) -> bool:
+    return not reply.strip() or bool(_REFUSAL.search(reply))
+
+
+def _flat_answers(answers: list) -> list[str]:
+    return [str(x) for a in answers for x in (a if isinstance(a, list) else [a])]
+
+
+def cited_correct(item: QAItem, kind: str, doc_id: str, chunk_text: str) -> bool:
+    if doc_id not in item.gold_docs:
+        return False
+    if kind == "rgb":
+        return True
+    chunk = _norm(chunk_text)
+    return any(_norm(a) and _norm(a) in chunk for a in _flat_answers(item.answers))
+
+
+def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], error: str | None) -> dict:
+    """Per-question metrics; `cited` is [(doc id, chunk text)] of the chunks the reply cites."""
+    text = strip_citations(reply).strip()
+    correct = [cited_correct(item, kind, d, t) for d, t in cited]
+    m = {"reply": reply[:600], "error": error, "refused": is_refusal(text),
+         "citations": len(cited), "correct_citations": sum(correct),
+         "has_correct_citation": float(any(correct)),
+         "contains": float(contains_answer(text, item.answers))}
+    if kind == "cmrc":
+        golds = _flat_answers(item.answers)
+        m["em"] = max(cmrc_em(text, g) for g in golds)
+        m["f1"] = max(cmrc_f1(text, g) for g in golds)
+    return m
+
+
+def summarize(per_q: dict[str, dict], kind: str) -> dict:
+    n = len(per_q) or 1
+    rows = list(per_q.values())
+    cited = sum(r["citations"] for r in rows)
+    out = {"questions": len(rows),
+           "accuracy" if kind == "rgb" else "contains": round(sum(r["contains"] for r in rows) / n, 4),
+           "citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else 0.0,
+           "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
+           "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
+           "errors": sum(1 for r in rows if r["error"])}
+    if kind == "cmrc":
+        out["em"] = round(sum(r["em"] for r in rows) / n, 4)
+        out["f1"] = round(sum(r["f1"] for r in rows) / n, 4)
+    return out
+
+
+# --- the two systems --------------------------------------------------------------------------
+def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+    t0 = time.perf_counter()
+    ans = service.answer(kb, item.question)
+    seconds = time.perf_counter() - t0
+    rows = store.registry.chunks_by_ids([s.chunk_id for s in ans.sources if s.kind == "document"])
+    doc_names = store.ready_documents(store.get_row(kb))
+    cited = []
+    for s in ans.sources:
+        row = rows.get(s.chunk_id)
+        if row is not None:
+            cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
+    return ans.text, cited, ans.error, seconds
+
+
+class NaiveStuffChain:
+    """The LangChain tutorial RAG chain: split 1000/200, embed into Chroma, stuff the top 4 chunks."""
+
+    def __init__(self, docs: dict[str, dict], settings: Settings, workdir: Path, name: str):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+        from langchain_chroma import Chroma
+        from langchain_core.documents import Document
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        from rag.embeddings import get_embeddings
+
+        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+        chunks = splitter.split_documents([Document(page_content=doc_text(d) or " ", metadata={"doc": i})
+                                           for i, d in docs.items()])
+        client = chromadb.PersistentClient(path=str(workdir / f"naive-{name}"),
+                                           settings=ChromaSettings(anonymized_telemetry=False))
+        self.store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name=name)
+
+    def reply(self, llm, item: QAItem) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+        t0 = time.perf_counter()
+        docs = self.store.similarity_search(item.question, k=NAIVE_K)
+        context = "\n\n".join(f"[{i}] {d.page_content}" for i, d in enumerate(docs, start=1))
+        try:
+            text = llm.chat_model().invoke(NAIVE_PROMPT.format(context=context, question=item.question)).content
+            error = None
+        except Exception as exc:  # noqa: BLE001 - counted as an error, the run goes on
+            text, error = "", f"{type(exc).__name__}: {exc}"
+        seconds = time.perf_counter() - t0
+        nums = {int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(docs)}
+        cited = [(docs[n - 1].metadata["doc"], docs[n - 1].page_content) for n in sorted(nums)]
+        return text, cited, error, seconds
+
+
+def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_dir: Path | None = None,
+             baseline: bool = True, progress=print) -> dict:  # noqa: ANN001
+    from rag.chain import AnswerService
+    from rag.llm import LLMService
+    from rag.store import KnowledgeBaseStore
+
+    beir, items, kind = load_qa(set_dir, limit)
+    settings = _with_assembled_model(settings)
+    result: dict = {"_meta": {"set": beir.name, "kind": kind, "questions": len(items), "documents": len(beir.corpus),
+                              "limit": limit, "embedding_model": settings.embedding_model}}
+    per_query: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        s = settings.model_copy(update={"data_dir": workdir / "data"})
+        store = KnowledgeBaseStore(s)
+        llm = LLMService(s)
+        try:
+            runs = [("answers", beir.corpus)]
+            if kind == "rgb":  # every passage except the positives: the question has no answer there
+                positives = {d for it in items for d in it.gold_docs} | {d for r in beir.qrels.values() for d in r}
+                runs.append(("negatives_only", {i: d for i, d in beir.corpus.items() if i not in positives}))
+            for run, docs in runs:
+                progress(f"[{run}] ingesting {len(docs)} passages with ragkb's pipeline")
+                kb = run
+                names = ingest_corpus(store, kb, BeirSet(beir.name, docs, {}, {}), workdir / run)
+                service = AnswerService(store, llm)
+                naive = None
+                if baseline:
+                    progress(f"[{run}] building the naive baseline (1000/200 splitter + Chroma)")
+                    naive = NaiveStuffChain(docs, s, workdir, run)
+                systems = {"ragkb": lambda it: ragkb_reply(service, kb, it, names, store)}
+                if naive is not None:
+                    systems["naive"] = lambda it: naive.reply(llm, it)
+                for name, reply_fn in systems.items():
+                    key = f"{name}" if run == "answers" else f"{name}_negatives_only"
+                    per_query[key] = {}
+                    t0 = time.perf_counter()
+                    for n, item in enumerate(items, start=1):
+                        reply, cited, error, seconds = reply_fn(item)
+                        m = score(item, kind, reply, cited, error)
+                        m["seconds"] = round(seconds, 2)
+                        per_query[key][item.qid] = m
+                        if n % 10 == 0 or n == len(items):
+                            progress(f"[{run}] {name}: {n}/{len(items)} questions")
+                    result[key] = summarize(per_query[key], kind)
+                    result[key]["seconds_per_question"] = round((time.perf_counter() - t0) / max(1, len(items)), 2)
+        finally:
+            llm.close()
+            store.close()
+    qids = [it.qid for it in items]
+    main_metric = "accuracy" if kind == "rgb" else "f1"
+    if "naive" in per_query:
+        src = "contains" if kind == "rgb" else "f1"
+        result["_ci"] = {"ragkb-naive": {
+            main_metric: paired_bootstrap([per_query["ragkb"][q][src] for q in qids],
+                                          [per_query["naive"][q][src] for q in qids]),
+            "with_correct_citation": paired_bootstrap([per_query["ragkb"][q]["has_correct_citation"] for q in qids],
+                                                      [per_query["naive"][q]["has_correct_citation"] for q in qids])}}
+        if "ragkb_negatives_only" in per_query:
+            result["_ci"]["ragkb-naive"]["refusal_rate_negatives_only"] = paired_bootstrap(
+                [float(per_query["ragkb_negatives_only"][q]["refused"]) for q in qids],
+                [float(per_query["naive_negatives_only"][q]["refused"]) for q in qids])
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{beir.name}.answers.per_query.json").write_text(
+            json.dumps(per_query, ensure_ascii=False, indent=1), encoding="utf-8")
+    return result
+
+
+def _with_assembled_model(settings: Settings) -> Settings:
+    """Evaluations run in a temporary data directory; the embedded model is assembled once in the real one."""
+    if settings.llm_base_url or settings.llm_local_model_path:
+        return settings
+    from rag.local_llm import assemble_default_model
+
+    return settings.model_copy(update={"llm_local_model_path": assemble_default_model(settings.data_dir / "models")})

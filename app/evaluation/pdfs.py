@@ -1,0 +1,221 @@
+"""PDF evaluations: text recovery and page attribution against ground truth, and FinanceBench page recall.
+
+Both compare ragkb's ingest pipeline with the naive LangChain one (PyPDFLoader + RecursiveCharacterTextSplitter
+1000/200 + Chroma), run in the same process on the same files.
+
+- `pdf_ingest`: for each `<name>.truth.json` (pdf_ingest_dev layout), probe recall (share of probe sentences
+  found in the extracted text after NFKC, removing non-word characters and lower-casing; also inside a
+  single chunk) and outline page attribution (for each bookmark, a chunk containing its title carries the
+  bookmark's 1-based physical page).
+- `financebench`: every PDF of the questions goes into one knowledge base (the realistic "shared store"
+  setting); for each question, page recall@k = share of its gold evidence pages (file, 1-based page) among
+  the pages of the top-k retrieved chunks; hit@k = at least one of them is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+import unicodedata
+from pathlib import Path
+
+from app.evaluation.retrieval import paired_bootstrap
+from rag.settings import Settings
+
+KS = (1, 5, 10, 20)
+
+
+def norm(text: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def _naive_pages(pdf: Path) -> list:
+    """PyPDFLoader's documents, one per page (metadata["page"] is 0-based)."""
+    from langchain_community.document_loaders import PyPDFLoader
+
+    return PyPDFLoader(str(pdf)).load()
+
+
+def _naive_chunks(pages: list) -> list:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    return RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(pages)
+
+
+def _score_truth(truth: dict, full_text: str, chunks: list[tuple[int | None, str]]) -> dict:
+    """chunks: (1-based page, normalized text)."""
+    probes = truth.get("probes", [])
+    full = norm(full_text)
+    in_text = [p for p in probes if norm(p) in full]
+    in_chunk = [p for p in probes if any(norm(p) in c for _, c in chunks)]
+    outline = truth.get("outline", [])
+    on_page, missed = 0, []
+    for entry in outline:
+        t = norm(entry["title"])
+        pages = {p for p, c in chunks if t and t in c}
+        if entry["page_number"] in pages:
+            on_page += 1
+        else:
+            missed.append(f'{entry["title"]} (p.{entry["page_number"]}, found on {sorted(pages)[:5]})')
+    out = {"outline_on_page": round(on_page / len(outline), 4) if outline else None,
+           "outline_on_page_count": f"{on_page}/{len(outline)}", "outline_missed": missed[:10]}
+    if probes:
+        out.update({"probe_recall_text": round(len(in_text) / len(probes), 4),
+                    "probe_recall_chunk": round(len(in_chunk) / len(probes), 4),
+                    "probe_count": f"{len(in_text)}/{len(probes)}",
+                    "probes_missed": [p for p in probes if p not in in_text][:10]})
+    return out
+
+
+def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> dict:  # noqa: ANN001
+    from ingest.loaders.pdf import load_pdf
+    from ingest.pipeline import ingest_paths
+    from rag.store import KnowledgeBaseStore
+
+    truths = sorted(set_dir.glob("*.truth.json"))
+    if not truths:
+        raise FileNotFoundError(f"no *.truth.json in {set_dir}: not a pdf_ingest set")
+    files: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = KnowledgeBaseStore(settings.model_copy(update={"data_dir": Path(tmp)}))
+        try:
+            for truth_file in truths:
+                truth = json.loads(truth_file.read_text(encoding="utf-8"))
+                pdf = set_dir / truth.get("file", "pdfs/" + truth_file.name.replace(".truth.json", ".pdf"))
+                progress(f"{pdf.name}: ragkb ingest")
+                t0 = time.perf_counter()
+                summary = ingest_paths(store, pdf.stem, [pdf])
+                r = summary.results[0]
+                ragkb: dict = {"pages": r.pages, "chunks": r.chunks, "ingest_seconds": round(time.perf_counter() - t0, 1)}
+                if r.status == "failed":
+                    ragkb["error"] = r.reason
+                else:
+                    rows = store.registry.chunk_rows(store.get_row(pdf.stem).id)
+                    text = "".join(s.text for s in load_pdf(pdf).segments)
+                    ragkb.update(_score_truth(truth, text, [(c.page, norm(c.text)) for c in rows]))
+                progress(f"{pdf.name}: naive PyPDFLoader pipeline")
+                t0 = time.perf_counter()
+                pages = _naive_pages(pdf)
+                chunks = _naive_chunks(pages)
+                naive: dict = {"pages": len(pages), "chunks": len(chunks),
+                               "ingest_seconds_without_embedding": round(time.perf_counter() - t0, 1)}
+                naive.update(_score_truth(truth, "".join(p.page_content for p in pages),
+                                          [(c.metadata.get("page", -2) + 1, norm(c.page_content)) for c in chunks]))
+                files[pdf.name] = {"ragkb": ragkb, "naive": naive}
+        finally:
+            store.close()
+    result: dict = {}
+    for system in ("ragkb", "naive"):
+        result[system] = {}
+        for name, r in files.items():
+            for metric in ("probe_recall_text", "probe_recall_chunk", "outline_on_page"):
+                if r[system].get(metric) is not None:
+                    result[system][f"{Path(name).stem}:{metric}"] = r[system][metric]
+    result["_files"] = files
+    result["_meta"] = {"set": set_dir.name, "pdfs": len(files)}
+    return result
+
+
+# --- FinanceBench ---------------------------------------------------------------------------------
+def load_financebench(set_dir: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
+    import random
+
+    path = set_dir / "questions.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a FinanceBench-format set")
+    qs = [json.loads(line) for line in open(path, encoding="utf-8")]
+    qs = [q for q in qs if (set_dir / "pdfs" / f"{q['doc_name']}.pdf").exists() and q.get("evidence")]
+    if limit and limit < len(qs):
+        qs = random.Random(seed).sample(qs, limit)
+    return qs
+
+
+def gold_pages(q: dict) -> set[tuple[str, int]]:
+    return {(q["doc_name"], int(e["evidence_page_num"]) + 1) for e in q["evidence"]}
+
+
+def page_metrics(ranked: list[tuple[str, int | None]], gold: set[tuple[str, int]]) -> dict[str, float]:
+    out = {}
+    for k in KS:
+        top = set(ranked[:k])
+        found = len(gold & top)
+        out[f"page_recall@{k}"] = found / len(gold)
+        out[f"hit@{k}"] = float(found > 0)
+    return out
+
+
+def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None = None, baseline: bool = True,
+                          out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
+    from ingest.pipeline import Progress, ingest_paths
+    from rag.retrieval import search
+    from rag.store import KnowledgeBaseStore
+
+    qs = load_financebench(set_dir, limit)
+    pdfs = sorted({set_dir / "pdfs" / f"{q['doc_name']}.pdf" for q in qs})
+    per_query: dict[str, dict[str, dict]] = {"ragkb": {}}
+    meta: dict = {"set": set_dir.name, "questions": len(qs), "pdfs": len(pdfs), "limit": limit}
+    k_max = max(KS)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp) / "data"})
+        store = KnowledgeBaseStore(s)
+        try:
+            t0 = time.perf_counter()
+
+            def report(p: Progress) -> None:
+                if p.stage == "done":
+                    progress(f"ragkb ingest: {p.file_index + 1}/{p.file_total} {p.name}")
+
+            summary = ingest_paths(store, "financebench", pdfs, progress=report)
+            meta["ragkb_ingest_seconds"] = round(time.perf_counter() - t0, 1)
+            meta["ragkb_pages"] = sum(r.pages or 0 for r in summary.results)
+            meta["ragkb_chunks"] = sum(r.chunks or 0 for r in summary.results)
+            meta["ragkb_failed"] = [f"{r.name}: {r.reason}" for r in summary.failed]
+            t1 = time.perf_counter()
+            for q in qs:
+                hits = search(store, "financebench", q["question"], k=k_max)
+                ranked = [(Path(h.filename).stem, h.page) for h in hits]
+                per_query["ragkb"][q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
+            meta["ragkb_search_ms_per_question"] = round((time.perf_counter() - t1) * 1000 / max(1, len(qs)), 1)
+        finally:
+            store.close()
+        if baseline:
+            per_query["naive"] = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress)
+    ids = [q["financebench_id"] for q in qs]
+    result: dict = {name: {m: round(sum(pq[i][m] for i in ids) / max(1, len(ids)), 4) for m in pq[ids[0]]}
+                    for name, pq in per_query.items()} if ids else {}
+    if "naive" in per_query and ids:
+        result["_ci"] = {"ragkb-naive": {m: paired_bootstrap([per_query["ragkb"][i][m] for i in ids],
+                                                             [per_query["naive"][i][m] for i in ids])
+                                         for m in ("page_recall@5", "page_recall@10")}}
+    result["_meta"] = meta
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{set_dir.name}.pages.per_query.json").write_text(json.dumps(per_query, indent=1), encoding="utf-8")
+    return result
+
+
+def _naive_financebench(qs: list[dict], pdfs: list[Path], settings: Settings, workdir: Path, meta: dict,
+                        progress) -> dict[str, dict]:  # noqa: ANN001
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+
+    from rag.embeddings import get_embeddings
+
+    t0 = time.perf_counter()
+    chunks = []
+    for n, pdf in enumerate(pdfs, start=1):
+        chunks += _naive_chunks(_naive_pages(pdf))
+        progress(f"naive PyPDFLoader: {n}/{len(pdfs)} {pdf.name}")
+    client = chromadb.PersistentClient(path=str(workdir / "naive"), settings=ChromaSettings(anonymized_telemetry=False))
+    store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name="naive")
+    meta["naive_ingest_seconds"] = round(time.perf_counter() - t0, 1)
+    meta["naive_chunks"] = len(chunks)
+    out = {}
+    for q in qs:
+        docs = store.similarity_search(q["question"], k=max(KS))
+        ranked = [(Path(d.metadata.get("source", "")).stem, int(d.metadata.get("page", -1)) + 1) for d in docs]
+        out[q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
+    return out
