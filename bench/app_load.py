@@ -106,7 +106,8 @@ def main() -> int:
     args = ap.parse_args()
     import httpx
 
-    files = args.files or sorted((ROOT / "app" / "samples").glob("*")) + sorted(FINANCEBENCH.glob("*.pdf"))[:2]
+    files = [f for p in (args.files or [ROOT / "app" / "samples", *sorted(FINANCEBENCH.glob("*.pdf"))[:2]])
+             for f in (sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p])]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         (data / "models").mkdir(parents=True)

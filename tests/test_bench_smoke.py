@@ -1,0 +1,58 @@
+"""Each benchmark in bench/ runs end to end on tiny data, so none of them can rot.
+
+These check that the benchmarks run and report what they promise (numbers, ratios, goals); the
+speed goals themselves are not asserted here: they are numbers for people, measured in the benchmarks.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, cli_env
+
+pytestmark = pytest.mark.slow
+
+
+def bench(tmp_path, *args: str, timeout: int = 600) -> str:
+    r = subprocess.run([sys.executable, *args], cwd=REPO, env=cli_env(tmp_path / "data"),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def test_retrieval_latency_reports_ragkb_and_ensemble_per_size(tmp_path):
+    out = bench(tmp_path, "bench/retrieval_latency.py", "--sizes", "300,600", "--queries", "6")
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) \| ([\d.]+) \|.*\| ([\d.]+)x \|$", out, re.M)
+    assert [r[0] for r in rows] == ["300", "600"], out
+    assert all(float(p50) > 0 and float(p95) >= float(p50) and float(ratio) > 0 for _, p50, p95, ratio in rows)
+
+
+def test_ingest_throughput_compares_with_raw_encode_and_naive(tmp_path):
+    (tmp_path / "docs").mkdir()
+    for i in range(3):
+        (tmp_path / "docs" / f"note{i}.md").write_text(
+            f"# Note {i}\n\n" + "\n\n".join(f"Paragraph {j} of note {i} about kayaks, tents and maps." for j in range(40)),
+            encoding="utf-8")
+    out = bench(tmp_path, "bench/ingest_throughput.py", str(tmp_path / "docs"))
+    assert re.search(r"^\| ragkb ingest \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
+    assert re.search(r"^\| raw encode of ragkb's chunks \|", out, re.M)
+    assert re.search(r"^\| naive LangChain .* \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert re.search(r"ragkb overhead over raw encode: [+-][\d.]+%", out)
+
+
+@pytest.mark.llm
+def test_app_load_chats_at_once_without_errors(tmp_path):
+    out = bench(tmp_path, "bench/app_load.py", "--chats", "2", str(REPO / "app" / "samples"), timeout=900)
+    assert "2 simultaneous streamed chats: 2 answered, 0 errors" in out, out
+    assert re.search(r"^\| app peak while ingesting \| \d+ \|$", out, re.M)
+    assert re.search(r"TTFT p50 [\d.]+ s, p95 [\d.]+ s", out)
+
+
+@pytest.mark.llm
+def test_answer_latency_reports_the_apps_overhead(tmp_path):
+    out = bench(tmp_path, "bench/answer_latency.py", "--repeat", "1", timeout=900)
+    assert re.search(r"app overhead \(app TTFT - raw TTFT\) -?\d+ ms", out), out
