@@ -471,6 +471,8 @@ def eval_financebench(
     json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
     limit: LimitOpt = None,
     baseline: Annotated[bool, typer.Option(help="Also run the naive PyPDFLoader + Chroma pipeline.")] = True,
+    answers: Annotated[bool, typer.Option(
+        help="Also answer each question (ragkb and the naive chain, same LLM) and check cited pages against the gold pages.")] = False,
 ) -> None:
     """Gold evidence page recall@k over one knowledge base holding every filing, ragkb against PyPDFLoader."""
     from app.evaluation.pdfs import evaluate_financebench
@@ -478,7 +480,8 @@ def eval_financebench(
 
     _need_set(set_dir, "questions.jsonl", "pdfs/*.pdf")
     result = _run(lambda: evaluate_financebench(set_dir, get_settings(), limit=limit, baseline=baseline,
-                                                out_dir=out_dir, progress=lambda m: out.print(escape(m))))
+                                                out_dir=out_dir, answers=answers,
+                                                progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"FinanceBench page recall: {set_dir.name}", f"{set_dir.name}.pages", json_out,
                   markdown_out, plot_out, out_dir)
 

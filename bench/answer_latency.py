@@ -8,7 +8,7 @@ For each question, in the same run:
   time to first token as a user sees it).
 The app's own overhead is app TTFT minus raw TTFT, and before_llm_ms directly.
 
-Usage: python bench/answer_latency.py [--repeat 3]
+Usage: python bench/answer_latency.py [--repeat 3] [--questions N]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ QUESTIONS = ["How do I re-index after changing the embedding model?", "ragkb 支
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--questions", type=int, default=len(QUESTIONS), help="Use only the first N questions.")
     args = ap.parse_args()
     import openai
 
@@ -66,7 +67,7 @@ def main() -> int:
 
         chain_mod.answer_messages = capture
         built = {}
-        for q in QUESTIONS:  # warm-up (model weights, embedder, jieba) and capture each prompt
+        for q in QUESTIONS[:args.questions]:  # warm-up (model weights, embedder, jieba) and capture each prompt
             prompts.clear()
             service.answer("bench", q)
             if prompts:

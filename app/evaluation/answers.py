@@ -136,7 +136,8 @@ def contains_answer(reply: str, answers: list) -> bool:
 
 
 def is_refusal(reply: str) -> bool:
-    return not reply.strip() or bool(_REFUSAL.search(reply))
+    """The reply declines to answer (an empty reply, e.g. only "[2]", is counted apart as empty)."""
+    return bool(_REFUSAL.search(reply))
 
 
 def _flat_answers(answers: list) -> list[str]:
@@ -156,7 +157,7 @@ def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], err
     """Per-question metrics; `cited` is [(doc id, chunk text)] of the chunks the reply cites."""
     text = strip_citations(reply).strip()
     correct = [cited_correct(item, kind, d, t) for d, t in cited]
-    m = {"reply": reply[:600], "error": error, "refused": is_refusal(text),
+    m = {"reply": reply[:600], "error": error, "refused": is_refusal(text), "empty": not text,
          "citations": len(cited), "correct_citations": sum(correct),
          "has_correct_citation": float(any(correct)),
          "contains": float(contains_answer(text, item.answers))}
@@ -173,9 +174,13 @@ def summarize(per_q: dict[str, dict], kind: str) -> dict:
     cited = sum(r["citations"] for r in rows)
     out = {"questions": len(rows),
            "accuracy" if kind == "rgb" else "contains": round(sum(r["contains"] for r in rows) / n, 4),
-           "citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else 0.0,
+           # None when nothing was cited at all (no precision to speak of)
+           "citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else None,
+           "citations_per_question": round(cited / n, 2),
            "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
            "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
+           # replies with nothing but citation marks ("[2]"): the small embedded model does this
+           "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
            "errors": sum(1 for r in rows if r["error"])}
     if kind == "cmrc":
         out["em"] = round(sum(r["em"] for r in rows) / n, 4)
@@ -217,19 +222,25 @@ class NaiveStuffChain:
                                            settings=ChromaSettings(anonymized_telemetry=False))
         self.store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name=name)
 
-    def reply(self, llm, item: QAItem) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+    @classmethod
+    def from_store(cls, store) -> "NaiveStuffChain":  # noqa: ANN001
+        chain = cls.__new__(cls)
+        chain.store = store
+        return chain
+
+    def reply(self, llm, question: str, k: int = NAIVE_K) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+        """(reply, the LangChain documents it cites, error, seconds)."""
         t0 = time.perf_counter()
-        docs = self.store.similarity_search(item.question, k=NAIVE_K)
+        docs = self.store.similarity_search(question, k=k)
         context = "\n\n".join(f"[{i}] {d.page_content}" for i, d in enumerate(docs, start=1))
         try:
-            text = llm.chat_model().invoke(NAIVE_PROMPT.format(context=context, question=item.question)).content
+            text = llm.chat_model().invoke(NAIVE_PROMPT.format(context=context, question=question)).content
             error = None
         except Exception as exc:  # noqa: BLE001 - counted as an error, the run goes on
             text, error = "", f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - t0
         nums = {int(n) for n in _CITATION.findall(text) if 1 <= int(n) <= len(docs)}
-        cited = [(docs[n - 1].metadata["doc"], docs[n - 1].page_content) for n in sorted(nums)]
-        return text, cited, error, seconds
+        return text, [docs[n - 1] for n in sorted(nums)], error, seconds
 
 
 def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_dir: Path | None = None,
@@ -264,7 +275,7 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     naive = NaiveStuffChain(docs, s, workdir, run)
                 systems = {"ragkb": lambda it: ragkb_reply(service, kb, it, names, store)}
                 if naive is not None:
-                    systems["naive"] = lambda it: naive.reply(llm, it)
+                    systems["naive"] = lambda it: _naive_reply(naive, llm, it)
                 for name, reply_fn in systems.items():
                     key = f"{name}" if run == "answers" else f"{name}_negatives_only"
                     per_query[key] = {}
@@ -299,6 +310,11 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
         (out_dir / f"{beir.name}.answers.per_query.json").write_text(
             json.dumps(per_query, ensure_ascii=False, indent=1), encoding="utf-8")
     return result
+
+
+def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+    reply, docs, error, seconds = chain.reply(llm, item.question)
+    return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds
 
 
 def _with_assembled_model(settings: Settings) -> Settings:

@@ -146,12 +146,39 @@ def page_metrics(ranked: list[tuple[str, int | None]], gold: set[tuple[str, int]
     return out
 
 
+def answer_metrics(reply: str, cited: list[tuple[str, int | None]], gold: set[tuple[str, int]],
+                   error: str | None) -> dict:
+    """A cited chunk is correct when it comes from a gold evidence page (file, 1-based page)."""
+    from app.evaluation.answers import is_refusal, strip_citations
+
+    correct = [c in gold for c in cited]
+    text = strip_citations(reply).strip()
+    return {"reply": reply[:600], "error": error, "refused": float(is_refusal(text)), "empty": float(not text),
+            "citations": len(cited), "correct_citations": sum(correct), "has_correct_citation": float(any(correct))}
+
+
+def summarize_answers(rows: list[dict]) -> dict:
+    n, cited = max(1, len(rows)), sum(r["citations"] for r in rows)
+    return {"citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else None,
+            "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
+            "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
+            "empty_answer_rate": round(sum(r["empty"] for r in rows) / n, 4),
+            "citations_per_question": round(cited / n, 2), "errors": sum(1 for r in rows if r["error"])}
+
+
 def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None = None, baseline: bool = True,
-                          out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
+                          out_dir: Path | None = None, answers: bool = False, progress=print) -> dict:  # noqa: ANN001
+    """Page recall@k; with `answers`, also each system's answer and whether it cites a gold page
+    (answer correctness needs a judge for FinanceBench's free-form numbers and is not scored)."""
+    from app.evaluation.answers import _with_assembled_model
     from ingest.pipeline import Progress, ingest_paths
+    from rag.chain import AnswerService
+    from rag.llm import LLMService
     from rag.retrieval import search
     from rag.store import KnowledgeBaseStore
 
+    if answers:
+        settings = _with_assembled_model(settings)
     qs = load_financebench(set_dir, limit)
     pdfs = sorted({set_dir / "pdfs" / f"{q['doc_name']}.pdf" for q in qs})
     per_query: dict[str, dict[str, dict]] = {"ragkb": {}}
@@ -178,13 +205,31 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
                 ranked = [(Path(h.filename).stem, h.page) for h in hits]
                 per_query["ragkb"][q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
             meta["ragkb_search_ms_per_question"] = round((time.perf_counter() - t1) * 1000 / max(1, len(qs)), 1)
+            if answers:
+                llm = LLMService(s)
+                try:
+                    service = AnswerService(store, llm)
+                    answered = per_query.setdefault("_answers_ragkb", {})
+                    for n, q in enumerate(qs, start=1):
+                        ans = service.answer("financebench", q["question"])
+                        cited = [(Path(x.filename).stem, x.page) for x in ans.sources if x.kind == "document"]
+                        answered[q["financebench_id"]] = answer_metrics(ans.text, cited, gold_pages(q), ans.error)
+                        progress(f"ragkb answers: {n}/{len(qs)}")
+                    if baseline:
+                        per_query["_answers_naive"] = {}
+                finally:
+                    llm.close()
         finally:
             store.close()
         if baseline:
-            per_query["naive"] = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress)
+            per_query["naive"] = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress,
+                                                     per_query.get("_answers_naive"))
     ids = [q["financebench_id"] for q in qs]
     result: dict = {name: {m: round(sum(pq[i][m] for i in ids) / max(1, len(ids)), 4) for m in pq[ids[0]]}
-                    for name, pq in per_query.items()} if ids else {}
+                    for name, pq in per_query.items() if not name.startswith("_")} if ids else {}
+    for name in ("ragkb", "naive"):
+        if per_query.get(f"_answers_{name}"):
+            result[f"{name} answers"] = summarize_answers(list(per_query[f"_answers_{name}"].values()))
     if "naive" in per_query and ids:
         result["_ci"] = {"ragkb-naive": {m: paired_bootstrap([per_query["ragkb"][i][m] for i in ids],
                                                              [per_query["naive"][i][m] for i in ids])
@@ -197,7 +242,7 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
 
 
 def _naive_financebench(qs: list[dict], pdfs: list[Path], settings: Settings, workdir: Path, meta: dict,
-                        progress) -> dict[str, dict]:  # noqa: ANN001
+                        progress, answers: dict | None = None) -> dict[str, dict]:  # noqa: ANN001
     import chromadb
     from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
@@ -218,4 +263,18 @@ def _naive_financebench(qs: list[dict], pdfs: list[Path], settings: Settings, wo
         docs = store.similarity_search(q["question"], k=max(KS))
         ranked = [(Path(d.metadata.get("source", "")).stem, int(d.metadata.get("page", -1)) + 1) for d in docs]
         out[q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
+    if answers is not None:  # the naive "stuff the top 4 chunks" chain on the same LLM
+        from app.evaluation.answers import NAIVE_K, NaiveStuffChain
+        from rag.llm import LLMService
+
+        chain = NaiveStuffChain.from_store(store)
+        llm = LLMService(settings)
+        try:
+            for n, q in enumerate(qs, start=1):
+                reply, docs, error, _s = chain.reply(llm, q["question"], k=NAIVE_K)
+                cited = [(Path(d.metadata.get("source", "")).stem, int(d.metadata.get("page", -1)) + 1) for d in docs]
+                answers[q["financebench_id"]] = answer_metrics(reply, cited, gold_pages(q), error)
+                progress(f"naive answers: {n}/{len(qs)}")
+        finally:
+            llm.close()
     return out

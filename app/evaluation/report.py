@@ -19,7 +19,7 @@ def rate_metrics(result: dict, only: list[str] | None = None) -> list[str]:
     for m in systems(result).values():
         for k, v in m.items():
             if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 \
-                    and not k.endswith(("seconds", "_s", "questions", "errors")):
+                    and not k.endswith(("seconds", "_s", "questions", "errors", "per_question")):
                 keys.append(k)
     return [k for k in keys if not only or k in only]
 
