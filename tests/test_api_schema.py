@@ -21,7 +21,9 @@ def test_schemathesis_finds_no_failures(tmp_path):
     with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_API_KEYS="st-key") as url:
         run = subprocess.run(
             [str(exe), "run", f"{url}/openapi.json", "-H", "Authorization: Bearer st-key", "--max-time", "45",
-             "--workers", "1", "--seed", "1", "--report", "junit",
+             # the first question starts the model server: on a busy 2-core machine that can take over
+             # schemathesis' default 10 s, which is a slow machine, not an API failure
+             "--request-timeout", "120", "--workers", "1", "--seed", "1", "--report", "junit",
              "--report-junit-path", str(tmp_path / "schemathesis.xml")],
             cwd=REPO, env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=300)
     out = run.stdout + run.stderr
