@@ -39,21 +39,11 @@ def default_inputs() -> list[Path]:
 
 def naive_pipeline(files: list[Path], settings: Settings, workdir: Path) -> tuple[int, int]:
     """(pages, chunks) after the LangChain tutorial pipeline has ingested `files`."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-    from langchain_chroma import Chroma
-    from langchain_community.document_loaders import PyPDFLoader, TextLoader
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    from app.evaluation import naive
 
-    from rag.embeddings import get_embeddings
-
-    docs = []
-    for f in files:
-        loader = PyPDFLoader(str(f)) if f.suffix.lower() == ".pdf" else TextLoader(str(f), encoding="utf-8")
-        docs += loader.load()
-    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
-    client = chromadb.PersistentClient(path=str(workdir / "naive"), settings=ChromaSettings(anonymized_telemetry=False))
-    Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name="naive")
+    docs = [d for f in files for d in naive.load_file(f)]
+    chunks = naive.split(docs)
+    naive.chroma_store(chunks, settings, workdir / "naive")
     return len(docs), len(chunks)
 
 

@@ -207,20 +207,12 @@ class NaiveStuffChain:
     """The LangChain tutorial RAG chain: split 1000/200, embed into Chroma, stuff the top 4 chunks."""
 
     def __init__(self, docs: dict[str, dict], settings: Settings, workdir: Path, name: str):
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-        from langchain_chroma import Chroma
         from langchain_core.documents import Document
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-        from rag.embeddings import get_embeddings
+        from app.evaluation import naive
 
-        splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
-        chunks = splitter.split_documents([Document(page_content=doc_text(d) or " ", metadata={"doc": i})
-                                           for i, d in docs.items()])
-        client = chromadb.PersistentClient(path=str(workdir / f"naive-{name}"),
-                                           settings=ChromaSettings(anonymized_telemetry=False))
-        self.store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name=name)
+        chunks = naive.split([Document(page_content=doc_text(d) or " ", metadata={"doc": i}) for i, d in docs.items()])
+        self.store = naive.chroma_store(chunks, settings, workdir / f"naive-{name}", name)
 
     @classmethod
     def from_store(cls, store) -> "NaiveStuffChain":  # noqa: ANN001

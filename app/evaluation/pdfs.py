@@ -32,16 +32,15 @@ def norm(text: str) -> str:
 
 
 def _naive_pages(pdf: Path) -> list:
-    """PyPDFLoader's documents, one per page (metadata["page"] is 0-based)."""
-    from langchain_community.document_loaders import PyPDFLoader
+    from app.evaluation.naive import load_file
 
-    return PyPDFLoader(str(pdf)).load()
+    return load_file(pdf)
 
 
 def _naive_chunks(pages: list) -> list:
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    from app.evaluation.naive import split
 
-    return RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(pages)
+    return split(pages)
 
 
 def _score_truth(truth: dict, full_text: str, chunks: list[tuple[int | None, str]]) -> dict:
@@ -243,19 +242,14 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
 
 def _naive_financebench(qs: list[dict], pdfs: list[Path], settings: Settings, workdir: Path, meta: dict,
                         progress, answers: dict | None = None) -> dict[str, dict]:  # noqa: ANN001
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-    from langchain_chroma import Chroma
-
-    from rag.embeddings import get_embeddings
+    from app.evaluation.naive import chroma_store
 
     t0 = time.perf_counter()
     chunks = []
     for n, pdf in enumerate(pdfs, start=1):
         chunks += _naive_chunks(_naive_pages(pdf))
         progress(f"naive PyPDFLoader: {n}/{len(pdfs)} {pdf.name}")
-    client = chromadb.PersistentClient(path=str(workdir / "naive"), settings=ChromaSettings(anonymized_telemetry=False))
-    store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name="naive")
+    store = chroma_store(chunks, settings, workdir / "naive")
     meta["naive_ingest_seconds"] = round(time.perf_counter() - t0, 1)
     meta["naive_chunks"] = len(chunks)
     out = {}

@@ -132,19 +132,13 @@ def bm25_baseline(beir: BeirSet) -> dict[str, list[str]]:
 
 def naive_baseline(beir: BeirSet, settings: Settings, workdir: Path) -> dict[str, list[str]]:
     """The LangChain tutorial RAG retriever: 1000/200 character chunks, same embedder, Chroma top-k."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-    from langchain_chroma import Chroma
     from langchain_core.documents import Document
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag.embeddings import get_embeddings
+    from app.evaluation import naive
 
-    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
-    chunks = splitter.split_documents([Document(page_content=doc_text(d) or " ", metadata={"doc": i})
-                                       for i, d in beir.corpus.items()])
-    client = chromadb.PersistentClient(path=str(workdir / "naive"), settings=ChromaSettings(anonymized_telemetry=False))
-    store = Chroma.from_documents(chunks, get_embeddings(settings), client=client, collection_name="naive")
+    chunks = naive.split([Document(page_content=doc_text(d) or " ", metadata={"doc": i})
+                          for i, d in beir.corpus.items()])
+    store = naive.chroma_store(chunks, settings, workdir / "naive")
     out = {}
     for qid, text in beir.queries.items():
         ranked, seen = [], set()
