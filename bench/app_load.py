@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rag.local_llm import free_port, stop_process  # noqa: E402
 from rag.settings import OFFLINE_ENV, apply_offline_env  # noqa: E402
 
 apply_offline_env()
@@ -58,14 +59,6 @@ def children(pid: int) -> list[int]:
         except OSError:
             pass
     return out
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stream_chat(url: str, kb: str, question: str) -> dict:
@@ -187,11 +180,7 @@ def main() -> int:
             mem["app peak overall (VmHWM)"] = rss_mb(proc.pid, "VmHWM")
             mem["model server peak (VmHWM)"] = sum(rss_mb(c, "VmHWM") for c in llm_pids)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=30)
             log.close()
 
     ok = [r for r in results if "ttft_s" in r]

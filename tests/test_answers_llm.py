@@ -16,6 +16,7 @@ from conftest import REPO, cli_env, ragkb_exe, wait_http
 from ingest.pipeline import ingest_paths
 from rag.chain import AnswerService
 from rag.llm import LLMService
+from rag.local_llm import stop_process
 from rag.prompts import NO_ANSWER
 from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
@@ -79,11 +80,7 @@ def contract(request, env, tmp_path_factory):
     try:
         yield AnswerService(env.store, llm)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=30)
 
 
 def run(service, question, history=None, kb="ragkb"):

@@ -13,6 +13,7 @@ from conftest import cli_env, wait_http
 from docs import write_corpus
 from ingest.pipeline import ingest_paths
 from rag.errors import VectorStoreUnavailable
+from rag.local_llm import stop_process
 from rag.retrieval import search
 from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
@@ -39,12 +40,8 @@ class ChromaServer:
         wait_http(self.proc, f"{self.url}/api/v2/heartbeat", self.log, "chroma run", 60, interval=0.3)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc:
+            stop_process(self.proc, timeout=20)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def chromium_available() -> bool:
 @contextmanager
 def running_server(data_dir: Path, log_path: Path, **env: str):
     """`ragkb serve` on a free loopback port; yields its URL, stops it afterwards."""
-    from rag.local_llm import free_port
+    from rag.local_llm import free_port, stop_process
 
     port = free_port()
     log = open(log_path, "wb")
@@ -35,11 +35,7 @@ def running_server(data_dir: Path, log_path: Path, **env: str):
         wait_http(proc, url + "/api/health", log_path, "ragkb serve", 180, ok=(200, 401))
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=30)
         log.close()
 
 
