@@ -153,14 +153,31 @@ def cited_correct(item: QAItem, kind: str, doc_id: str, chunk_text: str) -> bool
     return any(_norm(a) and _norm(a) in chunk for a in _flat_answers(item.answers))
 
 
+def reply_metrics(reply: str, correct: list[bool], error: str | None) -> dict:
+    """What every answer evaluation records of one reply; `correct` says, per cited chunk, whether it
+    was a right one."""
+    text = strip_citations(reply).strip()
+    return {"reply": reply[:600], "error": error, "refused": is_refusal(text), "empty": not text,
+            "citations": len(correct), "correct_citations": sum(correct), "has_correct_citation": float(any(correct))}
+
+
+def summarize_replies(rows: list[dict]) -> dict:
+    n, cited = len(rows) or 1, sum(r["citations"] for r in rows)
+    # citation precision is None when nothing was cited at all (no precision to speak of)
+    return {"citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else None,
+            "citations_per_question": round(cited / n, 2),
+            "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
+            "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
+            # replies with nothing but citation marks ("[2]"): the small embedded model does this
+            "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
+            "errors": sum(1 for r in rows if r["error"])}
+
+
 def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], error: str | None) -> dict:
     """Per-question metrics; `cited` is [(doc id, chunk text)] of the chunks the reply cites."""
     text = strip_citations(reply).strip()
-    correct = [cited_correct(item, kind, d, t) for d, t in cited]
-    m = {"reply": reply[:600], "error": error, "refused": is_refusal(text), "empty": not text,
-         "citations": len(cited), "correct_citations": sum(correct),
-         "has_correct_citation": float(any(correct)),
-         "contains": float(contains_answer(text, item.answers))}
+    m = reply_metrics(reply, [cited_correct(item, kind, d, t) for d, t in cited], error)
+    m["contains"] = float(contains_answer(text, item.answers))
     if kind == "cmrc":
         golds = _flat_answers(item.answers)
         m["em"] = max(cmrc_em(text, g) for g in golds)
@@ -171,17 +188,9 @@ def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], err
 def summarize(per_q: dict[str, dict], kind: str) -> dict:
     n = len(per_q) or 1
     rows = list(per_q.values())
-    cited = sum(r["citations"] for r in rows)
     out = {"questions": len(rows),
            "accuracy" if kind == "rgb" else "contains": round(sum(r["contains"] for r in rows) / n, 4),
-           # None when nothing was cited at all (no precision to speak of)
-           "citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else None,
-           "citations_per_question": round(cited / n, 2),
-           "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
-           "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
-           # replies with nothing but citation marks ("[2]"): the small embedded model does this
-           "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
-           "errors": sum(1 for r in rows if r["error"])}
+           **summarize_replies(rows)}
     if kind == "cmrc":
         out["em"] = round(sum(r["em"] for r in rows) / n, 4)
         out["f1"] = round(sum(r["f1"] for r in rows) / n, 4)
@@ -242,7 +251,7 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
     from rag.store import KnowledgeBaseStore
 
     beir, items, kind = load_qa(set_dir, limit)
-    settings = _with_assembled_model(settings)
+    settings = with_assembled_model(settings)
     result: dict = {"_meta": {"set": beir.name, "kind": kind, "questions": len(items), "documents": len(beir.corpus),
                               "limit": limit, "embedding_model": settings.embedding_model}}
     per_query: dict[str, dict[str, dict]] = {}
@@ -309,7 +318,7 @@ def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, 
     return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds
 
 
-def _with_assembled_model(settings: Settings) -> Settings:
+def with_assembled_model(settings: Settings) -> Settings:
     """Evaluations run in a temporary data directory; the embedded model is assembled once in the real one."""
     if settings.llm_base_url or settings.llm_local_model_path:
         return settings

@@ -31,18 +31,6 @@ def norm(text: str) -> str:
     return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text)).lower()
 
 
-def _naive_pages(pdf: Path) -> list:
-    from app.evaluation.naive import load_file
-
-    return load_file(pdf)
-
-
-def _naive_chunks(pages: list) -> list:
-    from app.evaluation.naive import split
-
-    return split(pages)
-
-
 def _score_truth(truth: dict, full_text: str, chunks: list[tuple[int | None, str]]) -> dict:
     """chunks: (1-based page, normalized text)."""
     probes = truth.get("probes", [])
@@ -69,6 +57,7 @@ def _score_truth(truth: dict, full_text: str, chunks: list[tuple[int | None, str
 
 
 def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> dict:  # noqa: ANN001
+    from app.evaluation import naive
     from ingest.loaders.pdf import load_pdf
     from ingest.pipeline import ingest_paths
     from rag.store import KnowledgeBaseStore
@@ -96,8 +85,8 @@ def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> di
                     ragkb.update(_score_truth(truth, text, [(c.page, norm(c.text)) for c in rows]))
                 progress(f"{pdf.name}: naive PyPDFLoader pipeline")
                 t0 = time.perf_counter()
-                pages = _naive_pages(pdf)
-                chunks = _naive_chunks(pages)
+                pages = naive.load_file(pdf)
+                chunks = naive.split(pages)
                 naive: dict = {"pages": len(pages), "chunks": len(chunks),
                                "ingest_seconds_without_embedding": round(time.perf_counter() - t0, 1)}
                 naive.update(_score_truth(truth, "".join(p.page_content for p in pages),
@@ -145,31 +134,16 @@ def page_metrics(ranked: list[tuple[str, int | None]], gold: set[tuple[str, int]
     return out
 
 
-def answer_metrics(reply: str, cited: list[tuple[str, int | None]], gold: set[tuple[str, int]],
-                   error: str | None) -> dict:
-    """A cited chunk is correct when it comes from a gold evidence page (file, 1-based page)."""
-    from app.evaluation.answers import is_refusal, strip_citations
-
-    correct = [c in gold for c in cited]
-    text = strip_citations(reply).strip()
-    return {"reply": reply[:600], "error": error, "refused": float(is_refusal(text)), "empty": float(not text),
-            "citations": len(cited), "correct_citations": sum(correct), "has_correct_citation": float(any(correct))}
-
-
-def summarize_answers(rows: list[dict]) -> dict:
-    n, cited = max(1, len(rows)), sum(r["citations"] for r in rows)
-    return {"citation_precision": round(sum(r["correct_citations"] for r in rows) / cited, 4) if cited else None,
-            "with_correct_citation": round(sum(r["has_correct_citation"] for r in rows) / n, 4),
-            "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
-            "empty_answer_rate": round(sum(r["empty"] for r in rows) / n, 4),
-            "citations_per_question": round(cited / n, 2), "errors": sum(1 for r in rows if r["error"])}
+def _naive_page(doc) -> tuple[str, int]:  # noqa: ANN001
+    """(file stem, 1-based page) of a PyPDFLoader chunk."""
+    return Path(doc.metadata.get("source", "")).stem, int(doc.metadata.get("page", -1)) + 1
 
 
 def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None = None, baseline: bool = True,
                           out_dir: Path | None = None, answers: bool = False, progress=print) -> dict:  # noqa: ANN001
     """Page recall@k; with `answers`, also each system's answer and whether it cites a gold page
     (answer correctness needs a judge for FinanceBench's free-form numbers and is not scored)."""
-    from app.evaluation.answers import _with_assembled_model
+    from app.evaluation.answers import reply_metrics, summarize_replies, with_assembled_model
     from ingest.pipeline import Progress, ingest_paths
     from rag.chain import AnswerService
     from rag.llm import LLMService
@@ -177,7 +151,7 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
     from rag.store import KnowledgeBaseStore
 
     if answers:
-        settings = _with_assembled_model(settings)
+        settings = with_assembled_model(settings)
     qs = load_financebench(set_dir, limit)
     pdfs = sorted({set_dir / "pdfs" / f"{q['doc_name']}.pdf" for q in qs})
     per_query: dict[str, dict[str, dict]] = {"ragkb": {}}
@@ -211,24 +185,24 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
                     answered = per_query.setdefault("_answers_ragkb", {})
                     for n, q in enumerate(qs, start=1):
                         ans = service.answer("financebench", q["question"])
-                        cited = [(Path(x.filename).stem, x.page) for x in ans.sources if x.kind == "document"]
-                        answered[q["financebench_id"]] = answer_metrics(ans.text, cited, gold_pages(q), ans.error)
+                        gold = gold_pages(q)
+                        correct = [(Path(x.filename).stem, x.page) in gold for x in ans.sources if x.kind == "document"]
+                        answered[q["financebench_id"]] = reply_metrics(ans.text, correct, ans.error)
                         progress(f"ragkb answers: {n}/{len(qs)}")
-                    if baseline:
-                        per_query["_answers_naive"] = {}
                 finally:
                     llm.close()
         finally:
             store.close()
         if baseline:
-            per_query["naive"] = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress,
-                                                     per_query.get("_answers_naive"))
+            per_query["naive"], naive_answers = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress, answers)
+            if naive_answers is not None:
+                per_query["_answers_naive"] = naive_answers
     ids = [q["financebench_id"] for q in qs]
     result: dict = {name: {m: round(sum(pq[i][m] for i in ids) / max(1, len(ids)), 4) for m in pq[ids[0]]}
                     for name, pq in per_query.items() if not name.startswith("_")} if ids else {}
     for name in ("ragkb", "naive"):
         if per_query.get(f"_answers_{name}"):
-            result[f"{name} answers"] = summarize_answers(list(per_query[f"_answers_{name}"].values()))
+            result[f"{name} answers"] = summarize_replies(list(per_query[f"_answers_{name}"].values()))
     if "naive" in per_query and ids:
         result["_ci"] = {"ragkb-naive": {m: paired_bootstrap([per_query["ragkb"][i][m] for i in ids],
                                                              [per_query["naive"][i][m] for i in ids])
@@ -241,34 +215,36 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
 
 
 def _naive_financebench(qs: list[dict], pdfs: list[Path], settings: Settings, workdir: Path, meta: dict,
-                        progress, answers: dict | None = None) -> dict[str, dict]:  # noqa: ANN001
-    from app.evaluation.naive import chroma_store
+                        progress, answers: bool = False) -> tuple[dict[str, dict], dict[str, dict] | None]:  # noqa: ANN001
+    """Page metrics per question and, with `answers`, the naive chain's reply metrics per question."""
+    from app.evaluation import naive
 
     t0 = time.perf_counter()
     chunks = []
     for n, pdf in enumerate(pdfs, start=1):
-        chunks += _naive_chunks(_naive_pages(pdf))
+        chunks += naive.split(naive.load_file(pdf))
         progress(f"naive PyPDFLoader: {n}/{len(pdfs)} {pdf.name}")
-    store = chroma_store(chunks, settings, workdir / "naive")
+    store = naive.chroma_store(chunks, settings, workdir / "naive")
     meta["naive_ingest_seconds"] = round(time.perf_counter() - t0, 1)
     meta["naive_chunks"] = len(chunks)
     out = {}
     for q in qs:
         docs = store.similarity_search(q["question"], k=max(KS))
-        ranked = [(Path(d.metadata.get("source", "")).stem, int(d.metadata.get("page", -1)) + 1) for d in docs]
-        out[q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
-    if answers is not None:  # the naive "stuff the top 4 chunks" chain on the same LLM
-        from app.evaluation.answers import NAIVE_K, NaiveStuffChain
-        from rag.llm import LLMService
+        out[q["financebench_id"]] = page_metrics([_naive_page(d) for d in docs], gold_pages(q))
+    if not answers:
+        return out, None
+    from app.evaluation.answers import NAIVE_K, NaiveStuffChain, reply_metrics
+    from rag.llm import LLMService
 
-        chain = NaiveStuffChain.from_store(store)
-        llm = LLMService(settings)
-        try:
-            for n, q in enumerate(qs, start=1):
-                reply, docs, error, _s = chain.reply(llm, q["question"], k=NAIVE_K)
-                cited = [(Path(d.metadata.get("source", "")).stem, int(d.metadata.get("page", -1)) + 1) for d in docs]
-                answers[q["financebench_id"]] = answer_metrics(reply, cited, gold_pages(q), error)
-                progress(f"naive answers: {n}/{len(qs)}")
-        finally:
-            llm.close()
-    return out
+    replies = {}  # the naive "stuff the top 4 chunks" chain on the same LLM
+    chain = NaiveStuffChain.from_store(store)
+    llm = LLMService(settings)
+    try:
+        for n, q in enumerate(qs, start=1):
+            reply, docs, error, _s = chain.reply(llm, q["question"], k=NAIVE_K)
+            gold = gold_pages(q)
+            replies[q["financebench_id"]] = reply_metrics(reply, [_naive_page(d) in gold for d in docs], error)
+            progress(f"naive answers: {n}/{len(qs)}")
+    finally:
+        llm.close()
+    return out, replies
