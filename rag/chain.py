@@ -17,11 +17,11 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag.citations import CitationFilter, attribute
+from rag.citations import CitationFilter, attribute, only_citations, quote_for
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
 from rag.llm import LLMService, describe_llm_error
-from rag.prompts import NO_ANSWER, answer_messages, condense_messages, language_of, multi_query_messages
+from rag.prompts import NO_ANSWER, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
 from rag.retrieval import SearchHit, search
 from rag.store import KnowledgeBaseStore
 
@@ -336,6 +336,12 @@ class AnswerService:
             yield AnswerEvent("done", data={"timings": timings, "partial": ""})
             return
         refused = _is_refusal(answer)
+        quoted = None
+        if citations.cited and only_citations(answer):  # "[2]" and nothing else: quote what it points to
+            quote = quote_for(standalone, blocks[citations.cited[0] - 1][3])
+            if quote:
+                yield AnswerEvent("token", f"\n\n{QUOTE_LEAD[lang]}“{quote}”")
+                quoted = citations.cited[0]
         attributed = None
         if not refused and not citations.cited:
             attributed = attribute(answer, [b[3] for b in blocks])
@@ -350,7 +356,7 @@ class AnswerService:
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "timings": timings, "retrieved": len(hits),
-                                        "corrections": len(corrections)})
+                                        "corrections": len(corrections), "quoted": quoted})
 
     def _base_url(self) -> str:
         resolved = getattr(self.llm, "_resolved", None)

@@ -81,3 +81,36 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5) -> int |
         if share > best_share:
             best, best_share = n, share
     return best if best_share >= min_overlap else None
+
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
+_CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
+_ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
+_PUNCTUATION_ONLY = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]*")
+
+
+def only_citations(answer: str) -> bool:
+    """True when a reply holds citation marks and nothing else ("[2]", "[1][3]。")."""
+    rest = _CITATION.sub("", answer)
+    return rest != answer and _PUNCTUATION_ONLY.fullmatch(rest) is not None
+
+
+def quote_for(question: str, block: str, max_chars: int = 300) -> str:
+    """The sentence of `block` that shares the most words with `question` (the first one on a tie).
+
+    Small local models sometimes reply with nothing but "[2]": they found the passage but wrote no
+    answer. Quoting the cited passage's best-matching sentence gives the user the answer's source text
+    instead of a bare number.
+    """
+    from rag.lexical import tokenize
+
+    asked = set(tokenize(question))
+    text = _CJK_LINE_BREAK.sub("", block)  # PDF lines break inside Chinese sentences ("付\n款")
+    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
+    if not sentences:
+        return ""
+    best = max(range(len(sentences)), key=lambda i: (len(asked & set(tokenize(sentences[i]))), -i))
+    quote = sentences[best]
+    if len(quote) < 20 and not quote.endswith(_ENDINGS) and best + 1 < len(sentences):  # a heading
+        quote = f"{quote} {sentences[best + 1]}"
+    return quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"

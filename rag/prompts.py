@@ -12,6 +12,8 @@ NO_ANSWER = {
     "zh": "知识库中没有找到能回答这个问题的内容。",
     "en": "The knowledge base does not contain the answer to this question.",
 }
+# Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
+QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
 LANGUAGE_NAME = {"zh": "Chinese (简体中文)", "en": "English"}
 
 ANSWER_SYSTEM = """You are ragkb, an assistant that answers questions using only the numbered context blocks from the user's knowledge base.

@@ -161,3 +161,27 @@ def test_rerank_stage_reorders_by_cross_encoder_scores(kb_store, tmp_path):
     service._reranker = None
     with pytest.raises(Exception, match="Cannot load the reranker"):
         service.rerank("q", hits)
+
+
+def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
+    # the small model found the passage but wrote nothing but "[1]": the user sees the passage's answer sentence
+    llm = ScriptedLLM("[1]。")
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert text.startswith("[1]。\n\n引用原文：“") and text.endswith("”")
+    assert "五个工作日" in text and len(text) < 320
+    assert [s.n for s in sources] == [1] and done.data["quoted"] == 1
+    # a real answer, even a bare number, is left alone
+    llm = ScriptedLLM("5 [1]")
+    text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert text == "5 [1]" and done.data["quoted"] is None
+
+
+def test_only_citations_and_quote_for():
+    from rag.citations import only_citations, quote_for
+
+    assert only_citations("[2]") and only_citations(" [1][3]。") and only_citations("[2].")
+    assert not only_citations("见[2]") and not only_citations("1998 [1]") and not only_citations("。")
+    block = "第三章 报销\n员工出差应提前申请。财务部门在收到材料后五个工作日内付款。逾期不补。"
+    assert quote_for("多久付款？", block) == "财务部门在收到材料后五个工作日内付款。"
+    en = "Leave policy. Employees get five days of annual leave. Sick leave is separate."
+    assert quote_for("How many days of annual leave?", en) == "Employees get five days of annual leave."

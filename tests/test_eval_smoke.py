@@ -71,6 +71,10 @@ def test_answer_scoring_follows_cmrc_and_rgb_rules():
     item = QAItem("q", "报销需要什么", ["发票原件"], {"d1"})
     m = score(item, "cmrc", "需要发票原件 [1]", [("d1", "报销需要附上发票原件。"), ("d2", "发票原件")], None)
     assert m["citations"] == 2 and m["correct_citations"] == 1 and m["contains"] == 1.0  # d2 is the wrong passage
+    m = score(item, "cmrc", "[1]", [("d1", "报销需要附上发票原件。")], None)
+    assert m["empty"] and not m["quoted"] and m["contains"] == 0.0
+    m = score(item, "cmrc", "[1]\n\n引用原文：“报销需要附上发票原件。”", [("d1", "报销需要附上发票原件。")], None)
+    assert not m["empty"] and m["quoted"] and m["contains"] == 1.0  # scored as the user sees it
 
 
 QA_DOCS = {

@@ -14,6 +14,8 @@ pipeline; the baseline is the naive LangChain "stuff the top chunks" chain (Recu
 1000/200, same embedder, Chroma top-4, the tutorial prompt with numbered passages) on the same LLM.
 Citations are judged for both: a cited chunk is correct when it holds the gold span (CMRC: same passage
 and the chunk contains the answer text) or belongs to a positive passage (RGB).
+Replies are scored as the user sees them: when the model wrote only "[n]", ragkb's reply includes its
+quote of the cited passage (`quoted_rate` says how often).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
+from rag.prompts import QUOTE_LEAD
 from rag.settings import Settings
 
 NAIVE_K = 4
@@ -158,6 +161,7 @@ def reply_metrics(reply: str, correct: list[bool], error: str | None) -> dict:
     was a right one."""
     text = strip_citations(reply).strip()
     return {"reply": reply[:600], "error": error, "refused": is_refusal(text), "empty": not text,
+            "quoted": any(lead in reply for lead in QUOTE_LEAD.values()),
             "citations": len(correct), "correct_citations": sum(correct), "has_correct_citation": float(any(correct))}
 
 
@@ -170,6 +174,8 @@ def summarize_replies(rows: list[dict]) -> dict:
             "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
             # replies with nothing but citation marks ("[2]"): the small embedded model does this
             "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
+            # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_for)
+            "quoted_rate": round(sum(r.get("quoted", False) for r in rows) / n, 4),
             "errors": sum(1 for r in rows if r["error"])}
 
 
