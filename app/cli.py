@@ -379,7 +379,7 @@ def chat(kb: str) -> None:
         service.llm.close()
 
 
-eval_app = typer.Typer(help="Measure ragkb against baselines on evaluation sets you bring (BEIR format, QA, PDFs).",
+eval_app = typer.Typer(help="Measure ragkb against baselines on evaluation sets you bring (BEIR format, QA, PDFs, your users' flagged answers).",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
@@ -484,6 +484,30 @@ def eval_financebench(
                                                 progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"FinanceBench page recall: {set_dir.name}", f"{set_dir.name}.pages", json_out,
                   markdown_out, plot_out, out_dir)
+
+
+@eval_app.command("cases")
+def eval_cases(
+    cases_file: Annotated[Path, typer.Argument(help="The web UI's Evaluation set export (JSONL: question, kb, "
+                                                    "expected_answer for corrections).")],
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+    kb: Annotated[Optional[str], typer.Option(help="Ask every case in this knowledge base instead of the one it names.")] = None,
+    with_corrections: Annotated[bool, typer.Option(
+        help="Let the chain use the stored user corrections (default: documents and model alone).")] = False,
+) -> None:
+    """Re-ask the questions users marked not helpful or corrected, on your knowledge bases, and score today's answers."""
+    from app.evaluation.cases import CasesFileError, evaluate
+    from rag.settings import get_settings
+
+    try:
+        result = _run(lambda: evaluate(cases_file, get_settings(), kb=kb, with_corrections=with_corrections,
+                                       out_dir=out_dir, progress=lambda m: out.print(escape(m))))
+    except CasesFileError as exc:
+        _fail(str(exc))
+    _eval_outputs(result, f"User cases: {cases_file.name}", f"{cases_file.stem}.cases", json_out, markdown_out,
+                  plot_out, out_dir)
+    if any(r["error"] for r in result["_rows"]):  # e.g. a knowledge base that no longer exists
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -38,7 +38,7 @@ EN = {
     "delete_document": "Delete document",
     "refresh": "Refresh",
     "bad_cases": "Evaluation set",
-    "bad_cases_help": "Answers marked not helpful and user corrections, as JSONL for `ragkb eval`.",
+    "bad_cases_help": "Answers marked not helpful and user corrections, as JSONL for `ragkb eval cases`.",
     "export": "Export bad cases (JSONL)",
     # handler text
     "created": "Created knowledge base “{name}”.",
@@ -111,7 +111,7 @@ ZH = {
     "delete_document": "删除文档",
     "refresh": "刷新",
     "bad_cases": "评测集",
-    "bad_cases_help": "标记为没帮助的回答和用户更正，导出为 JSONL，可用于 `ragkb eval`。",
+    "bad_cases_help": "标记为没帮助的回答和用户更正，导出为 JSONL，可用于 `ragkb eval cases` 重新评测。",
     "export": "导出问题案例（JSONL）",
     "created": "已新建知识库“{name}”。",
     "renamed": "已重命名为“{name}”。",

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag.citations import CitationFilter, attribute, only_citations, quote_for
+from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
 from rag.llm import LLMService, describe_llm_error
@@ -337,7 +337,7 @@ class AnswerService:
             return
         refused = _is_refusal(answer)
         quoted = None
-        if citations.cited and only_citations(answer):  # "[2]" and nothing else: quote what it points to
+        if citations.cited and adds_nothing(answer, f"{question} {standalone}"):  # e.g. only "[2]": quote what it points to
             quote = quote_for(standalone, blocks[citations.cited[0] - 1][3])
             if quote:
                 yield AnswerEvent("token", f"\n\n{QUOTE_LEAD[lang]}“{quote}”")

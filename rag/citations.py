@@ -95,11 +95,22 @@ def only_citations(answer: str) -> bool:
     return rest != answer and _PUNCTUATION_ONLY.fullmatch(rest) is not None
 
 
+def adds_nothing(answer: str, question: str) -> bool:
+    """True when a cited reply says nothing beyond the question: only marks ("[2]") or the question
+    repeated ("[1] 报销后多久付款？"), both things the small embedded model does."""
+    if only_citations(answer):
+        return True
+    from rag.lexical import tokenize
+
+    rest = _CITATION.sub("", answer)
+    return rest != answer and set(tokenize(rest)) <= set(tokenize(question))
+
+
 def quote_for(question: str, block: str, max_chars: int = 300) -> str:
     """The sentence of `block` that shares the most words with `question` (the first one on a tie).
 
-    Small local models sometimes reply with nothing but "[2]": they found the passage but wrote no
-    answer. Quoting the cited passage's best-matching sentence gives the user the answer's source text
+    Small local models sometimes reply with nothing but "[2]" (or the question again): they found the
+    passage but wrote no answer. Quoting the cited passage's best-matching sentence gives the user the answer's source text
     instead of a bare number.
     """
     from rag.lexical import tokenize

@@ -170,6 +170,9 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     assert text.startswith("[1]。\n\n引用原文：“") and text.endswith("”")
     assert "五个工作日" in text and len(text) < 320
     assert [s.n for s in sources] == [1] and done.data["quoted"] == 1
+    # ...and so does a reply that only repeats the question
+    text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] 报销后多久付款？")), "kb", "报销后多久付款？")
+    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.data["quoted"] == 1
     # a real answer, even a bare number, is left alone
     llm = ScriptedLLM("5 [1]")
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
@@ -177,10 +180,12 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
 
 
 def test_only_citations_and_quote_for():
-    from rag.citations import only_citations, quote_for
+    from rag.citations import adds_nothing, only_citations, quote_for
 
     assert only_citations("[2]") and only_citations(" [1][3]。") and only_citations("[2].")
     assert not only_citations("见[2]") and not only_citations("1998 [1]") and not only_citations("。")
+    assert adds_nothing("[1] 报销后多久付款？", "报销后多久付款") and not adds_nothing("报销后多久付款？", "报销后多久付款")
+    assert not adds_nothing("五个工作日[1]", "报销后多久付款") and adds_nothing("[2]", "anything")
     block = "第三章 报销\n员工出差应提前申请。财务部门在收到材料后五个工作日内付款。逾期不补。"
     assert quote_for("多久付款？", block) == "财务部门在收到材料后五个工作日内付款。"
     en = "Leave policy. Employees get five days of annual leave. Sick leave is separate."

@@ -206,3 +206,69 @@ def test_eval_reports_a_missing_set_file(tmp_path):
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "empty")], cwd=REPO,
                        env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "corpus.jsonl not found" in r.stderr.replace("\n", "")
+
+
+@pytest.mark.llm
+def test_eval_cases_reasks_what_users_flagged_in_the_ui(tmp_path, model_data_dir):
+    """The web UI's Evaluation-set export, fed back to `ragkb eval cases` against the user's own data."""
+    from docs import zh_pdf
+
+    from app.services import RagkbService, Upload
+    from rag.settings import Settings
+
+    service = RagkbService(Settings(data_dir=model_data_dir, _env_file=None))
+    try:
+        service.create_kb("手册")
+        service.ingest_uploads("手册", [Upload(zh_pdf(tmp_path / "员工手册.pdf"), "员工手册.pdf")])
+        conv = service.conversations.create(kb_name="手册")
+        service.conversations.add_message(conv.id, "user", "报销后多久付款？")
+        bad = service.conversations.add_message(conv.id, "assistant", "我不知道。")
+        service.correct(bad.id, "五个工作日，审批单号 RX-42。")  # also marks the answer not helpful
+        exported = service.bad_cases_jsonl()
+    finally:
+        service.close()
+    lines = exported.splitlines()
+    assert len(lines) == 2  # the thumbs-down and the correction
+    gone = json.dumps({"type": "thumbs_down", "kb": "已删除", "question": "年假有几天？", "answer": "十天"}, ensure_ascii=False)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join([*lines, "{not json", gone]) + "\n", encoding="utf-8")
+
+    env = cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="64")
+    r = subprocess.run([ragkb_exe(), "eval", "cases", str(cases), "--out-dir", str(tmp_path / "out")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    # one case names a knowledge base that no longer exists: reported, the others still run, exit 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "skipped cases.jsonl:3: not JSON" in r.stdout
+    result = json.loads((tmp_path / "out" / "cases.cases.json").read_text(encoding="utf-8"))
+    assert result["corrections"]["cases"] == 1 and result["thumbs_down"]["cases"] == 2
+    assert result["thumbs_down"]["errors"] == 1 and result["corrections"]["errors"] == 0
+    rows = {(row["type"], row["kb"]): row for row in result["_rows"]}
+    assert "does not exist" in rows[("thumbs_down", "已删除")]["error"]
+    corr = rows[("correction", "手册")]
+    # documents and model alone (the default): the answer comes from the PDF, not from the stored correction
+    assert corr["changed"] and corr["sources"] == ["员工手册.pdf p.2"] and "RX-42" not in corr["reply"]
+    assert corr["contains_expected"] is False and 0.0 < corr["expected_f1"] < 1.0  # "五个工作日" is in the reply
+    assert "| corrections |" in (tmp_path / "out" / "cases.cases.md").read_text(encoding="utf-8")
+    assert [json.loads(x)["line"] for x in (tmp_path / "out" / "cases.per_case.jsonl").read_text().splitlines()] == [1, 2, 4]
+
+    # --with-corrections: answered as a user sees it today, the stored correction is a source
+    only_correction = tmp_path / "corr.jsonl"
+    only_correction.write_text(lines[1] + "\n", encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "cases", str(only_correction), "--with-corrections",
+                        "--json", str(tmp_path / "corr.json")], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    row = json.loads((tmp_path / "corr.json").read_text(encoding="utf-8"))["_rows"][0]
+    assert "user correction" in row["sources"]
+
+
+def test_eval_cases_rejects_a_file_with_no_usable_case(tmp_path):
+    bad = tmp_path / "cases.jsonl"
+    bad.write_text('{"kb": "手册"}\n[1, 2]\n', encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "cases", str(bad)], cwd=REPO, env=cli_env(tmp_path / "data"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "cases.jsonl: no usable case" in r.stderr and "cases.jsonl:1: no question" in r.stderr
+    r = subprocess.run([ragkb_exe(), "eval", "cases", str(tmp_path / "missing.jsonl")], cwd=REPO,
+                       env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "missing.jsonl: file not found" in r.stderr

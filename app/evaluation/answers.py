@@ -89,7 +89,7 @@ def strip_citations(text: str) -> str:
     return _CITATION.sub("", text)
 
 
-def _cmrc_tokens(text: str) -> list[str]:
+def cmrc_tokens(text: str) -> list[str]:
     """CMRC 2018 segmentation: every CJK character is a token, runs of letters/digits are one token;
     punctuation and spaces are dropped."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -110,7 +110,7 @@ def _lcs_len(a: list[str], b: list[str]) -> int:
 
 
 def cmrc_f1(prediction: str, gold: str) -> float:
-    p, g = _cmrc_tokens(prediction), _cmrc_tokens(gold)
+    p, g = cmrc_tokens(prediction), cmrc_tokens(gold)
     lcs = _lcs_len(p, g)
     if not lcs:
         return 0.0
@@ -119,21 +119,21 @@ def cmrc_f1(prediction: str, gold: str) -> float:
 
 
 def cmrc_em(prediction: str, gold: str) -> float:
-    return float("".join(_cmrc_tokens(prediction)) == "".join(_cmrc_tokens(gold)))
+    return float("".join(cmrc_tokens(prediction)) == "".join(cmrc_tokens(gold)))
 
 
-def _norm(text: str) -> str:
-    return "".join(_cmrc_tokens(text))
+def normalize_answer(text: str) -> str:
+    return "".join(cmrc_tokens(text))
 
 
 def contains_answer(reply: str, answers: list) -> bool:
     """RGB's rule: every element appears in the reply; a list element is satisfied by any alternative."""
-    r = _norm(reply)
+    r = normalize_answer(reply)
     if not answers:
         return False
     for element in answers:
         alts = element if isinstance(element, list) else [element]
-        if not any(_norm(str(a)) and _norm(str(a)) in r for a in alts):
+        if not any(normalize_answer(str(a)) and normalize_answer(str(a)) in r for a in alts):
             return False
     return True
 
@@ -152,8 +152,8 @@ def cited_correct(item: QAItem, kind: str, doc_id: str, chunk_text: str) -> bool
         return False
     if kind == "rgb":
         return True
-    chunk = _norm(chunk_text)
-    return any(_norm(a) and _norm(a) in chunk for a in _flat_answers(item.answers))
+    chunk = normalize_answer(chunk_text)
+    return any(normalize_answer(a) and normalize_answer(a) in chunk for a in _flat_answers(item.answers))
 
 
 def reply_metrics(reply: str, correct: list[bool], error: str | None) -> dict:
