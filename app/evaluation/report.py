@@ -53,7 +53,7 @@ def plot(result: dict, title: str, path: Path, only: list[str] | None = None) ->
 
     sys_ = systems(result)
     cols = rate_metrics(result, only)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(cols) * max(1, len(sys_)) / 2 + 2), 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.1 * len(cols) * max(1, len(sys_)) / 2 + 2)), 4.2), dpi=110)
     width = 0.8 / max(1, len(sys_))
     for i, (name, m) in enumerate(sys_.items()):
         xs = [j + i * width for j in range(len(cols))]
