@@ -336,12 +336,12 @@ class AnswerService:
             yield AnswerEvent("done", data={"timings": timings, "partial": ""})
             return
         refused = _is_refusal(answer)
-        quoted = None
+        quoted = False
         if citations.cited and adds_nothing(answer, f"{question} {standalone}"):  # e.g. only "[2]": quote what it points to
-            quote = quote_for(standalone, blocks[citations.cited[0] - 1][3])
+            quote = quote_for(standalone, [blocks[n - 1][3] for n in citations.cited])
             if quote:
                 yield AnswerEvent("token", f"\n\n{QUOTE_LEAD[lang]}“{quote}”")
-                quoted = citations.cited[0]
+                quoted = True
         attributed = None
         if not refused and not citations.cited:
             attributed = attribute(answer, [b[3] for b in blocks])

@@ -7,6 +7,7 @@ so the answer still streams token by token.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\]")
 _OPENERS = {"[": "]", "【": "】"}
@@ -85,6 +86,9 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5) -> int |
 
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
 _CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
+_ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
+                          re.IGNORECASE)
+_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
 _ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
 _PUNCTUATION_ONLY = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]*")
 
@@ -106,22 +110,39 @@ def adds_nothing(answer: str, question: str) -> bool:
     return rest != answer and set(tokenize(rest)) <= set(tokenize(question))
 
 
-def quote_for(question: str, block: str, max_chars: int = 300) -> str:
-    """The sentence of `block` that shares the most words with `question` (the first one on a tie).
+def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
+    """The sentence of the cited `blocks` that best matches `question`, for a reply that wrote no answer.
 
     Small local models sometimes reply with nothing but "[2]" (or the question again): they found the
-    passage but wrote no answer. Quoting the cited passage's best-matching sentence gives the user the answer's source text
-    instead of a bare number.
+    passage but wrote no answer. Quoting the cited passage's best sentence gives the user the source text.
+    A question word counts more when fewer sentences contain it (the passage's topic, named everywhere,
+    tells nothing apart); a sentence that adds nothing to the question (a heading, a bare name) counts
+    little; a number or date counts for questions that ask when / how many.
     """
     from rag.lexical import tokenize
 
     asked = set(tokenize(question))
-    text = _CJK_LINE_BREAK.sub("", block)  # PDF lines break inside Chinese sentences ("付\n款")
-    sentences = [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
+    sentences: list[tuple[int, str]] = []  # (block index, sentence)
+    for b, block in enumerate(blocks):
+        text = _CJK_LINE_BREAK.sub("", block)  # PDF lines break inside Chinese sentences ("付\n款")
+        sentences += [(b, " ".join(s.split())) for s in _SENTENCE_END.split(text) if s and s.strip()]
     if not sentences:
         return ""
-    best = max(range(len(sentences)), key=lambda i: (len(asked & set(tokenize(sentences[i]))), -i))
-    quote = sentences[best]
-    if len(quote) < 20 and not quote.endswith(_ENDINGS) and best + 1 < len(sentences):  # a heading
-        quote = f"{quote} {sentences[best + 1]}"
+    words = [set(tokenize(s)) for _, s in sentences]
+    spread = Counter(w for ws in words for w in ws & asked)
+    wants_number = bool(_ASKS_NUMBER.search(question))
+
+    def score(i: int) -> tuple[float, int]:
+        value = sum(1 / spread[w] for w in words[i] & asked)
+        if not words[i] - asked:
+            value *= 0.1
+        if wants_number and _NUMBER.search(sentences[i][1]):
+            value += 0.5
+        return value, -i
+
+    best = max(range(len(sentences)), key=score)
+    quote = sentences[best][1]
+    nxt = best + 1
+    if len(quote) < 20 and not quote.endswith(_ENDINGS) and nxt < len(sentences) and sentences[nxt][0] == sentences[best][0]:
+        quote = f"{quote} {sentences[nxt][1]}"  # a heading: the sentence after it says what it is about
     return quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"

@@ -169,14 +169,14 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.startswith("[1]。\n\n引用原文：“") and text.endswith("”")
     assert "五个工作日" in text and len(text) < 320
-    assert [s.n for s in sources] == [1] and done.data["quoted"] == 1
+    assert [s.n for s in sources] == [1] and done.data["quoted"] is True
     # ...and so does a reply that only repeats the question
     text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] 报销后多久付款？")), "kb", "报销后多久付款？")
-    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.data["quoted"] == 1
+    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.data["quoted"] is True
     # a real answer, even a bare number, is left alone
     llm = ScriptedLLM("5 [1]")
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
-    assert text == "5 [1]" and done.data["quoted"] is None
+    assert text == "5 [1]" and done.data["quoted"] is False
 
 
 def test_only_citations_and_quote_for():
@@ -187,6 +187,14 @@ def test_only_citations_and_quote_for():
     assert adds_nothing("[1] 报销后多久付款？", "报销后多久付款") and not adds_nothing("报销后多久付款？", "报销后多久付款")
     assert not adds_nothing("五个工作日[1]", "报销后多久付款") and adds_nothing("[2]", "anything")
     block = "第三章 报销\n员工出差应提前申请。财务部门在收到材料后五个工作日内付款。逾期不补。"
-    assert quote_for("多久付款？", block) == "财务部门在收到材料后五个工作日内付款。"
+    assert quote_for("多久付款？", [block]) == "财务部门在收到材料后五个工作日内付款。"
     en = "Leave policy. Employees get five days of annual leave. Sick leave is separate."
-    assert quote_for("How many days of annual leave?", en) == "Employees get five days of annual leave."
+    assert quote_for("How many days of annual leave?", [en]) == "Employees get five days of annual leave."
+    # the passage's topic is named in every sentence: the word that tells sentences apart decides
+    plant = "五月艾是菊科蒿属的植物。分布于越南、老挝和中国大陆。五月艾可入药。"
+    assert quote_for("五月艾分布在哪些地区？", [plant]) == "分布于越南、老挝和中国大陆。"
+    # "when" questions prefer the sentence with a date; every cited block is searched; a bare name is not a quote
+    city = ["冷湖市", "冷湖原为无人区，发现石油后开始建设。冷湖于1959年设立为市。"]
+    assert quote_for("冷湖市是何时设立的？", city) == "冷湖于1959年设立为市。"
+    assert quote_for("松平康忠什么时候被任命？", ["松平康忠", "他在永禄5年（1562年）被任命为知行。"]) \
+        == "他在永禄5年（1562年）被任命为知行。"
