@@ -496,14 +496,12 @@ def eval_cases(
         help="Let the chain use the stored user corrections (default: documents and model alone).")] = False,
 ) -> None:
     """Re-ask the questions users marked not helpful or corrected, on your knowledge bases, and score today's answers."""
-    from app.evaluation.cases import CasesFileError, evaluate
+    from app.evaluation.cases import evaluate
     from rag.settings import get_settings
 
-    try:
-        result = _run(lambda: evaluate(cases_file, get_settings(), kb=kb, with_corrections=with_corrections,
-                                       out_dir=out_dir, progress=lambda m: out.print(escape(m))))
-    except CasesFileError as exc:
-        _fail(str(exc))
+    # a missing or unusable file is a CasesFileError (a RagkbError): _run reports it and exits 2
+    result = _run(lambda: evaluate(cases_file, get_settings(), kb=kb, with_corrections=with_corrections,
+                                   out_dir=out_dir, progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"User cases: {cases_file.name}", f"{cases_file.stem}.cases", json_out, markdown_out,
                   plot_out, out_dir)
     if any(r["error"] for r in result["_rows"]):  # e.g. a knowledge base that no longer exists

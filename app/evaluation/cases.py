@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.evaluation.answers import cmrc_tokens, is_refusal, normalize_answer, strip_citations
+from rag.errors import RagkbError
 from rag.settings import Settings
 
 # A reply "matches" a user's expected answer when it contains it or shares this much of its tokens.
@@ -38,7 +39,7 @@ class Case:
     kind: str
 
 
-class CasesFileError(ValueError):
+class CasesFileError(RagkbError):
     """The cases file cannot be used at all (missing, unreadable, no usable line)."""
 
 
@@ -91,12 +92,13 @@ def token_f1(prediction: str, gold: str) -> float:
 def score_case(case: Case, reply: str, sources: list, error: str | None) -> dict:
     text = strip_citations(reply).strip()
     row = {"line": case.line, "kb": case.kb, "type": case.kind, "question": case.question, "reply": reply[:600],
-           "error": error, "refused": bool(text) and is_refusal(text), "cited": bool(sources),
+           "error": error, "refused": is_refusal(text), "cited": bool(sources),
            "changed": normalize_answer(text) != normalize_answer(strip_citations(case.before)),
            "sources": [f"{s.filename}" + (f" p.{s.page}" if s.page else "") for s in sources]}
     if case.expected is not None:
+        expected = normalize_answer(case.expected)
         row["expected_answer"] = case.expected
-        row["contains_expected"] = bool(normalize_answer(case.expected)) and normalize_answer(case.expected) in normalize_answer(text)
+        row["contains_expected"] = bool(expected) and expected in normalize_answer(text)
         row["expected_f1"] = round(token_f1(text, case.expected), 4)
         row["matches_expected"] = row["contains_expected"] or row["expected_f1"] >= MATCH_F1
     return row
