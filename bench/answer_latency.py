@@ -9,6 +9,14 @@ For each question, in the same run:
 The app's own overhead is app TTFT minus raw TTFT, and before_llm_ms directly.
 
 Usage: python bench/answer_latency.py [--repeat 3] [--questions N]
+
+--web [--pdf FILE] measures what a user of the web app gets instead: a real `ragkb serve`, the PDF
+uploaded through the REST API (default: the ~140-page lshort-zh-cn manual from ../shared/eval/public,
+with the questions of app/evaluation/devsets/lshort_zh.jsonl), one warm-up question, then every question
+streamed through `POST /api/kbs/{kb}/ask` ("stream": true): time to the first answer token, prompt tokens,
+refusal time for out-of-scope questions, and whether the answer holds the expected text. Run twice in the
+same invocation: whole context blocks (RAGKB_ANSWER_CONTEXT_TOKENS=0, the former prompt) and the
+evidence-within-budget prompt (the default), so the two rows are comparable.
 """
 
 from __future__ import annotations
@@ -30,11 +38,25 @@ QUESTIONS = ["How do I re-index after changing the embedding model?", "ragkb 支
              "What happens when I ingest a changed file with the same name?", "检索使用了哪些方法？"]
 
 
+ROOT = Path(__file__).resolve().parent.parent
+LSHORT = ROOT.parent / "shared/eval/public/pdf_ingest_dev/pdfs/lshort-zh-cn.pdf"
+DEVSET = ROOT / "app/evaluation/devsets/lshort_zh.jsonl"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--questions", type=int, default=len(QUESTIONS), help="Use only the first N questions.")
+    ap.add_argument("--questions", type=int, default=None, help="Use only the first N questions.")
+    ap.add_argument("--web", action="store_true", help="Through a real `ragkb serve` and its REST API.")
+    ap.add_argument("--pdf", type=Path, default=LSHORT, help="--web: the document to upload.")
+    ap.add_argument("--devset", type=Path, default=DEVSET, help="--web: questions (JSONL: question, answers).")
+    ap.add_argument("--budgets", default="0,default", help="--web: RAGKB_ANSWER_CONTEXT_TOKENS values to compare.")
     args = ap.parse_args()
+    if args.web:
+        from web_latency import run_web
+
+        return run_web(args.pdf, args.devset, args.budgets.split(","), args.questions)
+    args.questions = args.questions or len(QUESTIONS)
     import openai
 
     import rag.chain as chain_mod

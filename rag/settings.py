@@ -90,12 +90,18 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.0, ge=0, le=2, description="0: the most faithful answers.")
     llm_max_tokens: int = Field(512, ge=16)
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before a model request is given up.")
-    llm_local_model_path: Path | None = Field(None, description="GGUF file for the embedded server instead of the packaged model.")
-    llm_local_ctx: int = Field(4096, ge=512)
+    local_model: str = Field(
+        "qwen2.5-coder-0.5b", description="Embedded model: a packaged one (qwen2.5-coder-0.5b, the default; "
+        "qwen2.5-coder-1.5b with the local-1-5b extra) or the path of a .gguf file.")
+    llm_local_model_path: Path | None = Field(None, description="GGUF file for the embedded server (overrides local_model).")
+    llm_local_ctx: int = Field(4096, ge=512, description="Context tokens per parallel slot of the embedded server.")
     llm_local_threads: int | None = Field(None, ge=1)
 
     # --- answering -----------------------------------------------------------------------
     answer_k: int = Field(4, ge=1, description="Context blocks given to the model.")
+    answer_context_tokens: int = Field(
+        600, ge=0, description="Token budget of the context blocks in the answer prompt (the model's tokenizer); "
+        "blocks are cut to the sentences carrying the question's evidence. 0: whole blocks.")
     condense_question: bool = Field(True, description="Rewrite follow-ups into standalone questions before retrieval.")
     history_turns: int = Field(6, ge=0, description="Past messages used to understand a follow-up.")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
@@ -110,7 +116,9 @@ class Settings(BaseSettings):
     # --- server (web UI + API) -------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `ragkb serve` listens on (0.0.0.0 in a container).")
     port: int = Field(7860, ge=1, le=65535)
-    concurrency: int = Field(4, ge=1, description="Chats answered at the same time (Gradio queue); more wait in line.")
+    concurrency: int = Field(
+        4, ge=1, description="Chats answered at the same time (Gradio queue, and the embedded model server's "
+        "parallel slots); more wait in line.")
     users: SecretStr | None = Field(
         None, description="Login for the web UI: 'alice:password,bob:password'. Unset: no login, one shared history.")
     api_keys: SecretStr | None = Field(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install ragkb into it. Usage: scripts/setup.sh [extras]  (e.g. "local,test")
-# "local" is the embedded model (llama.cpp server + packaged GGUF); the first install compiles
-# llama.cpp, which takes 10-25 minutes on 2 cores (pip caches the wheel for later installs).
+# "local" is the embedded model (llama.cpp's server as the prebuilt xllamacpp wheel + packaged GGUF):
+# nothing compiles, a fresh install takes about 2 minutes. "local-1-5b" adds the larger packaged model.
 # Idempotent: re-running only reinstalls when pyproject.toml or this script changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

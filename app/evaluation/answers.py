@@ -328,6 +328,7 @@ def with_assembled_model(settings: Settings) -> Settings:
     """Evaluations run in a temporary data directory; the embedded model is assembled once in the real one."""
     if settings.llm_base_url or settings.llm_local_model_path:
         return settings
-    from rag.local_llm import assemble_default_model
+    from rag.llm import local_model_file
 
-    return settings.model_copy(update={"llm_local_model_path": assemble_default_model(settings.data_dir / "models")})
+    path, alias = local_model_file(settings)
+    return settings.model_copy(update={"llm_local_model_path": path, "llm_model": settings.llm_model or alias})

@@ -1,0 +1,109 @@
+"""Prompt economy on a CPU: blocks cut to their evidence within a token budget, no condense call for a
+complete new question, one fixed system prompt."""
+
+from __future__ import annotations
+
+import pytest
+
+from docs import write_corpus
+from fakes import ScriptedLLM
+from ingest.pipeline import ingest_paths
+from rag.chain import AnswerService
+from rag.context import GAP, split_sentences, trim_blocks
+from rag.followup import needs_context
+from rag.llm import estimate_tokens
+from rag.settings import Settings
+from rag.store import KnowledgeBaseStore
+
+FILLER_ZH = "本节介绍公司的历史沿革和组织结构。各部门按照年度计划开展工作。会议纪要由行政部统一归档。"
+FILLER_EN = "The company was founded long ago. Its offices are spread over several cities. Meetings are held weekly. "
+
+
+def test_blocks_that_fit_are_left_alone():
+    texts = ["年假五天。", "Leave is five days."]
+    assert trim_blocks("年假有几天？", texts, 500, estimate_tokens) == texts
+
+
+def test_over_budget_blocks_keep_the_evidence_sentence_and_stay_citable():
+    answer_block = FILLER_ZH * 3 + "财务部门在收到完整材料后的五个工作日内完成付款。" + FILLER_ZH * 3
+    other = FILLER_EN * 8 + "Payment questions go to the finance desk. " + FILLER_EN * 8
+    third = FILLER_ZH * 6  # retrieved, but shares no word with the question
+    budget = 120
+    out = trim_blocks("报销后多久完成付款？", [answer_block, other, third], budget, estimate_tokens)
+    assert len(out) == 3 and all(o.strip() for o in out)  # every block is still there to be cited
+    assert "五个工作日内完成付款" in out[0]
+    assert sum(estimate_tokens(o) for o in out) <= budget + 10  # gap marks are the only extra
+    assert sum(estimate_tokens(o) for o in out) < sum(estimate_tokens(t) for t in [answer_block, other, third]) / 3
+    assert GAP.strip() in out[0]  # the user-visible text says where something was left out
+
+
+def test_the_sentence_after_a_matching_one_is_kept_with_it():
+    block = FILLER_ZH * 4 + "在 LaTeX 中生成目录非常容易，只需在合适的地方使用命令：\n\\tableofcontents\n\n" + FILLER_ZH * 4
+    out = trim_blocks("如何生成目录？", [block], 60, estimate_tokens)[0]
+    assert "生成目录" in out and "\\tableofcontents" in out
+
+
+def test_fixed_blocks_are_never_cut():
+    correction = "正确答案：" + FILLER_ZH * 5
+    out = trim_blocks("付款多久？", [correction, FILLER_ZH * 10 + "付款五天。"], 80, estimate_tokens, fixed={0})
+    assert out[0] == correction and "付款五天" in out[1]
+
+
+def test_sentences_join_pdf_line_breaks_inside_chinese():
+    assert split_sentences("财务部门在五个工作日内完成付\n款。第二句。\n\nNext one. Last") == \
+        ["财务部门在五个工作日内完成付款。", "第二句。", "Next one.", "Last"]
+
+
+@pytest.mark.parametrize("question", ["如何插入图片？", "怎样设置页边距？", "LaTeX 和 TeX 有什么区别？",
+                                      "How do I add a new user account?", "How long does reimbursement take?",
+                                      "What is the difference between LaTeX and TeX?"])
+def test_complete_questions_stand_alone(question):
+    assert not needs_context(question)
+
+
+@pytest.mark.parametrize("question", ["它支持哪些格式？", "超过了怎么办？", "英文呢？", "那英文版呢？", "有什么要求？",
+                                      "What about travel?", "Is it free?", "Which formats?", "And on Windows?",
+                                      "What does this command do?"])
+def test_follow_ups_that_refer_back_need_the_conversation(question):
+    assert needs_context(question)
+
+
+@pytest.fixture(scope="module")
+def kb_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("economy")
+    write_corpus(root / "c")
+    store = KnowledgeBaseStore(Settings(data_dir=root / "data", _env_file=None))
+    ingest_paths(store, "kb", [root / "c"])
+    yield store
+    store.close()
+
+
+def test_a_new_complete_question_after_others_costs_no_condense_call(kb_store):
+    llm = ScriptedLLM("财务部门在五个工作日内完成付款[1]。")  # one reply: a condense call would use it up
+    history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
+    events = list(AnswerService(kb_store, llm).stream("kb", "报销后多久付款？", history))
+    done = events[-1]
+    assert len(llm.calls) == 1 and "condense_ms" not in done.data["timings"]
+    assert done.data["standalone_question"] == "报销后多久付款？"  # not glued to the previous question
+    prompt = llm.calls[0]
+    assert [m.type for m in prompt] == ["system", "human"]  # no earlier turns for a question that stands alone
+    assert "五个工作日" in "".join(e.text for e in events if e.type == "token")
+
+
+def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
+    settings = kb_store.settings.model_copy(update={"answer_context_tokens": 40})
+    store = KnowledgeBaseStore(settings)
+    try:
+        llm = ScriptedLLM("五个工作日[1]。")
+        done = list(AnswerService(store, llm).stream("kb", "报销后多久付款？"))[-1]
+        small = done.data["prompt_tokens"]
+        llm2 = ScriptedLLM("五个工作日[1]。")
+        whole = KnowledgeBaseStore(kb_store.settings.model_copy(update={"answer_context_tokens": 0}))
+        try:
+            done2 = list(AnswerService(whole, llm2).stream("kb", "报销后多久付款？"))[-1]
+        finally:
+            whole.close()
+        assert 0 < small < done2.data["prompt_tokens"]
+        assert "五个工作日" in llm.calls[0][-1].content  # the evidence survived the cut
+    finally:
+        store.close()
