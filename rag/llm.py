@@ -8,6 +8,7 @@ loopback on first use and stopped with the process.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from rag.errors import LLMUnavailable
@@ -24,6 +25,7 @@ class LLMService:
         self._lock = threading.Lock()
         self._token_counts: dict[str, int] = {}
         self._tokenize_style: str | None = None  # "content" (llama.cpp), "prompt" (vLLM), "estimate"
+        self._tokenize_retry_at = 0.0
 
     @property
     def embedded(self) -> bool:
@@ -78,6 +80,8 @@ class LLMService:
         base, model = self.endpoint()
         root = base[: -len("/v1")] if base.endswith("/v1") else base
         headers = {"Authorization": f"Bearer {self.settings.llm_api_key.get_secret_value()}"}
+        if self._tokenize_style == "estimate" or time.monotonic() < self._tokenize_retry_at:
+            return estimate_tokens(text)
         count = None
         styles = {"content": {"content": text, "add_special": False},  # llama.cpp
                   "prompt": {"model": model, "prompt": text, "add_special_tokens": False}}  # vLLM
@@ -85,16 +89,21 @@ class LLMService:
             if self._tokenize_style not in (None, style):
                 continue
             try:
-                r = httpx.post(f"{root}/tokenize", json=body, headers=headers, timeout=10)
+                r = httpx.post(f"{root}/tokenize", json=body, headers=headers,
+                               timeout=min(self.settings.llm_timeout, 10))
                 tokens = r.json().get("tokens") if r.status_code == 200 else None
+            except (httpx.TimeoutException, httpx.TransportError):
+                # down or hanging: the answer call will say so; do not wait on the tokenizer again for a while
+                self._tokenize_retry_at = time.monotonic() + 30
+                return estimate_tokens(text)
             except (httpx.HTTPError, ValueError, AttributeError):
                 tokens = None
             if isinstance(tokens, list):
                 count, self._tokenize_style = len(tokens), style
                 break
-        if count is None:  # no tokenizer endpoint: estimate, and stop asking
+        if count is None:  # the server has no tokenizer endpoint: estimate, and stop asking
             self._tokenize_style = self._tokenize_style or "estimate"
-            count = estimate_tokens(text)
+            return estimate_tokens(text)
         with self._lock:
             if len(self._token_counts) > 20000:
                 self._token_counts.clear()

@@ -68,7 +68,7 @@ def test_chat_saves_both_messages_and_uses_the_conversation_for_follow_ups(servi
     assert msgs[1].sources[0]["filename"] == "员工手册.pdf" and msgs[1].sources[0]["page"] == 2
 
     llm = _reply(service, "报销单需要附上什么 超过标准怎么办", "需要副总经理特别批准[1]。")
-    list(service.chat(cid, "手册", "超过标准怎么办？"))
+    list(service.chat(cid, "手册", "那超过标准怎么办？"))  # "那": refers back, so it is rewritten first
     condense_prompt = " ".join(str(m.content) for m in llm.calls[0])
     assert "报销单需要附上什么？" in condense_prompt  # the follow-up was understood with the conversation
     assert len(service.conversations.messages(cid)) == 4
