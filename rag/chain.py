@@ -299,7 +299,6 @@ class AnswerService:
         try:
             blocks = self.fit_context(asked, blocks, fixed=set(range(len(corrections))))
             pairs = answer_messages(asked, blocks, earlier)
-            prompt_tokens = self.llm.count_tokens("\n".join(c for _, c in pairs))
         except Exception as exc:
             if not _is_llm_error(exc) and not isinstance(exc, RagkbError):
                 raise
@@ -375,7 +374,9 @@ class AnswerService:
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "timings": timings, "retrieved": len(hits),
                                         "corrections": len(corrections), "quoted": quoted,
-                                        "prompt_tokens": (usage or {}).get("input_tokens", prompt_tokens),
+                                        # the server's own count; ours only for a server that reports no usage
+                                        "prompt_tokens": usage["input_tokens"] if usage else
+                                        self.llm.count_tokens("\n".join(c for _, c in pairs)),
                                         "completion_tokens": (usage or {}).get("output_tokens")})
 
     def fit_context(self, question: str, blocks: list[tuple], fixed: set[int]) -> list[tuple]:

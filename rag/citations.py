@@ -84,11 +84,11 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5) -> int |
     return best if best_share >= min_overlap else None
 
 
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
-_CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
-_ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
-                          re.IGNORECASE)
-_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
+CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
+ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
+                         re.IGNORECASE)
+NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
 _ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
 _PUNCTUATION_ONLY = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]*")
 
@@ -110,6 +110,20 @@ def adds_nothing(answer: str, question: str) -> bool:
     return rest != answer and set(tokenize(rest)) <= set(tokenize(question))
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a chunk, with PDF line breaks inside Chinese sentences joined ("付\\n款" -> "付款")."""
+    text = CJK_LINE_BREAK.sub("", text)
+    return [" ".join(s.split()) for s in SENTENCE_END.split(text) if s and s.strip()]
+
+
+def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
+    """How much of the question (its tokens, `asked`) each sentence (its tokens, `words`) holds: a question
+    word counts more when fewer of the sentences contain it (the passage's topic, named everywhere,
+    tells nothing apart)."""
+    spread = Counter(w for ws in words for w in ws & asked)
+    return [sum(1 / spread[w] for w in ws & asked) for ws in words]
+
+
 def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
     """The sentence of the cited `blocks` that best matches `question`, for a reply that wrote no answer.
 
@@ -122,21 +136,18 @@ def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
     from rag.lexical import tokenize
 
     asked = set(tokenize(question))
-    sentences: list[tuple[int, str]] = []  # (block index, sentence)
-    for b, block in enumerate(blocks):
-        text = _CJK_LINE_BREAK.sub("", block)  # PDF lines break inside Chinese sentences ("付\n款")
-        sentences += [(b, " ".join(s.split())) for s in _SENTENCE_END.split(text) if s and s.strip()]
+    sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
     if not sentences:
         return ""
     words = [set(tokenize(s)) for _, s in sentences]
-    spread = Counter(w for ws in words for w in ws & asked)
-    wants_number = bool(_ASKS_NUMBER.search(question))
+    overlap = evidence_scores(asked, words)
+    wants_number = bool(ASKS_NUMBER.search(question))
 
     def score(i: int) -> tuple[float, int]:
-        value = sum(1 / spread[w] for w in words[i] & asked)
+        value = overlap[i]
         if not words[i] - asked:
             value *= 0.1
-        if wants_number and _NUMBER.search(sentences[i][1]):
+        if wants_number and NUMBER.search(sentences[i][1]):
             value += 0.5
         return value, -i
 

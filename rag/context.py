@@ -10,24 +10,13 @@ document order, dropped stretches become " … ". Tokens are counted with the mo
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
-_CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
-_ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
-                          re.IGNORECASE)
-_NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
+from rag.citations import ASKS_NUMBER, NUMBER, evidence_scores, split_sentences
+
 GAP = " … "
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this (code, a table row run) is cut around its match
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a chunk, with PDF line breaks inside Chinese sentences joined ("付\\n款" -> "付款")."""
-    text = _CJK_LINE_BREAK.sub("", text)
-    return [" ".join(s.split()) for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
 @dataclass
@@ -53,7 +42,7 @@ def trim_blocks(question: str, texts: list[str], budget: int, count: Callable[[s
     from rag.lexical import tokenize
 
     asked = set(tokenize(question))
-    wants_number = bool(_ASKS_NUMBER.search(question))
+    wants_number = bool(ASKS_NUMBER.search(question))
     sentences: list[_Sentence] = []
     for b, text in enumerate(texts):
         if b in fixed:
@@ -63,12 +52,8 @@ def trim_blocks(question: str, texts: list[str], budget: int, count: Callable[[s
         ratio = totals[b] / chars  # tokens per character of this block: one tokenizer call per block
         for i, p in enumerate(parts):
             sentences.append(_Sentence(b, i, p, 0.0, max(1, round(len(p) * ratio))))
-    words = [set(tokenize(s.text)) for s in sentences]
-    spread = Counter(w for ws in words for w in ws & asked)
-    for s, ws in zip(sentences, words):
-        s.score = sum(1 / spread[w] for w in ws & asked)
-        if wants_number and s.score and _NUMBER.search(s.text):
-            s.score += 0.5
+    for s, score in zip(sentences, evidence_scores(asked, [set(tokenize(s.text)) for s in sentences])):
+        s.score = score + (0.5 if wants_number and score and NUMBER.search(s.text) else 0.0)
 
     used = sum(totals[b] for b in fixed)
     by_block: dict[int, list[_Sentence]] = {}

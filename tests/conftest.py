@@ -35,6 +35,20 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", _env_file=None, **extra)
 
 
+@pytest.fixture(scope="module")
+def kb_store(tmp_path_factory):
+    """The generated test corpus (docs.write_corpus) in knowledge base "kb", once per test module."""
+    from docs import write_corpus
+    from ingest.pipeline import ingest_paths
+
+    root = tmp_path_factory.mktemp("corpus")
+    write_corpus(root / "c")
+    store = KnowledgeBaseStore(Settings(data_dir=root / "data", _env_file=None))
+    ingest_paths(store, "kb", [root / "c"])
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def store(settings: Settings):
     s = KnowledgeBaseStore(settings)

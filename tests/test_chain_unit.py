@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from docs import write_corpus
 from fakes import ScriptedLLM
-from ingest.pipeline import ingest_paths
 from rag.chain import AnswerService
 from rag.citations import CitationFilter, cited_numbers, strip_invalid
 from rag.prompts import NO_ANSWER, answer_messages
-from rag.settings import Settings
-from rag.store import KnowledgeBaseStore
 
 
 def test_citation_filter_streams_and_drops_invented_numbers():
@@ -38,16 +34,6 @@ def test_prompt_numbers_and_fences_blocks_and_names_language():
     assert "Answer in English" in en[-1][1] and NO_ANSWER["en"] in en[0][1]
     # the system prompt is the same bytes for every question, so the model server's prompt cache reuses it
     assert en[0] == msgs[0]
-
-
-@pytest.fixture(scope="module")
-def kb_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chain")
-    write_corpus(root / "c")
-    store = KnowledgeBaseStore(Settings(data_dir=root / "data", _env_file=None))
-    ingest_paths(store, "kb", [root / "c"])
-    yield store
-    store.close()
 
 
 def _run(service, *args):

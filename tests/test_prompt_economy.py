@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from docs import write_corpus
 from fakes import ScriptedLLM
-from ingest.pipeline import ingest_paths
 from rag.chain import AnswerService
 from rag.context import GAP, split_sentences, trim_blocks
 from rag.followup import needs_context
 from rag.llm import estimate_tokens
-from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
 
 FILLER_ZH = "本节介绍公司的历史沿革和组织结构。各部门按照年度计划开展工作。会议纪要由行政部统一归档。"
@@ -66,16 +63,6 @@ def test_complete_questions_stand_alone(question):
                                       "What does this command do?"])
 def test_follow_ups_that_refer_back_need_the_conversation(question):
     assert needs_context(question)
-
-
-@pytest.fixture(scope="module")
-def kb_store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("economy")
-    write_corpus(root / "c")
-    store = KnowledgeBaseStore(Settings(data_dir=root / "data", _env_file=None))
-    ingest_paths(store, "kb", [root / "c"])
-    yield store
-    store.close()
 
 
 def test_a_new_complete_question_after_others_costs_no_condense_call(kb_store):
