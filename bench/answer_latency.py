@@ -51,11 +51,16 @@ def main() -> int:
     ap.add_argument("--pdf", type=Path, default=LSHORT, help="--web: the document to upload.")
     ap.add_argument("--devset", type=Path, default=DEVSET, help="--web: questions (JSONL: question, answers).")
     ap.add_argument("--budgets", default="0,default", help="--web: RAGKB_ANSWER_CONTEXT_TOKENS values to compare.")
+    ap.add_argument("--follow-up", default="它需要编译几次？", help="--web: a follow-up to the first question.")
+    ap.add_argument("--new-question", default="How do I insert a footnote?",
+                    help="--web: a complete new question asked in the same chat after the follow-up.")
+    ap.add_argument("--json-out", type=Path, default=None, help="--web: every answer, as JSON.")
     args = ap.parse_args()
     if args.web:
         from web_latency import run_web
 
-        return run_web(args.pdf, args.devset, args.budgets.split(","), args.questions)
+        return run_web(args.pdf, args.devset, args.budgets.split(","), args.questions, args.json_out,
+                       args.follow_up, args.new_question)
     args.questions = args.questions or len(QUESTIONS)
     import openai
 

@@ -42,10 +42,10 @@ def ask(url: str, kb: str, question: str, conversation_id: str | None = None) ->
             elif ev["type"] == "error":
                 out["error"] = ev["text"]
             elif ev["type"] == "conversation":
-                out["conversation_id"] = ev["data"]["conversation_id"]
+                out["conversation_id"] = ev["conversation_id"]  # event data is flattened into the SSE payload
             elif ev["type"] == "done":
-                out.update(refused=bool(ev["data"].get("refused")), prompt_tokens=ev["data"].get("prompt_tokens"),
-                           timings=ev["data"].get("timings", {}))
+                out.update(refused=bool(ev.get("refused")), prompt_tokens=ev.get("prompt_tokens"),
+                           timings=ev.get("timings", {}))
     end = time.perf_counter()
     out["ttft_s"] = (first or end) - t0
     out["total_s"] = end - t0
@@ -56,7 +56,7 @@ def _serve(data: Path, env_extra: dict, log_path: Path):
     import httpx
 
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAGKB_DATA_DIR", "RAGKB_ANSWER_CONTEXT_TOKENS")}
     env.update(OFFLINE_ENV)
     env.update({"RAGKB_DATA_DIR": str(data), **env_extra})
     log = open(log_path, "ab")
@@ -84,11 +84,13 @@ def _contains(text: str, answers: list[str]) -> bool:
 
 
 def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p50 of an even count: the upper middle value)."""
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
 
 
-def run_web(pdf: Path, devset: Path, budgets: list[str], limit: int | None) -> int:
+def run_web(pdf: Path, devset: Path, budgets: list[str], limit: int | None, json_out: Path | None = None,
+            follow_up: str = "它需要编译几次？", new_question: str = "How do I insert a footnote?") -> int:
     import httpx
 
     if not pdf.exists():
@@ -123,31 +125,42 @@ def run_web(pdf: Path, devset: Path, budgets: list[str], limit: int | None) -> i
                     results.append(res)
                     print(f"[budget {budget}] {it['question'][:40]} -> TTFT {res.get('ttft_s', 0):.1f} s, "
                           f"{res.get('prompt_tokens')} prompt tokens: {res.get('text', '')[:80]!r}", file=sys.stderr)
-                # a two-turn conversation: a complete new question, then a follow-up that refers back
+                # a conversation: a question, a follow-up that refers back to it, then a complete new question
                 first = ask(url, kb, items[0]["question"])
-                turn2 = ask(url, kb, "How do I insert a footnote?", first.get("conversation_id"))
-                turn3 = ask(url, kb, "它需要编译几次？", first.get("conversation_id"))
+                turns = [first]
+                for q in (follow_up, new_question):
+                    turns.append(ask(url, kb, q, first.get("conversation_id")))
+                for q, t in zip((items[0]["question"], follow_up, new_question), turns):
+                    print(f"[budget {budget}] chat: {q} -> TTFT {t.get('ttft_s', 0):.1f} s, {t.get('prompt_tokens')} "
+                          f"prompt tokens, timings {t.get('timings')}: {t.get('text', '')[:100]!r}", file=sys.stderr)
             finally:
                 stop_process(proc, timeout=30)
-            rows.append((budget, warm, results, turn2, turn3))
+            rows.append((budget, warm, results, turns))
+    if json_out:
+        json_out.write_text(json.dumps([{"budget": b, "warm_up": w, "questions": r, "chat": t} for b, w, r, t in rows],
+                                       ensure_ascii=False, indent=1), encoding="utf-8")
 
     print(f"\nDocument: {pdf.name}; questions: {devset.name} ({len(items)}); after one warm-up question; "
-          "each question streamed through POST /api/kbs/{kb}/ask on a real `ragkb serve`.\n")
-    print("| context | answerable: prompt tokens p50 | TTFT p50 | TTFT p95 | total p50 | holds the answer | "
-          "refused | out-of-scope: refused | refusal time max | new question in a chat: TTFT | follow-up: TTFT |")
+          "each question streamed through POST /api/kbs/{kb}/ask on a real `ragkb serve`. TTFT: time to the first "
+          "answer token, over the answerable questions the app answered (not refused); refusal time: the slowest "
+          "refusal of an out-of-scope question.\n")
+    print("| context | prompt tokens p50 / max | TTFT p50 | TTFT p95 | total p50 | holds the answer | refused | "
+          "out-of-scope: refused | refusal time max | chat: follow-up TTFT | chat: new question TTFT |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for budget, _warm, results, turn2, turn3 in rows:
+    for budget, _warm, results, turns in rows:
         ans = [r for r in results if r["item"]["answers"] and not r.get("error")]
+        answered = [r for r in ans if not r["refused"]]
         oos = [r for r in results if not r["item"]["answers"] and not r.get("error")]
         errors = [r for r in results if r.get("error")]
         label = "whole blocks (RAGKB_ANSWER_CONTEXT_TOKENS=0)" if budget == "0" else \
             f"evidence within budget ({'default' if budget == 'default' else budget})"
-        ttft = [r["ttft_s"] for r in ans]
-        tokens = [r["prompt_tokens"] for r in ans if r.get("prompt_tokens")]
-        print(f"| {label} | {statistics.median(tokens) if tokens else 'n/a'} | {statistics.median(ttft):.1f} s | "
-              f"{pct(ttft, 95):.1f} s | {statistics.median(r['total_s'] for r in ans):.1f} s | "
+        ttft = [r["ttft_s"] for r in answered]
+        tokens = [r["prompt_tokens"] for r in answered if r.get("prompt_tokens")]
+        refusals = [r["total_s"] for r in oos if r["refused"]]
+        print(f"| {label} | {f'{statistics.median(tokens):.0f} / {max(tokens)}' if tokens else 'n/a'} | "
+              f"{pct(ttft, 50):.1f} s | {pct(ttft, 95):.1f} s | {pct([r['total_s'] for r in answered], 50):.1f} s | "
               f"{sum(_contains(r['text'], r['item']['answers']) for r in ans)}/{len(ans)} | "
-              f"{sum(r['refused'] for r in ans)}/{len(ans)} | {sum(r['refused'] for r in oos)}/{len(oos)} | "
-              f"{max((r['total_s'] for r in oos), default=float('nan')):.2f} s | {turn2['ttft_s']:.1f} s | "
-              f"{turn3['ttft_s']:.1f} s |" + (f" errors: {len(errors)}" if errors else ""))
+              f"{sum(r['refused'] for r in ans)}/{len(ans)} | {len(refusals)}/{len(oos)} | "
+              f"{max(refusals, default=float('nan')):.2f} s | {turns[1]['ttft_s']:.1f} s | "
+              f"{turns[2]['ttft_s']:.1f} s |" + (f" errors: {len(errors)}" if errors else ""))
     return 0

@@ -57,3 +57,23 @@ def test_app_load_chats_at_once_without_errors(tmp_path):
 def test_answer_latency_reports_the_apps_overhead(tmp_path):
     out = bench(tmp_path, "bench/answer_latency.py", "--repeat", "1", "--questions", "2", timeout=900)
     assert re.search(r"app overhead \(app TTFT - raw TTFT\) -?\d+ ms", out), out
+
+
+@pytest.mark.llm
+def test_web_latency_uploads_a_pdf_and_streams_questions_through_a_real_serve(tmp_path):
+    import json
+
+    from docs import zh_pdf
+
+    pdf = zh_pdf(tmp_path / "员工手册.pdf")
+    devset = tmp_path / "questions.jsonl"
+    devset.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in [
+        {"question": "财务部门多久完成付款？", "answers": ["五个工作日"]},
+        {"question": "Who won the 1998 FIFA World Cup?", "answers": []}]), encoding="utf-8")
+    out = bench(tmp_path, "bench/answer_latency.py", "--web", "--pdf", str(pdf), "--devset", str(devset),
+                "--budgets", "default", timeout=900)
+    row = re.search(r"^\| evidence within budget \(default\) \| (\d+) / \d+ \| ([\d.]+) s \| ([\d.]+) s \| [\d.]+ s \| "
+                    r"\d/1 \| 0/1 \| (\d)/1 \| ([\d.]+) s \| [\d.]+ s \| [\d.]+ s \|$", out, re.M)
+    assert row, out
+    assert int(row[1]) > 0 and float(row[3]) >= float(row[2]), "the answerable question was answered: " + out
+    assert row[4] == "1", "the out-of-scope question is refused: " + out
