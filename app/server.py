@@ -4,6 +4,7 @@ routes live beside it). `ragkb serve` runs it with uvicorn."""
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,6 +21,8 @@ def create_app(service: RagkbService | None = None, settings: Settings | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        if service.settings.warm_up:  # in the background: the UI serves at once, the first answer comes sooner
+            threading.Thread(target=service.warm_up, name="ragkb-warm-up", daemon=True).start()
         yield
         service.close()  # stops the embedded model server with the app
 
@@ -49,6 +52,13 @@ def create_app(service: RagkbService | None = None, settings: Settings | None = 
 def serve(host: str, port: int, settings: Settings | None = None) -> None:
     import uvicorn
 
+    for name in ("app", "ingest", "rag"):  # ragkb's own messages (warm-up, model server) beside uvicorn's
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s:     ragkb: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
     app = create_app(settings=settings)
     log.info("ragkb on http://%s:%s", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -55,6 +55,9 @@ class RagkbService:
         self.answers = AnswerService(self.store, llm=llm, conversations=self.conversations)
         self._ingest_lock = threading.Lock()  # one ingest at a time per process: the CPU is the limit
 
+    def warm_up(self) -> None:
+        self.answers.warm_up()
+
     def close(self) -> None:
         self.answers.llm.close()
         self.store.close()

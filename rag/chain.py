@@ -225,6 +225,20 @@ class AnswerService:
         embed = self._cached_embed if any(leg_weights(self.store, q)[0] > 0 for q in questions) else None
         return match_corrections(questions, rows, embed=embed)
 
+    def warm_up(self) -> None:
+        """Load what a first question would otherwise wait for: the embedding model, the embedded model server
+        and, in its prompt cache, the fixed system prompt. Only logged on failure: a question reports it."""
+        t0 = time.perf_counter()
+        try:
+            self.store.embeddings().embed_query("warm up")
+            if self.llm.embedded:
+                self.llm.chat_model(max_tokens=1).invoke(_messages(answer_messages("hello", [])))
+        except Exception as exc:  # noqa: BLE001 - a background nicety; the first question reports real errors
+            log.warning("warm-up incomplete (%s: %s); the first question will load what is missing",
+                        type(exc).__name__, exc)
+            return
+        log.info("warm-up done in %.1f s", time.perf_counter() - t0)
+
     def _cached_embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of correction questions (and recent questions) are computed once, not per question."""
         with self._vectors_lock:  # chats run in parallel threads

@@ -2,7 +2,8 @@
 
 Run as `python -m rag.llama_server --model X.gguf --alias NAME --port P ...` by rag.local_llm, never
 imported by the app: the C++ server lives in this small child process, so a crash or a kill of the
-model cannot take the app down. It serves until SIGTERM/SIGINT, then shuts the server down.
+model cannot take the app down. It serves until SIGTERM/SIGINT, or until the app that started it is
+gone (killed without stopping it), then shuts the server down.
 
 Continuous batching with `--slots` parallel sequences (each with `--ctx-per-slot` tokens of context)
 and llama.cpp's prompt cache: a request whose prompt starts like an earlier one (ragkb's fixed
@@ -12,6 +13,7 @@ system prompt) only prefills the new part.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slots", type=int, default=1, help="requests decoded at the same time")
     ap.add_argument("--ctx-per-slot", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parent-pid", type=int, default=None,
+                    help="exit when this process (the app) is gone, even if it was killed without stopping us")
     args = ap.parse_args(argv)
 
     import xllamacpp as xlc
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     server = xlc.Server(build_params(args))  # returns once the model is loaded and the port listens
     print(f"ragkb model server listening on {server.listening_address}", flush=True)
     while not stop.wait(1.0):
-        pass
+        if args.parent_pid and os.getppid() != args.parent_pid:  # the app died (SIGKILL, OOM): no orphan server
+            break
     del server  # the destructor stops llama.cpp's HTTP and decode loops
     return 0
 

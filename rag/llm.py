@@ -26,6 +26,7 @@ class LLMService:
         self._token_counts: dict[str, int] = {}
         self._tokenize_style: str | None = None  # "content" (llama.cpp), "prompt" (vLLM), "estimate"
         self._tokenize_retry_at = 0.0
+        self._closed = False  # after close() no model server is started again (a warm-up thread may still ask)
 
     @property
     def embedded(self) -> bool:
@@ -34,6 +35,8 @@ class LLMService:
     def endpoint(self) -> tuple[str, str]:
         """(base_url, model name); starts the embedded server the first time if needed."""
         with self._lock:
+            if self._closed:
+                raise LLMUnavailable("The app is shutting down; the model server is stopped.")
             if self._resolved and (not self.embedded or (self._server and self._server.running())):
                 return self._resolved
             s = self.settings
@@ -123,10 +126,12 @@ class LLMService:
         )
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        self._resolved = None
+        with self._lock:  # waits for a server that is being started, then stops it
+            self._closed = True
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            self._resolved = None
 
 
 def estimate_tokens(text: str) -> int:

@@ -204,7 +204,8 @@ class LocalLLMServer:
             log = open(self.log_path, "ab")
             cmd = [sys.executable, "-m", "rag.llama_server", "--model", str(self.model_path),
                    "--alias", self.alias, "--port", str(self.port), "--slots", str(self.slots),
-                   "--ctx-per-slot", str(self.n_ctx), "--threads", str(self.threads)]
+                   "--ctx-per-slot", str(self.n_ctx), "--threads", str(self.threads),
+                   "--parent-pid", str(os.getpid())]
             env = dict(os.environ, HF_HUB_OFFLINE="1")
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                              env.get("PYTHONPATH")]))

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
         0.4, description="...or when this IDF-weighted share of the question's words occurs in it.")
 
     # --- server (web UI + API) -------------------------------------------------------------
+    warm_up: bool = Field(True, description="At `ragkb serve` start, load the embedding model, start the embedded model "
+                          "server and cache the fixed system prompt in the background, so the first question does "
+                          "not wait for them.")
     host: str = Field("127.0.0.1", description="Address `ragkb serve` listens on (0.0.0.0 in a container).")
     port: int = Field(7860, ge=1, le=65535)
     concurrency: int = Field(

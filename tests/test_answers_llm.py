@@ -254,3 +254,57 @@ def test_cli_chat_keeps_the_conversation(tmp_path):
     second = r.stdout.split("ragkb>")[2]
     assert "PDF" in second and "使用说明.md" in second  # the follow-up was understood and cited
     assert "understanding the follow-up question" in r.stderr
+
+
+def _model_servers(data: Path) -> list[int]:
+    """pids of embedded model server processes serving a model from `data`."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"rag.llama_server" in args and any(str(data).encode() in a for a in args):
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def _wait(cond, timeout: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.25)
+    return cond()
+
+
+def test_serve_loads_the_model_before_the_first_question_and_leaves_no_model_process(tmp_path):
+    import signal
+
+    from webui import running_server
+
+    data = tmp_path / "data"
+    # stopped right after start, while the warm-up is still assembling or starting the model: nothing is left
+    with running_server(data, tmp_path / "serve1.log"):
+        pass
+    assert _wait(lambda: not _model_servers(data), 15), "a model server outlived the app that started it"
+
+    # no question asked: the model comes up by itself, so the first question does not wait for it
+    log = tmp_path / "serve2.log"
+    with running_server(data, log):
+        assert _wait(lambda: "warm-up done" in log.read_text(errors="replace"), 120), log.read_text()[-2000:]
+        assert len(_model_servers(data)) == 1
+    assert _wait(lambda: not _model_servers(data), 15)
+
+    # the app is killed outright (SIGKILL, out of memory): its model server does not stay behind as an orphan
+    from rag.local_llm import free_port
+
+    proc = subprocess.Popen([ragkb_exe(), "serve", "--port", str(free_port())], env=cli_env(data),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait(lambda: _model_servers(data), 120)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert _wait(lambda: not _model_servers(data), 15), "the model server outlived a killed app"
+    finally:
+        stop_process(proc)
