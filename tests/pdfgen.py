@@ -19,9 +19,9 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def make_pdf(path: Path, pages: list[list[tuple[str, str]]], *, cjk: bool = False,
              outline: list[tuple[str, int, int]] | None = None, encrypt: str | None = None,
-             title: str | None = None) -> Path:
+             title: str | None = None, header=None, footer=None) -> Path:  # noqa: ANN001
     """pages: per page a list of (kind, text) with kind 'h' (heading) or 'p' (paragraph).
-    outline: (title, 1-based page, level) bookmarks."""
+    outline: (title, 1-based page, level) bookmarks. header/footer: page number -> running line (or None)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
 
@@ -50,6 +50,11 @@ def make_pdf(path: Path, pages: list[list[tuple[str, str]]], *, cjk: bool = Fals
             key = f"p{n}-{i}"
             c.bookmarkPage(key)
             c.addOutlineEntry(t, key, level=level)
+        c.setFont(font, 9)
+        if header and header(n):
+            c.drawString(50, 820, header(n))
+        if footer and footer(n):
+            c.drawString(290, 25, footer(n))
         for kind, text in blocks:
             size = 16 if kind == "h" else 11
             c.setFont(font, size)

@@ -151,12 +151,16 @@ def test_eval_pdf_against_truth_and_pypdf(tmp_path):
     pages = [[("h", "第一章 差旅报销"), ("p", "报销单需要附上发票原件和经理签字的审批单。")],
              [("h", "第二章 年假"), ("p", "工作满十年的员工每年享有十五天年假。")],
              [("h", "第三章 停车"), ("p", "访客车辆需要在前台登记后才能进入停车场。")]]
-    make_pdf(root / "pdfs" / "handbook.pdf", pages, cjk=True,
-             outline=[("第一章 差旅报销", 1, 0), ("第二章 年假", 2, 0), ("第三章 停车", 3, 0)])
-    truth = {"num_pages": 3, "outline": [{"title": t, "level": 1, "page_number": p} for t, p in
+    pages += [[("p", f"附录第{n}页：本页列出第{n}号表格的填写说明和示例。")] for n in range(1, 4)]
+    truth = {"num_pages": 6, "outline": [{"title": t, "level": 1, "page_number": p} for t, p in
                                          (("第一章 差旅报销", 1), ("第二章 年假", 2), ("第三章 停车", 3))],
-             "probes": ["报销单需要附上发票原件", "每年享有十五天年假", "访客车辆需要在前台登记", "这句话不在文件里"]}
-    (root / "handbook.truth.json").write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
+             "probes": ["报销单需要附上发票原件", "每年享有十五天年假", "访客车辆需要在前台登记", "这句话不在文件里"],
+             "page_labels": ["i", "ii", "iii", "1", "2", "3"]}
+    for name in ("handbook", "handbook2"):  # two files: the evaluation goes on after the first
+        make_pdf(root / "pdfs" / f"{name}.pdf", pages, cjk=True,
+                 outline=[("第一章 差旅报销", 1, 0), ("第二章 年假", 2, 0), ("第三章 停车", 3, 0)],
+                 header=lambda n: f"员工手册 {truth['page_labels'][n - 1]}")
+        (root / f"{name}.truth.json").write_text(json.dumps(truth, ensure_ascii=False), encoding="utf-8")
     r = subprocess.run([ragkb_exe(), "eval", "pdf", str(root), "--out-dir", str(tmp_path / "out")], cwd=REPO,
                        env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -165,6 +169,10 @@ def test_eval_pdf_against_truth_and_pypdf(tmp_path):
     assert result["ragkb"]["handbook:outline_on_page"] == 1.0
     assert "handbook:probe_recall_text" in result["naive"]
     assert result["_files"]["handbook.pdf"]["ragkb"]["probes_missed"] == ["这句话不在文件里"]
+    # the running header "员工手册 ii" is in every naive chunk of its page and in none of ragkb's
+    assert result["ragkb"]["handbook2:running_lines_left_share"] == 0.0
+    assert result["naive"]["handbook2:running_lines_left_share"] == 1.0
+    assert result["_files"]["handbook2.pdf"]["ragkb"]["running_lines_left"] == "0/6"
     assert (tmp_path / "out" / "pdfset.pdf.png").exists() and (tmp_path / "out" / "pdfset.pdf.md").exists()
 
 

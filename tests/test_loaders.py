@@ -37,6 +37,42 @@ def test_pdf_section_changes_mid_page_at_the_heading(tmp_path):
     assert doc.segments[1].offset > 0
 
 
+def test_running_headers_and_footers_are_not_in_the_chunks(tmp_path):
+    """A book's page furniture ("12 第三章 文档元素", "§3.2 表格 13", a page number at the bottom) is not
+    text to retrieve or quote; the body, the facts and their pages stay."""
+    chapter = {n: ("第三章 文档元素" if n < 6 else "第四章 排版数学公式") for n in range(1, 11)}
+    facts = {n: f"第{n}页的事实：表格第{n}行使用 tabular 环境排版，列格式写作 lcr 共{n + 2}列。" for n in range(1, 11)}
+    pages = [[("p", facts[n] + ZH_TEXT)] for n in range(1, 11)]
+    pdf = make_pdf(tmp_path / "book.pdf", pages, cjk=True,
+                   header=lambda n: f"{n + 10} {chapter[n]}" if n % 2 == 0 else f"§3.{n} 表格 {n + 10}",
+                   footer=lambda n: f"— {n + 10} —")
+    segs = load_pdf(pdf).segments
+    text = "\n".join(s.text for s in segs)
+    for n in range(1, 11):
+        assert chapter[n] not in text and f"§3.{n} 表格" not in text and f"— {n + 10} —" not in text
+        assert any("".join(facts[n].split()) in "".join(s.text.split()) and s.page == n for s in segs), n
+    assert text.count(ZH_TEXT[:20]) == 10
+
+
+def test_running_line_rules_keep_body_text():
+    from ingest.loaders.running_lines import strip_running_lines
+
+    body = [f"Paragraph {'ABCDEFGH'[n - 1]} explains the calibration of the mirror." for n in range(1, 9)]
+    pages = {n: f"Table of Contents\n{body[n - 1]}\nMore about {'ABCDEFGH'[n - 1]} follows.\n{n + 2}" for n in range(1, 9)}
+    pages[4] = pages[4].replace("\n6", " 6")  # the extractor glued the page number to the last body line
+    pages[5] = "}\n" + pages[5]  # a lone brace at the top of a page is code, not a header
+    out, changed = strip_running_lines(pages)
+    for n in range(1, 9):
+        assert body[n - 1] in out[n] and not out[n].rstrip().endswith(str(n + 2)), out[n]
+        assert ("Table of Contents" in out[n]) == (n == 5)  # under the brace it is not at the page's edge
+    assert out[4].endswith("More about D follows.")  # only the glued number went
+    assert out[5].startswith("}")
+    assert changed == 2 * 8 - 1  # no "Table of Contents" removal on page 5 (the brace is the edge there)
+
+    chapters = {n: f"Chapter {n}\nThe story of part {n} begins here." for n in range(1, 4)}
+    assert strip_running_lines(chapters) == (chapters, 0)  # three pages: headings, not running headers
+
+
 def test_scanned_pdf_is_reported_not_indexed(tmp_path):
     with pytest.raises(IngestError, match="no text layer.*OCR"):
         load_pdf(scanned_pdf(tmp_path / "scan.pdf"))

@@ -6,7 +6,8 @@ Both compare ragkb's ingest pipeline with the naive LangChain one (PyPDFLoader +
 - `pdf_ingest`: for each `<name>.truth.json` (pdf_ingest_dev layout), probe recall (share of probe sentences
   found in the extracted text after NFKC, removing non-word characters and lower-casing; also inside a
   single chunk) and outline page attribution (for each bookmark, a chunk containing its title carries the
-  bookmark's 1-based physical page).
+  bookmark's 1-based physical page), and running header/footer lines (a page's first or last line with its
+  printed page label) left in the chunks of that page.
 - `financebench`: every PDF of the questions goes into one knowledge base (the realistic "shared store"
   setting); for each question, page recall@k = share of its gold evidence pages (file, 1-based page) among
   the pages of the top-k retrieved chunks; hit@k = at least one of them is.
@@ -56,9 +57,39 @@ def _score_truth(truth: dict, full_text: str, chunks: list[tuple[int | None, str
     return out
 
 
+def running_lines_left(labels: list[str], raw_pages: dict[int, str],
+                       chunks: list[tuple[int | None, str]]) -> tuple[int, int]:
+    """(running header/footer lines still in the chunks of their page, such lines in the PDF).
+
+    A running line is the first or last non-empty line of a page that carries the page's printed
+    label (from the ground truth, e.g. "29" or "ix") as a word of its own: "§3.6 表格 29", "30 第三章 …",
+    "- 7 -". Found independently of ragkb's own detector, which does not know the labels."""
+    def lines(text: str) -> list[str]:
+        return [" ".join(line.split()) for line in text.split("\n") if line.strip()]
+
+    chunk_lines: dict[int | None, set[str]] = {}
+    for page, text in chunks:
+        chunk_lines.setdefault(page, set()).update(lines(text))
+    total = left = 0
+    for page, text in raw_pages.items():
+        if not 1 <= page <= len(labels) or not (edge := lines(text)):
+            continue
+        label = re.compile(rf"(?<![\w.]){re.escape(labels[page - 1])}(?![\w.])", re.IGNORECASE)
+        for line in dict.fromkeys((edge[0], edge[-1])):
+            if label.search(line):
+                total += 1
+                left += line in chunk_lines.get(page, set())
+    return left, total
+
+
+def _running(truth: dict, raw_pages: dict[int, str], chunks: list[tuple[int | None, str]]) -> dict:
+    left, total = running_lines_left(truth.get("page_labels") or [], raw_pages, chunks)
+    return {"running_lines_left": f"{left}/{total}", "running_lines_left_share": round(left / total, 4) if total else None}
+
+
 def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> dict:  # noqa: ANN001
     from app.evaluation import naive
-    from ingest.loaders.pdf import load_pdf
+    from ingest.loaders.pdf import _extract_pages, load_pdf
     from ingest.pipeline import ingest_paths
     from rag.store import KnowledgeBaseStore
 
@@ -83,22 +114,26 @@ def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> di
                     rows = store.registry.chunk_rows(store.get_row(pdf.stem).id)
                     text = "".join(s.text for s in load_pdf(pdf).segments)
                     ragkb.update(_score_truth(truth, text, [(c.page, norm(c.text)) for c in rows]))
+                    raw = {n: t for n, (t, _img) in enumerate(_extract_pages(pdf), start=1)}
+                    ragkb.update(_running(truth, raw, [(c.page, c.text) for c in rows]))
                 progress(f"{pdf.name}: naive PyPDFLoader pipeline")
                 t0 = time.perf_counter()
                 pages = naive.load_file(pdf)
                 chunks = naive.split(pages)
-                naive: dict = {"pages": len(pages), "chunks": len(chunks),
-                               "ingest_seconds_without_embedding": round(time.perf_counter() - t0, 1)}
-                naive.update(_score_truth(truth, "".join(p.page_content for p in pages),
-                                          [(c.metadata.get("page", -2) + 1, norm(c.page_content)) for c in chunks]))
-                files[pdf.name] = {"ragkb": ragkb, "naive": naive}
+                baseline: dict = {"pages": len(pages), "chunks": len(chunks),
+                                  "ingest_seconds_without_embedding": round(time.perf_counter() - t0, 1)}
+                baseline.update(_score_truth(truth, "".join(p.page_content for p in pages),
+                                             [(c.metadata.get("page", -2) + 1, norm(c.page_content)) for c in chunks]))
+                baseline.update(_running(truth, {p.metadata.get("page", -2) + 1: p.page_content for p in pages},
+                                         [(c.metadata.get("page", -2) + 1, c.page_content) for c in chunks]))
+                files[pdf.name] = {"ragkb": ragkb, "naive": baseline}  # not `naive`: that is the module
         finally:
             store.close()
     result: dict = {}
     for system in ("ragkb", "naive"):
         result[system] = {}
         for name, r in files.items():
-            for metric in ("probe_recall_text", "probe_recall_chunk", "outline_on_page"):
+            for metric in ("probe_recall_text", "probe_recall_chunk", "outline_on_page", "running_lines_left_share"):
                 if r[system].get(metric) is not None:
                     result[system][f"{Path(name).stem}:{metric}"] = r[system][metric]
     result["_files"] = files

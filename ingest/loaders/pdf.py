@@ -3,7 +3,7 @@
 pypdfium2 recovers real Chinese TeX PDFs that pypdf turns into mojibake, and is much faster;
 pypdf reads bookmarks and encryption well. Pages are 1-based physical page numbers. Every page is
 checked: a garbled text layer (fonts without a Unicode map) or a missing one (scans) is reported
-instead of being indexed as garbage.
+instead of being indexed as garbage. Running headers and footers are removed (running_lines.py).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.loaders.base import IngestError, LoadedDocument, Segment, page_list
+from ingest.loaders.running_lines import strip_running_lines
 from rag.text import garble_report
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
     if scanned:
         warnings.append(f"skipped pages {page_list(scanned)}: no text layer (scanned images); OCR them to include them")
 
+    good, _removed = strip_running_lines(good)  # page headers/footers are not content to retrieve or quote
     segments = _segments(good, outline)
     return LoadedDocument(segments, file_type="pdf", pages=len(pages), warnings=warnings, title=title)
 
