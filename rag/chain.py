@@ -21,7 +21,7 @@ from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
-from rag.followup import needs_context
+from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import NO_ANSWER, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
 from rag.retrieval import SearchHit, search
@@ -123,16 +123,27 @@ class AnswerService:
 
     # -- steps ------------------------------------------------------------------------------
     def condense(self, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:
-        """(standalone question, rewritten?) for a follow-up. When the model cannot rewrite it, the
-        previous question joined with the follow-up stands in (good for retrieval, and the answer
-        prompt then shows the previous question separately)."""
+        """(standalone question, rewritten by the model?) for a follow-up. When the model cannot rewrite
+        it (in time, or plausibly), the back-reference is replaced by the previous question's topic
+        (`substitute_referent`); the answer prompt then also shows the last exchange."""
         recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
         last_user = next((c for r, c in reversed(recent) if r == "user"), "")
-        if not recent or not self.settings.condense_question or not last_user:
+        if not recent or not last_user:
             return question, False
-        chain = RunnableLambda(lambda q: _messages(condense_messages(q, recent))) | \
-            self.llm.chat_model(temperature=0.0, max_tokens=96) | StrOutputParser()
-        out = chain.invoke(question).strip().strip('"“”').splitlines()
+        fallback = substitute_referent(question, last_user)
+        if not self.settings.condense_question:
+            return fallback, False
+        s = self.settings
+        try:
+            chain = RunnableLambda(lambda q: _messages(condense_messages(q, recent))) | \
+                self.llm.chat_model(temperature=0.0, max_tokens=s.condense_max_tokens,
+                                    timeout=min(s.condense_timeout, s.llm_timeout)) | StrOutputParser()
+            out = chain.invoke(question).strip().strip('"“”').splitlines()
+        except Exception as exc:
+            if "Timeout" not in type(exc).__name__:
+                raise
+            log.info("follow-up rewrite took over %.0f s; resolved without the model", s.condense_timeout)
+            return fallback, False
         text = out[0].strip() if out else ""
         for prefix in ("Standalone question:", "独立问题：", "问题："):
             if text.startswith(prefix):
@@ -140,7 +151,7 @@ class AnswerService:
         if _plausible_rewrite(text, question) and text != question and \
                 "".join(last_user.split()) not in "".join(text.split()):  # not just both questions pasted together
             return text, True
-        return f"{last_user} {question}".strip(), False
+        return fallback, False
 
     def reformulate(self, question: str) -> list[str]:
         n = self.settings.multi_query_count
@@ -269,11 +280,11 @@ class AnswerService:
                 standalone, rewritten = self.condense(question, history)
                 timings["condense_ms"] = _ms(t0)
             queries = [standalone]
-            if follow_up:
+            if rewritten:  # the model's rewrite may drift: the deterministic one is searched too
                 last_user = next((c for r, c in reversed(history) if r == "user"), "")
-                joined = f"{last_user} {question}".strip()
-                if joined != standalone:
-                    queries.append(joined)
+                resolved = substitute_referent(question, last_user)
+                if resolved != standalone:
+                    queries.append(resolved)
             if self.settings.multi_query:
                 queries += self.reformulate(standalone)
             t1 = time.perf_counter()

@@ -39,3 +39,47 @@ def needs_context(question: str) -> bool:
         if i % 2 == 1 and any(w in _ZH_BACK for w in _jieba().cut(part)):
             return True
     return len(set(tokenize(q)) - _ASKING) < 2  # "英文呢？", "why?", "超过了怎么办？": too little to stand alone
+
+
+# What a question asks with, not what it is about: dropped when the question becomes a topic.
+_ZH_QUESTION_WORDS = frozenset("什么 哪些 哪个 哪里 哪 怎么 怎样 怎么样 如何 为什么 为何 多少 几 吗 呢 吧 是 请问 "
+                               "请 能否 可以 是否 有没有 是不是 要 需要 我 我们 你".split())
+_EN_QUESTION_LEAD = re.compile(
+    r"^\s*(?:(?:how|what|which|who|where|when|why)(?:\s+(?:much|many|long|often|kind of|type of))?"
+    r"(?:\s+(?:do|does|did|is|are|was|were|can|could|should|would|will|to))?(?:\s+(?:i|we|you|one))?"
+    r"|(?:can|could|should|do|does|is|are)\s+(?:i|we|you|one|there))\b\s*", re.IGNORECASE)
+_EN_REFERENT = re.compile(r"\b(?:its|it|they|them|this|that|these|those)\b", re.IGNORECASE)
+
+
+def question_topic(question: str) -> str:
+    """What a question is about: "如何在文档中生成目录？" -> "在文档中生成目录",
+    "How do I generate a table of contents?" -> "generate a table of contents"."""
+    from rag.lexical import _CJK_RUN, _jieba
+
+    q = question.strip().rstrip("?？!！。. ")
+    if _CJK_RUN.search(q):
+        words = [w for w in _jieba().cut(q) if w not in _ZH_QUESTION_WORDS and w not in "？?，,。"]
+        return " ".join("".join(words).split())
+    return _EN_QUESTION_LEAD.sub("", q, count=1).strip()
+
+
+def substitute_referent(question: str, previous: str) -> str:
+    """A follow-up made standalone without the model: the word that points back (它/这个/其/it/that...)
+    replaced by the previous question's topic; without such a word the topic goes in front
+    ("英文呢？" after "怎么设置中文字体？" -> "设置中文字体 英文呢？"). Never both questions pasted together."""
+    from rag.lexical import _CJK_RUN, _jieba
+
+    topic = question_topic(previous)
+    if not topic:
+        return question
+    if _CJK_RUN.search(question):
+        words = list(_jieba().cut(question))
+        for i, w in enumerate(words):
+            if w in _ZH_BACK:
+                return "".join(words[:i]) + topic + "".join(words[i + 1:])
+    else:
+        m = _EN_REFERENT.search(question)
+        if m:
+            sub = topic + ("'s" if m.group(0).lower() == "its" else "")
+            return question[:m.start()] + sub + question[m.end():]
+    return f"{topic} {question.strip()}"

@@ -113,7 +113,8 @@ class LLMService:
             self._token_counts[text] = count
         return count
 
-    def chat_model(self, *, temperature: float | None = None, max_tokens: int | None = None):
+    def chat_model(self, *, temperature: float | None = None, max_tokens: int | None = None,
+                   timeout: float | None = None):
         from langchain_openai import ChatOpenAI
 
         base, model = self.endpoint()
@@ -121,7 +122,7 @@ class LLMService:
         return ChatOpenAI(
             model=model, base_url=base, api_key=s.llm_api_key.get_secret_value(),
             temperature=s.llm_temperature if temperature is None else temperature,
-            max_tokens=max_tokens or s.llm_max_tokens, timeout=s.llm_timeout, max_retries=0,
+            max_tokens=max_tokens or s.llm_max_tokens, timeout=timeout or s.llm_timeout, max_retries=0,
             streaming=True, stream_usage=True,
         )
 

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
         "blocks are cut to the sentences carrying the question's evidence. 0: whole blocks.")
     condense_question: bool = Field(True, description="Rewrite follow-ups into standalone questions before retrieval.")
     history_turns: int = Field(6, ge=0, description="Past messages used to understand a follow-up.")
+    condense_max_tokens: int = Field(64, ge=8, le=512, description="Cap on the rewritten follow-up's length.")
+    condense_timeout: float = Field(15.0, gt=0, description="Seconds the follow-up rewrite may take; past that "
+                                    "the follow-up is made standalone without the model (its back-reference "
+                                    "replaced by the previous question's topic).")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
     multi_query_count: int = Field(3, ge=1, le=8)
     rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")

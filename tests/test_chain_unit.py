@@ -95,7 +95,8 @@ def test_condense_output_that_answers_instead_of_rewriting_is_not_used(kb_store)
     llm = ScriptedLLM("按照标准报销[1]。", "需要副总经理特别批准[1]。")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
-    assert done.data["standalone_question"] == "出差住宿费怎么报销？ 超过了怎么办？"  # used for retrieval
+    # used for retrieval: the previous question's topic, not both questions pasted together
+    assert done.data["standalone_question"] == "出差住宿费报销 超过了怎么办？"
     # the model is asked the follow-up itself, after the last exchange given as real chat turns
     answer_prompt = llm.calls[1]
     assert [m.type for m in answer_prompt] == ["system", "human", "ai", "human"]
@@ -186,3 +187,25 @@ def test_only_citations_and_quote_for():
     assert quote_for("冷湖市是何时设立的？", city) == "冷湖于1959年设立为市。"
     assert quote_for("松平康忠什么时候被任命？", ["松平康忠", "他在永禄5年（1562年）被任命为知行。"]) \
         == "他在永禄5年（1562年）被任命为知行。"
+
+
+def test_a_rewrite_that_takes_too_long_gives_way_to_the_referent(kb_store):
+    class APITimeoutError(Exception):  # what the openai client raises
+        pass
+
+    llm = ScriptedLLM("需要副总经理特别批准[1]。")
+    answer_model = llm.chat_model
+    seen = {}
+
+    def chat_model(**kw):  # noqa: ANN003
+        if kw.get("max_tokens") == kb_store.settings.condense_max_tokens:  # the rewrite call
+            seen.update(kw)
+            raise APITimeoutError("Request timed out.")
+        return answer_model(**kw)
+
+    llm.chat_model = chat_model
+    history = [("user", "超标的住宿费用由谁批准？"), ("assistant", "需要副总经理特别批准[1]。")]
+    text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "它需要附发票吗？", history)
+    assert seen["timeout"] == kb_store.settings.condense_timeout
+    assert done.data["standalone_question"] == "超标的住宿费用由谁批准需要附发票吗？"
+    assert "condense_ms" in done.data["timings"] and "副总经理" in text

@@ -94,3 +94,18 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
         assert "五个工作日" in llm.calls[0][-1].content  # the evidence survived the cut
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("question, previous, standalone", [
+    ("它需要编译几次？", "如何在文档中生成目录？", "在文档中生成目录需要编译几次？"),
+    ("它们有大小限制吗？", "ragkb 支持哪些文件格式？", "ragkb 支持文件格式有大小限制吗？"),
+    ("英文呢？", "怎么设置中文字体？", "设置中文字体 英文呢？"),
+    ("How many times do I compile it?", "How do I generate a table of contents?",
+     "How many times do I compile generate a table of contents?"),
+    ("What about its page numbers?", "How do I generate a table of contents?",
+     "What about generate a table of contents's page numbers?"),
+])
+def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question, previous, standalone):
+    from rag.followup import substitute_referent
+
+    assert substitute_referent(question, previous) == standalone
