@@ -163,10 +163,18 @@ class SourceOut(BaseModel):
     attributed: bool = False
 
 
+class ClaimOut(BaseModel):
+    sentence: str = Field(description="An answer sentence whose checkable facts its cited blocks do not contain.")
+    cites: list[int]
+    missing: list[str] = Field(description="The numbers, commands, paths, URLs or quoted terms not found.")
+
+
 class AskOut(BaseModel):
     answer: str
     sources: list[SourceOut]
     refused: bool
+    unsupported_claims: list[ClaimOut] = Field(default_factory=list,
+                                               description="Sentences not supported by the blocks they cite.")
     conversation_id: str
     message_id: str
     error: str | None = None
@@ -360,6 +368,7 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
         sources = [SourceOut(**{k: v for k, v in s.as_dict().items() if k in SourceOut.model_fields})
                    for s in got.sources]
         return AskOut(answer=got.text, sources=sources, refused=bool(got.data.get("refused")),
+                      unsupported_claims=[ClaimOut(**c) for c in got.data.get("unsupported_claims", [])],
                       conversation_id=got.data["conversation_id"], message_id=got.data.get("message_id", ""),
                       error=got.error)
 
@@ -430,14 +439,17 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
             def sse() -> Iterator[str]:
                 yield chunk({"role": "assistant", "content": ""})
                 sources: list[dict] = []
+                claims: list[dict] = []
                 for ev in rest():
                     if ev.type == "token":
                         yield chunk({"content": ev.text})
                     elif ev.type == "sources":
                         sources = [s.as_dict() for s in ev.sources]
+                    elif ev.type == "done":
+                        claims = ev.data.get("unsupported_claims", [])
                     elif ev.type == "error":
                         yield chunk({"content": f"\n\n[error: {ev.text}]"})
-                yield chunk({}, "stop", sources=sources)
+                yield chunk({}, "stop", sources=sources, unsupported_claims=claims)
                 yield "data: [DONE]\n\n"
             return StreamingResponse(sse(), media_type="text/event-stream")
         got = collect(rest())
@@ -446,7 +458,8 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
             raise ApiError(503, got.error, "model_unavailable")
         return {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text, "sources": sources}}],
+                             "message": {"role": "assistant", "content": text, "sources": sources,
+                                         "unsupported_claims": got.data.get("unsupported_claims", [])}}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 "sources": sources}
 

@@ -336,6 +336,11 @@ def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]
                         (f", {escape(src.section)}" if src.section else "")
                     out.print(f"  [{src.n}] {where}")
                     out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
+        elif ev.type == "done":
+            for claim in ev.data.get("unsupported_claims", []):
+                cites = "".join(f"[{n}]" for n in claim["cites"])
+                err.print(f"[yellow]warning:[/] not found in {cites}: {escape(', '.join(claim['missing']))} "
+                          f"— \"{escape(claim['sentence'][:120])}\"")
     return "".join(parts), ok
 
 

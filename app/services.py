@@ -151,7 +151,8 @@ class RagkbService:
                 if ev.type != "done":  # re-emitted below with the stored message id
                     yield ev
         finally:
-            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections", "prompt_tokens")}
+            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections", "prompt_tokens",
+                                                           "unsupported_claims")}
             if got.error:
                 meta["error"] = got.error
             saved = self.conversations.add_message(conv.id, "assistant", got.text or (got.error or ""), user=user,

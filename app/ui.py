@@ -376,6 +376,11 @@ def build_ui(service: RagkbService) -> gr.Blocks:
                     elif ev.type == "done":
                         refused = bool(ev.data.get("refused"))
                         ids[-1] = ev.data.get("message_id", "")
+                        flags = [text(request, "unsupported_claim", cites="".join(f"[{n}]" for n in c["cites"]),
+                                      missing="、".join(c["missing"]), sentence=c["sentence"][:120])
+                                 for c in ev.data.get("unsupported_claims", [])]
+                        if flags:  # never shown as if the source supported it
+                            history[-1] = {"role": "assistant", "content": answer + "\n\n" + "\n\n".join(flags)}
             except RagkbError as exc:
                 history[-1] = {"role": "assistant", "content": f"{text(request, 'error')}: {exc}"}
                 yield history, "", "", cid, ids, gr.update(), gr.update(), gr.update(), f"⚠️ {exc}"

@@ -77,6 +77,7 @@ EN = {
     "no_conversation": "Select a conversation first.",
     "exported": "{n} bad cases exported.",
     "answered": "Answered in {seconds} s · {n} sources",
+    "unsupported_claim": "⚠️ Not found in the cited source {cites}: {missing} — check this sentence: “{sentence}”",
 }
 
 ZH = {
@@ -149,6 +150,7 @@ ZH = {
     "no_conversation": "请先选择对话。",
     "exported": "已导出 {n} 条问题案例。",
     "answered": "用时 {seconds} 秒 · {n} 个来源",
+    "unsupported_claim": "⚠️ 引用的来源 {cites} 中没有找到：{missing}，请核实这句话：“{sentence}”",
 }
 
 

@@ -18,6 +18,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
+from rag.claims import unsupported_claims
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
@@ -321,6 +322,7 @@ class AnswerService:
         if follow_up and not rewritten:
             earlier = _last_exchange(history)
         asked = standalone if rewritten else question
+        full_texts = {n: b[3] for n, b in enumerate(blocks, start=1)}  # claims are checked on whole blocks
         try:
             blocks = self.fit_context(asked, blocks, fixed=set(range(len(corrections))))
             pairs = answer_messages(asked, blocks, earlier)
@@ -395,8 +397,10 @@ class AnswerService:
             context[attributed - 1].attributed = True
         used = set(citations.cited) | ({s.n for s in context if s.kind == "correction"} if not refused else set())
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
+        claims = [] if refused else unsupported_claims(answer, full_texts)
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
+                                        "unsupported_claims": [c.as_dict() for c in claims],
                                         "timings": timings, "retrieved": len(hits),
                                         "corrections": len(corrections), "quoted": quoted,
                                         # the server's own count; ours only for a server that reports no usage

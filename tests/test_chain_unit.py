@@ -209,3 +209,30 @@ def test_a_rewrite_that_takes_too_long_gives_way_to_the_referent(kb_store):
     assert seen["timeout"] == kb_store.settings.condense_timeout
     assert done.data["standalone_question"] == "超标的住宿费用由谁批准需要附发票吗？"
     assert "condense_ms" in done.data["timings"] and "副总经理" in text
+
+
+def test_a_number_its_cited_block_does_not_give_is_flagged(kb_store):
+    llm = ScriptedLLM("财务部门在收到完整材料后的十五个工作日内完成付款，最晚 30 天[1]。")
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    claims = done.data["unsupported_claims"]
+    assert sources and [c["missing"] for c in claims] == [["30"]] and claims[0]["cites"] == [1]
+    llm = ScriptedLLM("财务部门在收到完整材料后的五个工作日内完成付款[1]。")
+    _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert done.data["unsupported_claims"] == []
+
+
+@pytest.mark.parametrize("answer, flagged", [
+    ("Run `pip install ragkb` [1].", ["pip install ragkb"]),
+    ("Use \\listoffigures [1], then compile 2 times.", ["\\listoffigures"]),  # 2 is written 两 in the block
+    ("See https://example.org/x and /etc/app.conf [1].", ["https://example.org/x", "/etc/app.conf"]),
+    ("The limit is １，２００ MB [1].", []),  # width and separators do not matter
+    ("It is called “Quick Start” [1].", []),
+    ("1. Open the file [1]\n2. Save it", []),  # list numbering is layout, not a fact
+    ("The limit is 1200 MB.", []),  # no citation: nothing claimed to be in a source
+])
+def test_checkable_facts_are_looked_up_in_the_cited_block(answer, flagged):
+    from rag.claims import unsupported_claims
+
+    block = "上限为 1,200 MB。使用 \\tableofcontents 命令，编译两次。参见 “Quick Start” 一节。"
+    got = unsupported_claims(answer, {1: block})
+    assert [m for c in got for m in c.missing] == flagged

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
+from rag.claims import unsupported_claims
 from rag.prompts import QUOTE_LEAD
 from rag.settings import Settings
 
@@ -176,7 +177,18 @@ def summarize_replies(rows: list[dict]) -> dict:
             "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
             # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_for)
             "quoted_rate": round(sum(r.get("quoted", False) for r in rows) / n, 4),
-            "errors": sum(1 for r in rows if r["error"])}
+            "errors": sum(1 for r in rows if r["error"]),
+            **_unsupported_rate(rows)}
+
+
+def _unsupported_rate(rows: list[dict]) -> dict:
+    """Share of the answers (not refusals, not errors) with a sentence whose numbers, commands, paths or
+    quoted terms its cited chunks do not contain (rag.claims); only where it was checked."""
+    answered = [r for r in rows if "unsupported" in r and not r["refused"] and not r["error"]]
+    if not any("unsupported" in r for r in rows):
+        return {}
+    return {"unsupported_claim_rate": round(sum(r["unsupported"] for r in answered) / len(answered), 4)
+            if answered else 0.0}
 
 
 def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], error: str | None) -> dict:
@@ -184,6 +196,9 @@ def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], err
     text = strip_citations(reply).strip()
     m = reply_metrics(reply, [cited_correct(item, kind, d, t) for d, t in cited], error)
     m["contains"] = float(contains_answer(text, item.answers))
+    # the cited chunks, whatever their numbers in the reply: a sentence's facts must be in one of them
+    together = "\n".join(t for _, t in cited)
+    m["unsupported"] = bool(unsupported_claims(reply, {n: together for n in range(1, 100)})) if cited else False
     if kind == "cmrc":
         golds = _flat_answers(item.answers)
         m["em"] = max(cmrc_em(text, g) for g in golds)
