@@ -241,6 +241,8 @@ def test_two_browsers_chat_while_a_third_uploads(tmp_path, files):
         setup = b.new_page(locale="en-US")
         setup.goto(url, wait_until="domcontentloaded")
         setup.wait_for_selector("#kb-select")
+        # the page's load event has filled it in (a create clicked before that is overwritten by the load)
+        wait_until(lambda: "No knowledge base" in setup.locator("#kb-status").inner_text(), 60)
         setup.locator("#kb-manage").click()
         fill(setup, "new-kb-name", "shared")
         setup.locator("#create-kb").click()
