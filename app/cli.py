@@ -439,20 +439,61 @@ def eval_retrieval(
 
 @eval_app.command("answers")
 def eval_answers(
-    set_dir: Annotated[Path, typer.Argument(help="A QA set: corpus.jsonl, queries.jsonl, qrels/*.tsv, answers.jsonl.")],
+    set_dir: Annotated[Path, typer.Argument(help="A QA set: corpus.jsonl, queries.jsonl, qrels/*.tsv, answers.jsonl; "
+                                                 "or a manual dev set (app/evaluation/devsets/*.jsonl).")],
     json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
     limit: LimitOpt = None,
     baseline: Annotated[bool, typer.Option(help="Also answer with the naive 'stuff the top chunks' chain.")] = True,
+    public: Annotated[Optional[Path], typer.Option(
+        help="Manual dev sets: the public evaluation folder that holds pdf_ingest_dev.")] = None,
 ) -> None:
-    """Answer every question with ragkb and the naive chain (same LLM); score answers and citations."""
+    """Answer every question with ragkb and the naive chain (same LLM); score answers and citations. A manual dev
+    set is asked as one conversation about its PDF (ragkb only)."""
     from app.evaluation.answers import evaluate
     from rag.settings import get_settings
 
+    if set_dir.suffix == ".jsonl":
+        from app.evaluation.manual import evaluate_manual
+
+        from app.evaluation.manual import find_pdf
+
+        if not set_dir.exists():
+            _fail(f"{set_dir}: not found")
+        try:
+            find_pdf(set_dir, public)
+        except FileNotFoundError as exc:
+            _fail(str(exc))
+        result = _run(lambda: evaluate_manual(set_dir, get_settings(), public=public, limit=limit, out_dir=out_dir,
+                                              progress=lambda m: out.print(escape(m))))
+        _eval_outputs(result, f"Answers: {set_dir.stem} (one conversation)", f"{set_dir.stem}.answers",
+                      json_out, markdown_out, plot_out, out_dir)
+        return
     _need_set(set_dir, "corpus.jsonl", "queries.jsonl", "answers.jsonl")
     result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=out_dir, baseline=baseline,
                                    progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"Answers: {set_dir.name}" + (f" (--limit {limit})" if limit else ""),
                   f"{set_dir.name}.answers", json_out, markdown_out, plot_out, out_dir)
+
+
+@eval_app.command("gate")
+def eval_gate(
+    public: Annotated[Path, typer.Argument(help="The public evaluation folder (cmrc2018_trial, rgb_zh_dev, scifact_train, pdf_ingest_dev).")],
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, plot_out: PlotOpt = None, out_dir: OutDirOpt = None,
+    limit: Annotated[int, typer.Option(help="Questions per set (fixed seed).")] = 100,
+    cases: Annotated[Optional[Path], typer.Option(
+        help="Keep the scored questions in this JSON file; reused when it exists (choosing again takes seconds).")] = None,
+) -> None:
+    """Answerability gate: false refusals and refusals of unanswerable questions, old rule, current settings and
+    the best rule on the dev sets (no model call)."""
+    from app.evaluation.gate import evaluate
+    from rag.settings import get_settings
+
+    for name in ("cmrc2018_trial", "rgb_zh_dev", "scifact_train"):
+        _need_set(public / name, "corpus.jsonl")
+    result = _run(lambda: evaluate(public, get_settings(), limit=limit, cases_path=cases,
+                                   progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, "Answerability gate", "gate", json_out, markdown_out, plot_out, out_dir,
+                  ["false_refusal_rate", "unanswerable_refusal_rate"])
 
 
 @eval_app.command("pdf")

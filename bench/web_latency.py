@@ -97,6 +97,7 @@ def run_web(pdf: Path, devset: Path, budgets: list[str], limit: int | None, json
         print(f"{pdf} not found: pass --pdf FILE (and --devset QUESTIONS.jsonl)", file=sys.stderr)
         return 2
     items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = [it for it in items if not it.get("follows")]  # follow-ups need their conversation: eval answers asks them
     items = items[:limit] if limit else items
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

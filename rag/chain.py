@@ -66,6 +66,7 @@ class Answer:
     refused: bool = False
     standalone_question: str = ""
     timings: dict = field(default_factory=dict)
+    unsupported_claims: list[dict] = field(default_factory=list)  # rag.claims: sentences their sources lack
 
 
 @dataclass
@@ -95,7 +96,8 @@ class AnswerCollector:
 
     def result(self, question: str) -> Answer:
         return Answer(self.text, self.sources, self.error, bool(self.data.get("refused")),
-                      self.data.get("standalone_question", question), self.data.get("timings", {}))
+                      self.data.get("standalone_question", question), self.data.get("timings", {}),
+                      self.data.get("unsupported_claims", []))
 
 
 def collect(events) -> AnswerCollector:  # noqa: ANN001
@@ -204,23 +206,23 @@ class AnswerService:
         return sorted(hits, key=lambda h: -h.extra["rerank_score"])
 
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
-        """Hits that are about the question: close in embedding space, or sharing its key words
-        (with any of its formulations, when a follow-up was retrieved several ways)."""
+        """Hits that are evidence for the question (rag.answerability: its topic words, or close in embedding
+        space, with any of its formulations). When none is, the chain refuses without a model call."""
+        from rag.answerability import block_evidence, passes
+        from rag.retrieval import leg_weights
+
         questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
-        from rag.retrieval import leg_weights
-
         row = self.store.get_row(kb)
         index = self.store.bm25(row)
         tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
         dense_counts = any(leg_weights(self.store, q)[0] > 0 for q in questions)
         keep = []
         for h in hits:
-            cov = max(index.coverage(q, tokens.get(h.chunk_id, [])) for q in questions)
-            h.extra["coverage"] = round(cov, 3)
-            dense_ok = dense_counts and h.dense_score is not None and h.dense_score >= self.settings.min_dense_similarity
-            if dense_ok or cov >= self.settings.min_lexical_coverage:
+            ev = block_evidence(index, questions, tokens.get(h.chunk_id, []), h.dense_score, dense_counts)
+            h.extra["coverage"] = round(ev.coverage, 3)
+            if passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity):
                 keep.append(h)
         return keep
 

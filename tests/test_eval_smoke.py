@@ -136,6 +136,12 @@ def test_eval_answers_scores_ragkb_and_the_naive_chain(tmp_path, kind, model_dat
         assert 0.0 < result["ragkb"]["f1"] <= 1.0
     else:  # only the unrelated passages are there: nothing may be cited as correct
         assert result["ragkb_negatives_only"]["with_correct_citation"] == 0.0
+    # every question of the first run is answerable, none of the second
+    assert result["ragkb"]["false_refusal_rate"] == result["ragkb"]["refusal_rate"]
+    assert 0.0 <= result["ragkb"]["refused_without_model_rate"] <= result["ragkb"]["refusal_rate"]
+    if kind == "rgb":
+        m = result["ragkb_negatives_only"]
+        assert m["unanswerable_refusal_rate"] == m["refusal_rate"] and "false_refusal_rate" not in m
     per_q = json.loads((tmp_path / "out" / f"{kind}.answers.per_query.json").read_text(encoding="utf-8"))
     assert set(per_q["ragkb"]) == {"q1", "q2"} and per_q["ragkb"]["q1"]["reply"]
     md = (tmp_path / "out" / f"{kind}.answers.md").read_text(encoding="utf-8")
@@ -280,3 +286,58 @@ def test_eval_cases_rejects_a_file_with_no_usable_case(tmp_path):
     r = subprocess.run([ragkb_exe(), "eval", "cases", str(tmp_path / "missing.jsonl")], cwd=REPO,
                        env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "missing.jsonl: file not found" in r.stderr
+
+
+def test_eval_gate_scores_answerable_and_unanswerable_questions_without_a_model(tmp_path):
+    """`ragkb eval gate` on sets shaped like the public ones: rates per set for the old, current and best rule."""
+    public = tmp_path / "public"
+    write_qa_set(public / "cmrc2018_trial", "cmrc")
+    write_qa_set(public / "rgb_zh_dev", "rgb")
+    write_qa_set(public / "scifact_train", "cmrc")
+    cases = tmp_path / "cases.json"
+    env = cli_env(tmp_path / "data", RAGKB_LLM_BASE_URL="http://127.0.0.1:9/v1")  # any model call would fail
+    r = subprocess.run([ragkb_exe(), "eval", "gate", str(public), "--cases", str(cases), "--out-dir", str(tmp_path / "out")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "gate.json").read_text(encoding="utf-8"))
+    for rule in ("old", "current", "best"):
+        for name in ("cmrc2018_trial", "rgb_zh_dev", "scifact_train", "all"):
+            m = result[f"{rule} · {name}"]
+            assert 0.0 <= m["false_refusal_rate"] <= 1.0 and 0.0 <= m["unanswerable_refusal_rate"] <= 1.0, m
+    # the questions are easy: their own passages are evidence, so the gate lets every one through
+    assert result["current · all"]["false_refusal_rate"] == 0.0
+    assert "lshort_zh" in r.stdout and "not found: skipped" in r.stdout  # no manual here: said, not a crash
+    # choosing again reuses the scored questions
+    r2 = subprocess.run([ragkb_exe(), "eval", "gate", str(public), "--cases", str(cases), "--json", str(tmp_path / "g2.json")],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0 and "reloaded" in r2.stdout, r2.stdout[-2000:] + r2.stderr[-2000:]
+    assert json.loads((tmp_path / "g2.json").read_text(encoding="utf-8"))["current · all"] == result["current · all"]
+
+
+@pytest.mark.llm
+def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_data_dir):
+    """A manual dev set (questions about a PDF, one out of scope, one follow-up), its PDF beside it."""
+    from pdfgen import make_pdf
+
+    make_pdf(tmp_path / "mini.pdf", [
+        [("h", "第 1 章 备份"), ("p", "系统备份每天凌晨 2 点运行，每份备份保留 14 天。")],
+        [("h", "Chapter 2 Logs"), ("p", "Log files rotate every 7 days and are kept for 90 days.")]], cjk=True)
+    lines = [{"id": "m1", "question": "系统备份每天几点运行？", "answers": ["2"], "pages": [1]},
+             {"id": "m2", "question": "法国的首都是哪里？", "answers": [], "pages": []},
+             {"id": "m3", "question": "它保留多少天？", "answers": ["14"], "pages": [1], "follows": "m1"}]
+    (tmp_path / "mini.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "mini.jsonl"), "--out-dir", str(tmp_path / "out")],
+                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96"),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m = json.loads((tmp_path / "out" / "mini.answers.json").read_text(encoding="utf-8"))["ragkb"]
+    per_q = json.loads((tmp_path / "out" / "mini.answers.per_query.json").read_text(encoding="utf-8"))
+    # asked as a user would: the follow-up right after the question it continues, then the out-of-scope one
+    assert [per_q[q]["turn"] for q in ("m1", "m3", "m2")] == [1, 2, 3]
+    assert per_q["m3"]["condensed"] and not per_q["m2"]["condensed"]  # only the dependent question is rewritten
+    assert m["unanswerable_refusal_rate"] == 1.0 and m["unanswerable_refused_without_model"] == 1.0
+    assert m["condense_calls_per_turn"] == 0.5 and m["errors"] == 0
+    assert 0.0 <= m["false_refusal_rate"] <= 1.0 and 0.0 <= m["right_answer_and_page"] <= 1.0
+    r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "none.jsonl")], cwd=REPO,
+                       env=cli_env(model_data_dir), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "none.jsonl: not found" in r.stdout + r.stderr

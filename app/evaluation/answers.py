@@ -219,7 +219,7 @@ def summarize(per_q: dict[str, dict], kind: str) -> dict:
 
 
 # --- the two systems --------------------------------------------------------------------------
-def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) -> tuple[str, list, str | None, float, dict]:  # noqa: ANN001
     t0 = time.perf_counter()
     ans = service.answer(kb, item.question)
     seconds = time.perf_counter() - t0
@@ -230,7 +230,8 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
         row = rows.get(s.chunk_id)
         if row is not None:
             cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
-    return ans.text, cited, ans.error, seconds
+    # the gate refuses before any model call; the chain records its timings only up to where it got
+    return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings}
 
 
 class NaiveStuffChain:
@@ -303,13 +304,20 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     per_query[key] = {}
                     t0 = time.perf_counter()
                     for n, item in enumerate(items, start=1):
-                        reply, cited, error, seconds = reply_fn(item)
+                        reply, cited, error, seconds, extra = reply_fn(item)
                         m = score(item, kind, reply, cited, error)
                         m["seconds"] = round(seconds, 2)
+                        m.update(extra)
                         per_query[key][item.qid] = m
                         if n % 10 == 0 or n == len(items):
                             progress(f"[{run}] {name}: {n}/{len(items)} questions")
                     result[key] = summarize(per_query[key], kind)
+                    rows = list(per_query[key].values())
+                    # every question of the first run has its answer in the knowledge base, none of the second
+                    result[key]["false_refusal_rate" if run == "answers" else "unanswerable_refusal_rate"] = \
+                        result[key]["refusal_rate"]
+                    result[key]["refused_without_model_rate"] = round(
+                        sum(1 for r in rows if r["refused"] and not r.get("model_called", True)) / max(1, len(rows)), 4)
                     result[key]["seconds_per_question"] = round((time.perf_counter() - t0) / max(1, len(items)), 2)
         finally:
             llm.close()
@@ -334,9 +342,9 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
     return result
 
 
-def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float]:  # noqa: ANN001
+def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float, dict]:  # noqa: ANN001
     reply, docs, error, seconds = chain.reply(llm, item.question)
-    return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds
+    return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds, {"model_called": True}
 
 
 def with_assembled_model(settings: Settings) -> Settings:

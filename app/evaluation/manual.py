@@ -1,0 +1,140 @@
+"""`ragkb eval answers <devset>.jsonl`: a user's session with one real manual, scored.
+
+A manual dev set (app/evaluation/devsets) is questions written about a public PDF, each with its answers
+(every element must appear in the reply; a list element is satisfied by any alternative) and the pages that
+hold them; a question with no answers is out of scope (a world-knowledge question the manual cannot answer);
+`follows` names the question a follow-up continues. The PDF is ingested by ragkb's pipeline and every question
+is asked in one conversation, in file order, a follow-up right after the question it follows: as a user asks
+them, so a self-contained question that gets glued to the previous one, or a needless rewrite call, shows.
+
+Reported: answered right (contains the answers), right page cited, false refusals (answerable, refused by
+the gate or by the model), refusals of out-of-scope questions and how many of those needed no model call,
+follow-ups right, condense (rewrite) calls per turn, unsupported claims, seconds per question.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from rag.settings import Settings
+
+
+def conversation_order(items: list[dict]) -> list[dict]:
+    """File order, each follow-up moved right after the question it follows."""
+    followers: dict[str, list[dict]] = {}
+    for it in items:
+        if it.get("follows"):
+            followers.setdefault(it["follows"], []).append(it)
+    out: list[dict] = []
+
+    def add(it: dict) -> None:
+        out.append(it)
+        for f in followers.get(it["id"], []):
+            add(f)
+
+    for it in items:
+        if not it.get("follows"):
+            add(it)
+    return out
+
+
+def find_pdf(devset: Path, public: Path | None) -> Path:
+    from app.evaluation.gate import MANUALS
+
+    rel = MANUALS.get(devset.stem)
+    candidates = [devset.with_suffix(".pdf")]  # a dev set of your own: its PDF beside it, same name
+    if public and rel:
+        candidates.append(public / rel)
+    if rel:
+        candidates.append(Path(__file__).resolve().parents[3] / "shared" / "eval" / "public" / rel)
+    for c in candidates:
+        if c.exists():
+            return c
+    raise FileNotFoundError(f"{devset}: its PDF ({rel or devset.with_suffix('.pdf').name}) was not found; put it "
+                            "beside the dev set, or pass --public with the folder that holds pdf_ingest_dev")
+
+
+def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
+                    out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
+    from app.evaluation.answers import contains_answer, is_refusal, strip_citations, with_assembled_model
+    from app.services import RagkbService
+    from ingest.pipeline import ingest_paths
+    from rag.store import KnowledgeBaseStore
+
+    items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = conversation_order(items)[:limit] if limit else conversation_order(items)
+    pdf = find_pdf(devset, public)
+    settings = with_assembled_model(settings)
+    per_q: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        s = settings.model_copy(update={"data_dir": Path(tmp) / "data"})
+        store = KnowledgeBaseStore(s)
+        service = RagkbService(store=store)
+        try:
+            progress(f"[{devset.stem}] ingesting {pdf.name}")
+            kb = devset.stem
+            ingest_paths(store, kb, [pdf])
+            history: list[tuple[str, str]] = []
+            for n, it in enumerate(items, start=1):
+                t0 = time.perf_counter()
+                ans = service.answers.answer(kb, it["question"], history)
+                seconds = time.perf_counter() - t0
+                text = strip_citations(ans.text).strip()
+                pages = {src.page for src in ans.sources if src.page}
+                answerable = bool(it["answers"])
+                refused = ans.refused or is_refusal(text)
+                per_q[it["id"]] = {
+                    "question": it["question"], "reply": ans.text[:600], "error": ans.error,
+                    "answerable": answerable, "follow_up": bool(it.get("follows")), "turn": n,
+                    "refused": refused, "model_called": "before_llm_ms" in ans.timings,
+                    "contains": answerable and not refused and contains_answer(text, it["answers"]),
+                    "right_page": answerable and bool(pages & set(it.get("pages", []))),
+                    "condensed": "condense_ms" in ans.timings, "condense_ms": ans.timings.get("condense_ms"),
+                    "standalone_question": ans.standalone_question,
+                    "unsupported": bool(ans.unsupported_claims),
+                    "seconds": round(seconds, 2)}
+                history += [("user", it["question"]), ("assistant", ans.text)]
+                if n % 5 == 0 or n == len(items):
+                    progress(f"[{devset.stem}] {n}/{len(items)} questions")
+        finally:
+            service.close()
+    rows = list(per_q.values())
+    ans_rows = [r for r in rows if r["answerable"]]
+    oos = [r for r in rows if not r["answerable"]]
+    fups = [r for r in rows if r["follow_up"]]
+    later = [r for r in rows if r["turn"] > 1]
+    answered = [r for r in ans_rows if not r["refused"] and not r["error"]]
+
+    def share(xs: list, key: str) -> float | None:
+        return round(sum(bool(x[key]) for x in xs) / len(xs), 4) if xs else None
+
+    result = {"_meta": {"set": devset.stem, "pdf": pdf.name, "questions": len(rows), "answerable": len(ans_rows),
+                        "out_of_scope": len(oos), "follow_ups": len(fups)},
+              "ragkb": {"contains": share(ans_rows, "contains"),
+                        "right_answer_and_page": round(sum(r["contains"] and r["right_page"] for r in ans_rows)
+                                                       / len(ans_rows), 4) if ans_rows else None,
+                        "right_page": share(ans_rows, "right_page"),
+                        "false_refusal_rate": share(ans_rows, "refused"),
+                        "unanswerable_refusal_rate": share(oos, "refused"),
+                        "unanswerable_refused_without_model": round(
+                            sum(r["refused"] and not r["model_called"] for r in oos) / len(oos), 4) if oos else None,
+                        "follow_ups_right": share(fups, "contains"),
+                        "condense_calls_per_turn": share(later, "condensed"),
+                        "condense_ms_p50": _median([r["condense_ms"] for r in later if r["condense_ms"]]),
+                        "unsupported_claim_rate": share(answered, "unsupported"),
+                        "errors": sum(1 for r in rows if r["error"]),
+                        "seconds_per_question": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2)}}
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{devset.stem}.answers.per_query.json").write_text(
+            json.dumps(per_q, ensure_ascii=False, indent=1), encoding="utf-8")
+    return result
+
+
+def _median(xs: list[float]) -> float | None:
+    import statistics
+
+    return round(statistics.median(xs), 1) if xs else None
