@@ -9,7 +9,6 @@ answerable question must reach the model, so its thresholds are set for <= 2% fa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from rag.lexical import tokenize
@@ -23,28 +22,11 @@ QUESTION_WORDS = frozenset(tokenize(
     "need needs should would could might must happen kind type list give explain describe tell difference")) | {
     "提供", "名字", "叫", "用", "哪"}
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def content_words(question: str) -> list[str]:
-    """The question's topic words: its BM25 tokens without the question words."""
-    return [t for t in tokenize(question) if t not in QUESTION_WORDS]
-
-
-def cjk_share(text: str) -> float:
-    letters = [c for c in text if c.isalnum()]
-    return sum(1 for c in letters if _CJK.match(c)) / len(letters) if letters else 0.0
-
-
-def cross_language(question: str, texts: list[str]) -> bool:
-    """A question in one script about blocks in another (an English question on a Chinese manual): the
-    lexical signal cannot see the match and the packaged embedder serves only English, so no signal can
-    judge; such a question goes to the model, which reads both."""
-    if not texts:
-        return False
-    q = cjk_share(question)
-    blocks = sum(cjk_share(t) for t in texts) / len(texts)
-    return (q < 0.2 and blocks > 0.5) or (q > 0.5 and blocks < 0.2)
+def topic_words(question: str) -> set[str]:
+    """The question's topic words: its BM25 tokens without the question words (all of them when nothing
+    else is left)."""
+    tokens = set(tokenize(question))
+    return (tokens - QUESTION_WORDS) or tokens
 
 
 @dataclass
@@ -54,21 +36,12 @@ class Evidence:
     coverage: float  # IDF-weighted share of the question's topic words found in the block (0..1)
     dense: float | None  # cosine similarity, when the embedder serves the question's language
 
-    def as_dict(self) -> dict:
-        return {"coverage": round(self.coverage, 3), "dense": None if self.dense is None else round(self.dense, 3)}
 
-
-def block_evidence(index, questions: list[str], block_tokens: list[str], dense_score: float | None,  # noqa: ANN001
+def block_evidence(index, word_sets: list[set[str]], block_tokens: list[str], dense_score: float | None,  # noqa: ANN001
                    dense_counts: bool) -> Evidence:
-    """`index` is the knowledge base's BM25 index (for IDF), `block_tokens` the block's BM25 tokens."""
-    have = set(block_tokens)
-    best = 0.0
-    for q in questions:
-        words = set(content_words(q)) or set(tokenize(q))
-        weights = {t: index.idf(t) for t in words}
-        total = sum(weights.values())
-        if total:
-            best = max(best, sum(w for t, w in weights.items() if t in have) / total)
+    """`index` is the knowledge base's BM25 index (for IDF), `word_sets` the topic words of each formulation
+    of the question (`topic_words`), `block_tokens` the block's BM25 tokens."""
+    best = max((index.words_coverage(words, block_tokens) for words in word_sets), default=0.0)
     return Evidence(best, dense_score if dense_counts else None)
 
 

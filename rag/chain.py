@@ -205,22 +205,28 @@ class AnswerService:
             h.extra["rerank_score"] = float(s)
         return sorted(hits, key=lambda h: -h.extra["rerank_score"])
 
+    def evidence(self, kb: str, questions: list[str], hits: list[SearchHit]) -> list:
+        """rag.answerability.Evidence of each hit for the question (any of its formulations): what the gate
+        judges, and what `ragkb eval gate` measures."""
+        from rag.answerability import block_evidence, topic_words
+        from rag.retrieval import leg_weights
+
+        index = self.store.bm25(self.store.get_row(kb))
+        tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
+        dense_counts = any(leg_weights(self.store, q)[0] > 0 for q in questions)
+        word_sets = [topic_words(q) for q in questions]
+        return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score, dense_counts) for h in hits]
+
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """Hits that are evidence for the question (rag.answerability: its topic words, or close in embedding
         space, with any of its formulations). When none is, the chain refuses without a model call."""
-        from rag.answerability import block_evidence, passes
-        from rag.retrieval import leg_weights
+        from rag.answerability import passes
 
         questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
-        row = self.store.get_row(kb)
-        index = self.store.bm25(row)
-        tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
-        dense_counts = any(leg_weights(self.store, q)[0] > 0 for q in questions)
         keep = []
-        for h in hits:
-            ev = block_evidence(index, questions, tokens.get(h.chunk_id, []), h.dense_score, dense_counts)
+        for h, ev in zip(hits, self.evidence(kb, questions, hits)):
             h.extra["coverage"] = round(ev.coverage, 3)
             if passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity):
                 keep.append(h)

@@ -150,11 +150,14 @@ class BM25Index:
     def coverage(self, query: str, chunk_tokens: list[str] | set[str]) -> float:
         """IDF-weighted share of the query's words that occur in a chunk (0..1): how much of the
         question the chunk is about, comparable across knowledge bases unlike raw BM25 scores."""
-        q = set(tokenize(query))
-        if not q:
+        return self.words_coverage(set(tokenize(query)), chunk_tokens)
+
+    def words_coverage(self, words: set[str], chunk_tokens: list[str] | set[str]) -> float:
+        """IDF-weighted share of `words` (BM25 tokens) that occur in a chunk (0..1)."""
+        if not words:
             return 0.0
         have = set(chunk_tokens)
-        weights = {t: self.idf(t) for t in q}
+        weights = {t: self.idf(t) for t in words}
         total = sum(weights.values())
         return sum(w for t, w in weights.items() if t in have) / total if total else 0.0
 

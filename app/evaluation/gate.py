@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,20 +54,34 @@ def load_manual(name: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str) -> Case:  # noqa: ANN001
-    """The blocks the answer chain would retrieve for `question`, with the gate's signals."""
-    from rag.answerability import block_evidence, cross_language
-    from rag.retrieval import leg_weights
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
+
+def cjk_share(text: str) -> float:
+    letters = [c for c in text if c.isalnum()]
+    return sum(1 for c in letters if _CJK.match(c)) / len(letters) if letters else 0.0
+
+
+def cross_language(question: str, texts: list[str]) -> bool:
+    """A question in one script about blocks in another (an English question on a Chinese manual): a rule
+    variant measured in the grid lets such a question through to the model (not chosen: README)."""
+    if not texts:
+        return False
+    q = cjk_share(question)
+    blocks = sum(cjk_share(t) for t in texts) / len(texts)
+    return (q < 0.2 and blocks > 0.5) or (q > 0.5 and blocks < 0.2)
+
+
+def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str) -> Case:  # noqa: ANN001
+    """The blocks the answer chain would retrieve for `question`, with the gate's signals (the chain's own
+    `AnswerService.evidence`) and the old rule's coverage of all the question's words."""
     store = service.store
     hits = service.rerank(question, service.retrieve(kb, [question], service.settings.answer_k))
     index = store.bm25(store.get_row(kb))
     rows = store.registry.chunks_by_ids([h.chunk_id for h in hits])
-    dense_counts = leg_weights(store, question)[0] > 0
     blocks = []
-    for h in hits:
+    for h, ev in zip(hits, service.evidence(kb, [question], hits)):
         tokens = rows[h.chunk_id].tokens.split(" ") if h.chunk_id in rows else []
-        ev = block_evidence(index, [question], tokens, h.dense_score, dense_counts)
         blocks.append({"coverage": round(ev.coverage, 4), "old_coverage": round(index.coverage(question, tokens), 4),
                        "dense": None if ev.dense is None else round(ev.dense, 4)})
     return Case(set_name, qid, question, kind, blocks, cross_language(question, [h.text for h in hits]))
@@ -201,8 +216,6 @@ def evaluate(public: Path, settings: Settings, limit: int = 100, cases_path: Pat
              progress=print) -> dict:  # noqa: ANN001
     """Collect (or reload from `cases_path`) the scored cases, compare the current gate with the old one and
     with the best rule of the grid."""
-    from rag.answerability import passes  # noqa: F401 - the chain's rule is what `current` reproduces
-
     if cases_path and cases_path.exists():
         cases = [Case(**d) for d in json.loads(cases_path.read_text(encoding="utf-8"))]
         progress(f"reloaded {len(cases)} scored questions from {cases_path}")
