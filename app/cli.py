@@ -88,15 +88,15 @@ def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
 @kb_app.command("rename")
 def kb_rename(old: str, new: str) -> None:
     """Rename a knowledge base (its documents and vectors are untouched)."""
-    kb = _run(lambda: _store().rename(old, new))
+    kb = _run(lambda: _service().rename_kb(old, new))
     out.print(f"renamed '{escape(old)}' to '{escape(kb.name)}'")
 
 
 @kb_app.command("delete")
 def kb_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
     """Delete a knowledge base with all its documents."""
-    store = _store()
-    kb = _run(lambda: store.get(name))
+    service = _service()
+    kb = _run(lambda: service.store.get(name))
     if not yes:
         if not sys.stdin.isatty():
             _fail(f"refusing to delete '{name}' without confirmation; pass --yes")
@@ -104,7 +104,7 @@ def kb_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="
                              f"{kb.chunks} chunk(s)? This cannot be undone"):
             out.print("nothing deleted")
             raise typer.Exit(1)
-    _run(lambda: store.delete(name))
+    _run(lambda: service.delete_kb(name))  # its corrections go with it, as from the web UI and the API
     out.print(f"deleted knowledge base '{escape(kb.name)}'")
 
 
@@ -304,11 +304,16 @@ def serve(
 
 
 # --- answers -------------------------------------------------------------------------------
-def _answer_service():
-    """The answer chain of the shared service (user corrections from the web UI apply here too)."""
+def _service():
+    """The service every face uses: what touches more than one store (a rename, a delete) is done there."""
     from app.services import RagkbService
 
-    return RagkbService(store=_store()).answers
+    return RagkbService(store=_store())
+
+
+def _answer_service():
+    """The answer chain of the shared service (user corrections from the web UI apply here too)."""
+    return _service().answers
 
 
 def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:  # noqa: ANN001

@@ -73,14 +73,13 @@ class RagkbService:
         return self.store.create(name)
 
     def rename_kb(self, old: str, new: str):
-        kb = self.store.rename(old, new)
-        self.conversations.kb_renamed(old, kb.name)
-        return kb
+        """Conversations and corrections hang off the knowledge base's id: they follow the new name."""
+        return self.store.rename(old, new)
 
     def delete_kb(self, name: str) -> None:
         kb = self.store.get(name)
         self.store.delete(kb.name)
-        self.conversations.kb_deleted(kb.name)
+        self.conversations.kb_deleted(kb.id)
 
     # -- documents --------------------------------------------------------------------------
     def documents(self, kb: str):

@@ -4,6 +4,11 @@ Every face (web UI, API, CLI) reads and writes chat history through this module,
 an app restart or another replica sees the same conversations. Corrections are the user's own
 answers to a question; the answer chain retrieves them for similar questions in the same
 knowledge base and puts them first, marked as user corrections.
+
+Conversations and corrections hang off a knowledge base by its id, never by its name: a rename (from any
+face) keeps them attached, and a knowledge base deleted and created again under the same name starts
+without the old one's corrections. The name stored beside the id is only what to show once the knowledge
+base is gone. Databases written before the id existed are migrated when the store opens.
 """
 
 from __future__ import annotations
@@ -12,11 +17,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, delete, select, update
+from sqlalchemy import ForeignKey, Integer, String, Text, delete, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from rag.errors import RagkbError
-from rag.registry import Registry, _now, new_id
+from rag.errors import KnowledgeBaseNotFound, RagkbError
+from rag.registry import KnowledgeBaseRow, Registry, _now, new_id
 
 
 class ConversationNotFound(RagkbError):
@@ -38,7 +43,8 @@ class ConversationRow(_Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user: Mapped[str] = mapped_column(String(200), default="", index=True)
     title: Mapped[str] = mapped_column(String(300), default="")
-    kb_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    kb_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    kb_name: Mapped[str | None] = mapped_column(String(200), nullable=True)  # shown once the knowledge base is gone
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, index=True)
 
@@ -60,7 +66,8 @@ class MessageRow(_Base):
 class CorrectionRow(_Base):
     __tablename__ = "corrections"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    kb_name: Mapped[str] = mapped_column(String(200), index=True)
+    kb_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    kb_name: Mapped[str] = mapped_column(String(200), index=True)  # shown once the knowledge base is gone
     question: Mapped[str] = mapped_column(Text)
     answer: Mapped[str] = mapped_column(Text)
     original_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -91,8 +98,36 @@ class Conversation:
     updated_at: datetime
 
 
-def _conv(row: ConversationRow) -> Conversation:
-    return Conversation(row.id, row.user, row.title, row.kb_name, row.created_at, row.updated_at)
+def _conv(row: ConversationRow, s: Session) -> Conversation:
+    """`kb_name` is the knowledge base's current name, None when it was deleted."""
+    return Conversation(row.id, row.user, row.title, _current_name(s, row.kb_id), row.created_at, row.updated_at)
+
+
+def _current_name(s: Session, kb_id: str | None) -> str | None:
+    return s.scalar(select(KnowledgeBaseRow.name).where(KnowledgeBaseRow.id == kb_id)) if kb_id else None
+
+
+def _kb_id(s: Session, name: str) -> str:
+    kb_id = s.scalar(select(KnowledgeBaseRow.id).where(KnowledgeBaseRow.name == name))
+    if kb_id is None:
+        raise KnowledgeBaseNotFound(name)
+    return kb_id
+
+
+def _migrate(engine) -> None:  # noqa: ANN001
+    """Databases from before knowledge-base ids: add the kb_id columns and fill them from the names."""
+    for table in ("conversations", "corrections"):
+        if "kb_id" in {c["name"] for c in inspect(engine).get_columns(table)}:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN kb_id VARCHAR(32)"))
+                conn.execute(text(f"UPDATE {table} SET kb_id = (SELECT id FROM knowledge_bases "
+                                  f"WHERE knowledge_bases.name = {table}.kb_name)"))
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{table}_kb_id ON {table} (kb_id)"))
+        except Exception:  # another process migrated it in the meantime
+            if "kb_id" not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                raise
 
 
 def _msg(row: MessageRow) -> Message:
@@ -111,20 +146,23 @@ class ConversationStore:
 
     def __init__(self, registry: Registry):
         _Base.metadata.create_all(registry.engine)
+        _migrate(registry.engine)
         self.session = registry.session  # same database, same transaction handling as the registry
 
     # -- conversations ----------------------------------------------------------------------
     def create(self, user: str = "", kb_name: str | None = None, title: str = "") -> Conversation:
         with self.session() as s:
-            row = ConversationRow(user=user, kb_name=kb_name, title=title)
+            row = ConversationRow(user=user, kb_id=_kb_id(s, kb_name) if kb_name else None, kb_name=kb_name,
+                                  title=title)
             s.add(row)
-        return _conv(row)
+            s.flush()
+            return _conv(row, s)
 
     def list(self, user: str = "") -> list[Conversation]:
         with self.session() as s:
             rows = s.scalars(select(ConversationRow).where(ConversationRow.user == user)
                              .order_by(ConversationRow.updated_at.desc(), ConversationRow.created_at.desc()))
-            return [_conv(r) for r in rows]
+            return [_conv(r, s) for r in rows]
 
     def _row(self, s: Session, conv_id: str, user: str) -> ConversationRow:
         row = s.get(ConversationRow, conv_id) if conv_id else None
@@ -134,7 +172,7 @@ class ConversationStore:
 
     def get(self, conv_id: str, user: str = "") -> Conversation:
         with self.session() as s:
-            return _conv(self._row(s, conv_id, user))
+            return _conv(self._row(s, conv_id, user), s)
 
     def rename(self, conv_id: str, title: str, user: str = "") -> Conversation:
         title = title_from(title, 300)
@@ -143,11 +181,12 @@ class ConversationStore:
         with self.session() as s:
             row = self._row(s, conv_id, user)
             row.title = title
-        return _conv(row)
+            return _conv(row, s)
 
     def set_kb(self, conv_id: str, kb_name: str | None, user: str = "") -> None:
         with self.session() as s:
-            self._row(s, conv_id, user).kb_name = kb_name
+            row = self._row(s, conv_id, user)
+            row.kb_id, row.kb_name = (_kb_id(s, kb_name) if kb_name else None), kb_name
 
     def delete(self, conv_id: str, user: str = "") -> None:
         with self.session() as s:
@@ -155,16 +194,10 @@ class ConversationStore:
             s.execute(delete(MessageRow).where(MessageRow.conversation_id == conv_id))
             s.execute(delete(ConversationRow).where(ConversationRow.id == conv_id))
 
-    def kb_renamed(self, old: str, new: str) -> None:
-        """Conversations and corrections follow a renamed knowledge base."""
+    def kb_deleted(self, kb_id: str) -> None:
+        """Corrections belong to the knowledge base and go with it; conversations stay readable."""
         with self.session() as s:
-            s.execute(update(ConversationRow).where(ConversationRow.kb_name == old).values(kb_name=new))
-            s.execute(update(CorrectionRow).where(CorrectionRow.kb_name == old).values(kb_name=new))
-
-    def kb_deleted(self, name: str) -> None:
-        """Corrections belong to the knowledge base; conversations stay readable."""
-        with self.session() as s:
-            s.execute(delete(CorrectionRow).where(CorrectionRow.kb_name == name))
+            s.execute(delete(CorrectionRow).where(CorrectionRow.kb_id == kb_id))
 
     # -- messages ---------------------------------------------------------------------------
     def messages(self, conv_id: str, user: str = "") -> list[Message]:
@@ -199,7 +232,7 @@ class ConversationStore:
         """The user question an assistant message answered, the message, and its conversation's knowledge base."""
         with self.session() as s:
             row = self._message_row(s, msg_id, user)
-            kb_name = s.get(ConversationRow, row.conversation_id).kb_name
+            kb_name = _current_name(s, s.get(ConversationRow, row.conversation_id).kb_id)
             q = s.scalar(select(MessageRow.content).where(
                 MessageRow.conversation_id == row.conversation_id, MessageRow.role == "user",
                 MessageRow.seq < row.seq).order_by(MessageRow.seq.desc()).limit(1))
@@ -223,14 +256,17 @@ class ConversationStore:
         if not question or not answer:
             raise RagkbError("A correction needs the question and the corrected answer.")
         with self.session() as s:
-            row = CorrectionRow(kb_name=kb_name, question=question, answer=answer, user=user,
-                                message_id=message_id, original_answer=original_answer)
+            row = CorrectionRow(kb_id=_kb_id(s, kb_name), kb_name=kb_name, question=question, answer=answer,
+                                user=user, message_id=message_id, original_answer=original_answer)
             s.add(row)
         return row.id
 
     def corrections(self, kb_name: str) -> list[CorrectionRow]:
         with self.session() as s:
-            return list(s.scalars(select(CorrectionRow).where(CorrectionRow.kb_name == kb_name)
+            kb_id = s.scalar(select(KnowledgeBaseRow.id).where(KnowledgeBaseRow.name == kb_name))
+            if kb_id is None:
+                return []
+            return list(s.scalars(select(CorrectionRow).where(CorrectionRow.kb_id == kb_id)
                                   .order_by(CorrectionRow.created_at)))
 
     def bad_cases(self, user: str | None = None) -> list[dict]:
@@ -245,14 +281,14 @@ class ConversationStore:
                 question = s.scalar(select(MessageRow.content).where(
                     MessageRow.conversation_id == msg.conversation_id, MessageRow.role == "user",
                     MessageRow.seq < msg.seq).order_by(MessageRow.seq.desc()).limit(1)) or ""
-                out.append({"type": "thumbs_down", "kb": conv.kb_name, "question": question, "answer": msg.content,
+                out.append({"type": "thumbs_down", "kb": _current_name(s, conv.kb_id) or conv.kb_name, "question": question, "answer": msg.content,
                             "comment": msg.comment, "sources": json.loads(msg.sources or "[]"),
                             "message_id": msg.id, "created_at": msg.created_at.isoformat()})
             q = select(CorrectionRow)
             if user is not None:
                 q = q.where(CorrectionRow.user == user)
             for c in s.scalars(q.order_by(CorrectionRow.created_at)):
-                out.append({"type": "correction", "kb": c.kb_name, "question": c.question,
+                out.append({"type": "correction", "kb": _current_name(s, c.kb_id) or c.kb_name, "question": c.question,
                             "answer": c.original_answer, "expected_answer": c.answer,
                             "message_id": c.message_id, "created_at": c.created_at.isoformat()})
         return out

@@ -106,3 +106,40 @@ def test_bad_configuration_is_a_clear_error(tmp_path):
     r = ragkb(tmp_path / "data", "kb", "list", RAGKB_CHUNK_SIZE="lots")
     assert r.returncode == 2 and "invalid configuration" in r.stderr and "RAGKB_CHUNK_SIZE" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_cli_rename_and_delete_take_the_corrections_along(tmp_path):
+    """A correction made in the web UI keeps applying after `ragkb kb rename`, and is gone with `ragkb kb delete`
+    (a knowledge base created again under the same name does not inherit it)."""
+    from fakes import ScriptedLLM
+
+    from app.services import RagkbService
+    from rag.settings import Settings
+
+    data = tmp_path / "data"
+    assert ragkb(data, "kb", "create", "手册").returncode == 0
+    settings = Settings(data_dir=data, _env_file=None)
+
+    def corrections(name):
+        service = RagkbService(settings, llm=ScriptedLLM())
+        try:
+            return service.answers.corrections_for(name, ["报销后多久付款？"])
+        finally:
+            service.close()
+
+    service = RagkbService(settings, llm=ScriptedLLM())
+    try:
+        conv = service.conversations.create(kb_name="手册")
+        service.conversations.add_message(conv.id, "user", "报销后多久付款？")
+        bad = service.conversations.add_message(conv.id, "assistant", "我不知道。")
+        service.correct(bad.id, "五个工作日。")
+    finally:
+        service.close()
+    assert [c.answer for c in corrections("手册")] == ["五个工作日。"]
+
+    assert ragkb(data, "kb", "rename", "手册", "员工手册").returncode == 0
+    assert [c.answer for c in corrections("员工手册")] == ["五个工作日。"]
+
+    assert ragkb(data, "kb", "delete", "员工手册", "--yes").returncode == 0
+    assert ragkb(data, "kb", "create", "员工手册").returncode == 0
+    assert corrections("员工手册") == []

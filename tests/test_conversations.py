@@ -13,6 +13,7 @@ from rag.conversations import ConversationNotFound, ConversationStore
 from rag.corrections import match_corrections
 from rag.errors import RagkbError
 from rag.registry import Registry
+from rag.store import KnowledgeBaseStore
 
 
 @pytest.fixture
@@ -28,7 +29,9 @@ def _reply(svc, *replies):
 
 
 def test_history_survives_a_restart_and_is_private_per_user(settings):
-    settings.data_dir.mkdir(parents=True)
+    store = KnowledgeBaseStore(settings)
+    store.create("手册")
+    store.close()
     reg = Registry(settings.registry_url)
     convs = ConversationStore(reg)
     c = convs.create(user="alice", kb_name="手册")
@@ -167,6 +170,48 @@ def test_renaming_a_knowledge_base_keeps_its_conversations_and_corrections(servi
     assert len(service.conversations.corrections("new")) == 1
     service.delete_kb("new")
     assert service.conversations.corrections("new") == []
+
+
+def test_a_knowledge_base_created_again_under_a_deleted_ones_name_starts_without_its_corrections(service):
+    service.create_kb("手册")
+    conv = service.conversations.create(kb_name="手册")
+    service.conversations.add_message(conv.id, "user", "报销后多久付款？")
+    bad = service.conversations.add_message(conv.id, "assistant", "我不知道。")
+    service.correct(bad.id, "五个工作日。")
+    service.delete_kb("手册")
+    assert service.conversations.get(conv.id).kb_name is None  # the conversation stays readable
+    service.create_kb("手册")
+    assert service.conversations.corrections("手册") == []
+    assert service.answers.corrections_for("手册", ["报销后多久付款？"]) == []
+
+
+def test_corrections_stored_by_name_before_ids_existed_are_migrated(settings):
+    """A registry written by an older ragkb: conversations and corrections keyed by the knowledge base's name."""
+    import sqlite3
+
+    store = KnowledgeBaseStore(settings)
+    kb = store.create("手册")
+    store.close()
+    db = sqlite3.connect(settings.data_dir / "registry.db")
+    db.executescript("""
+        CREATE TABLE conversations (id VARCHAR(32) PRIMARY KEY, user VARCHAR(200), title VARCHAR(300),
+            kb_name VARCHAR(200), created_at DATETIME, updated_at DATETIME);
+        CREATE TABLE corrections (id VARCHAR(32) PRIMARY KEY, kb_name VARCHAR(200), question TEXT, answer TEXT,
+            original_answer TEXT, message_id VARCHAR(32), user VARCHAR(200), created_at DATETIME);
+        INSERT INTO conversations VALUES ('c1', '', '付款', '手册', '2026-01-01 00:00:00', '2026-01-01 00:00:00');
+        INSERT INTO corrections VALUES ('r1', '手册', '报销后多久付款？', '五个工作日。', NULL, NULL, '',
+            '2026-01-01 00:00:00');
+    """)
+    db.close()
+    service = RagkbService(settings, llm=ScriptedLLM())
+    try:
+        assert [c.id for c in service.conversations.corrections("手册")] == ["r1"]
+        assert service.conversations.corrections("手册")[0].kb_id == kb.id
+        service.rename_kb("手册", "Handbook")
+        assert service.conversations.get("c1").kb_name == "Handbook"
+        assert [c.id for c in service.conversations.corrections("Handbook")] == ["r1"]
+    finally:
+        service.close()
 
 
 def test_an_empty_model_answer_is_reported_not_saved_as_an_answer(service, tmp_path):
