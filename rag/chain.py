@@ -8,6 +8,7 @@ actually cited (a citation to no retrieved block is removed from the text and ne
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
-from rag.claims import unsupported_claims
+from rag.claims import grounding, unsupported_claims
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
@@ -67,6 +68,7 @@ class Answer:
     standalone_question: str = ""
     timings: dict = field(default_factory=dict)
     unsupported_claims: list[dict] = field(default_factory=list)  # rag.claims: sentences their sources lack
+    grounding: float | None = None  # rag.claims.grounding: share of the answer's own words found in the blocks
 
 
 @dataclass
@@ -97,7 +99,7 @@ class AnswerCollector:
     def result(self, question: str) -> Answer:
         return Answer(self.text, self.sources, self.error, bool(self.data.get("refused")),
                       self.data.get("standalone_question", question), self.data.get("timings", {}),
-                      self.data.get("unsupported_claims", []))
+                      self.data.get("unsupported_claims", []), self.data.get("grounding"))
 
 
 def collect(events) -> AnswerCollector:  # noqa: ANN001
@@ -147,10 +149,7 @@ class AnswerService:
                 raise
             log.info("follow-up rewrite took over %.0f s; resolved without the model", s.condense_timeout)
             return fallback, False
-        text = out[0].strip() if out else ""
-        for prefix in ("Standalone question:", "独立问题：", "问题："):
-            if text.startswith(prefix):
-                text = text[len(prefix):].strip()
+        text = _REWRITE_LABEL.sub("", out[0].strip() if out else "").strip().strip('"“”')
         if _plausible_rewrite(text, question) and text != question and \
                 "".join(last_user.split()) not in "".join(text.split()):  # not just both questions pasted together
             return text, True
@@ -396,7 +395,7 @@ class AnswerService:
                 quoted = True
         attributed = None
         if not refused and not citations.cited:
-            attributed = attribute(answer, [b[3] for b in blocks])
+            attributed = attribute(answer, [b[3] for b in blocks], question=asked)
             if attributed is not None:
                 citations.cited.append(attributed)
                 yield AnswerEvent("token", f" [{attributed}]")
@@ -406,9 +405,11 @@ class AnswerService:
         used = set(citations.cited) | ({s.n for s in context if s.kind == "correction"} if not refused else set())
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
         claims = [] if refused else unsupported_claims(answer, full_texts)
+        grounded = None if refused else grounding(answer, list(full_texts.values()), f"{question} {standalone}")
         yield AnswerEvent("sources", sources=sources)
         yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
                                         "unsupported_claims": [c.as_dict() for c in claims],
+                                        "grounding": grounded,
                                         "timings": timings, "retrieved": len(hits),
                                         "corrections": len(corrections), "quoted": quoted,
                                         # the server's own count; ours only for a server that reports no usage
@@ -439,6 +440,11 @@ def _last_exchange(history: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if history[i][0] == "user":
             return [("user", history[i][1])] + [("assistant", c) for r, c in history[i + 1:i + 2] if r == "assistant"]
     return []
+
+
+# What small models put before a rewrite: "Rewritten question:", "Standalone question:", "改写后的问题："
+_REWRITE_LABEL = re.compile(r"^\s*(?:(?:rewritten|standalone|complete|full|new)\s+)?(?:follow-up\s+)?question\s*[:：]|"
+                            r"^\s*(?:改写后?的?|重写后?的?|独立|完整的?)?问题\s*[:：]", re.IGNORECASE)
 
 
 def _plausible_rewrite(text: str, question: str) -> bool:

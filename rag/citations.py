@@ -65,15 +65,19 @@ def strip_invalid(text: str, n_blocks: int) -> str:
     return f.feed(text) + f.flush()
 
 
-def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5) -> int | None:
+def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5, question: str = "") -> int | None:
     """The block an uncited answer was evidently taken from (1-based), or None.
 
     Small local models often answer correctly from a block but forget to cite it. An answer whose
-    words mostly occur in one block came from that block; anything less is left uncited.
+    words mostly occur in one block came from that block; anything less is left uncited. A one-word
+    answer ("\\fontsize", "UTF8") that the question does not contain came from the best-ranked block
+    (blocks are in rank order) that holds it.
     """
     from rag.lexical import tokenize
 
     words = set(tokenize(answer))
+    if len(words) == 1 and not words & set(tokenize(question)):
+        return next((n for n, text in enumerate(blocks, start=1) if words <= set(tokenize(text))), None)
     if len(words) < 2:
         return None
     best, best_share = None, 0.0

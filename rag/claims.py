@@ -85,3 +85,18 @@ def unsupported_claims(answer: str, blocks: dict[int, str]) -> list[UnsupportedC
         if missing:
             out.append(UnsupportedClaim(_CITATION.sub("", sentence).strip(), cites, missing))
     return out
+
+
+def grounding(answer: str, blocks: list[str], question: str = "") -> float | None:
+    """Share of the answer's own words (tokens not in the question) that occur in the given blocks; None for
+    an answer with no words of its own. An answer written from the model's memory ("pd.read_excel ...")
+    shares few words with blocks about something else."""
+    from rag.lexical import tokenize
+
+    own = set(tokenize(_CITATION.sub(" ", answer))) - set(tokenize(question))
+    if not own:
+        return None
+    seen = set()
+    for b in blocks:
+        seen.update(tokenize(b))
+    return round(len(own & seen) / len(own), 3)

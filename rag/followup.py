@@ -15,7 +15,10 @@ import re
 _ZH_BACK = frozenset("它 它们 他 她 他们 她们 这个 那个 这些 那些 该 此 其 上述 前者 后者 这种 那种 这样 那样 "
                      "这里 那里 同样 这 那 此外 还有 另外 以上 刚才 之前 上面".split())
 _EN_BACK = re.compile(
-    r"\b(?:it|its|it's|they|them|their|theirs|these|those|he|she|him|her|his|this one|that one|the same|"
+    # "those never cited", "these with a date": a relative clause says which, nothing points back
+    r"\b(?:it|its|it's|they|them|their|theirs|he|she|"
+    r"(?:these|those)(?!\s+(?:who|which|that|whose|where|never|not|without|with|in|of|from|\w+ed)\b)|"
+    r"him|her|his|this one|that one|the same|"
     r"the above|above|previous|earlier|mentioned|instead|else|too|also|either|"
     r"about (?:it|that|this|them))\b", re.IGNORECASE)
 _EN_OPENERS = re.compile(r"^\s*(?:and|or|but|so|then|what about|how about|what if|why not|same)\b", re.IGNORECASE)
@@ -72,14 +75,85 @@ def substitute_referent(question: str, previous: str) -> str:
     topic = question_topic(previous)
     if not topic:
         return question
+    parallel = substitute_parallel(question, previous)
+    if parallel:
+        return parallel
     if _CJK_RUN.search(question):
         words = list(_jieba().cut(question))
         for i, w in enumerate(words):
-            if w in _ZH_BACK:
+            if w in _ZH_BACK and not (i == 0 and w in _ZH_OPENERS):  # "那列出…" opens, it does not point back
                 return "".join(words[:i]) + topic + "".join(words[i + 1:])
     else:
         m = _EN_REFERENT.search(question)
         if m:
             sub = topic + ("'s" if m.group(0).lower() == "its" else "")
             return question[:m.start()] + sub + question[m.end():]
-    return f"{topic} {question.strip()}"
+    parallel = substitute_parallel(question, previous)
+    return parallel or f"{topic} {question.strip()}"
+
+
+_FRAGMENT_LEAD = re.compile(r"^\s*(?:那么|那|对于|对|还有|另外|换成|如果是|要是|而|和|and|or|but|so|then|what about|how about|"
+                            r"what if)\s*", re.IGNORECASE)
+_FRAGMENT_TAIL = re.compile(r"\s*(?:的话|呢|吗|呀|啊)?\s*[?？!！。.]*\s*$")
+_WORD = re.compile(r"\w", re.UNICODE)
+_PARTICLES = frozenset("的 时 了 是 中 里 上 下 吗 呢 和 与 及 或 and or in on at of with to for from by".split())
+_EN_ASKING = frozenset("what which who whom whose how why when where do does did is are can could should".split())
+
+
+def _words(text: str) -> list[str]:
+    """jieba words of `text` (Latin words and spaces come out as their own tokens)."""
+    from rag.lexical import _jieba
+
+    return list(_jieba().cut(text))
+
+
+def substitute_parallel(question: str, previous: str) -> str | None:
+    """An elliptic follow-up asks the previous question again about something else: "那用 LuaLaTeX 编译呢？"
+    after "使用 XeLaTeX 编译时用哪个宏包？" -> "用 LuaLaTeX 编译时用哪个宏包？"; "What about on Windows?" after
+    "How do I install it on Linux?" -> "How do I install it on Windows?". The new words take the place of the
+    words next to a word both questions share (the anchor). None when there is no such anchor, or when the
+    follow-up is a question of its own."""
+    fragment = _FRAGMENT_TAIL.sub("", _FRAGMENT_LEAD.sub("", question.strip(), count=1))
+    if not fragment or fragment == question.strip():
+        return None
+    raw = _words(fragment)
+    new = [i for i, w in enumerate(raw) if _WORD.search(w)]  # positions of real words in `raw`
+    if not 2 <= len(new) <= 4 or any(_asks(raw[i]) for i in new):
+        return None  # "那列出参考文献用哪个命令？" asks a question of its own
+    old = _words(previous)
+    content = [i for i, w in enumerate(old) if _WORD.search(w)]
+    known = {w.lower() for w in old}
+    fresh = [raw[i].lower() not in known for i in new]
+    anchors = sorted((a for a in range(len(new)) if not fresh[a]), key=lambda a: -len(raw[new[a]]))  # 编译 before 用
+    for a in anchors:
+        for step in (-1, 1):  # the new words right before the anchor, else right after it
+            b, span = a + step, []
+            while 0 <= b < len(new) and fresh[b]:
+                span.append(b)
+                b += step
+            if not span:
+                continue
+            lo, hi = min(span), max(span)
+            text = "".join(raw[new[lo]:new[hi] + 1])
+            for k, pos in enumerate(content):
+                if old[pos].lower() != raw[new[a]].lower():
+                    continue
+                if step < 0:  # as many words before the anchor as the follow-up has
+                    ks = list(range(k - len(span), k))
+                else:  # the words after the anchor, up to the next asking word, particle or punctuation
+                    ks = []
+                    for x in range(k + 1, len(content)):
+                        if _asks(old[content[x]]) or old[content[x]].lower() in _PARTICLES or \
+                                (x > k + 1 and content[x] != content[x - 1] + 1 and
+                                 not old[content[x - 1] + 1].isspace()):
+                            break
+                        ks.append(x)
+                if not ks or ks[0] < 0 or any(_asks(old[content[x]]) for x in ks):
+                    continue
+                first, last = content[ks[0]], content[ks[-1]]
+                return "".join(old[:first]) + text + "".join(old[last + 1:])
+    return None
+
+
+def _asks(word: str) -> bool:
+    return word in _ZH_QUESTION_WORDS or word.lower() in _EN_ASKING

@@ -85,6 +85,13 @@ def test_follow_up_is_condensed_before_retrieval(kb_store):
     assert "副总经理" in text and sources and "副总经理" in sources[0].snippet
 
 
+def test_a_label_before_the_rewritten_follow_up_is_dropped(kb_store):
+    llm = ScriptedLLM("Rewritten question: 超过标准的住宿费用需要谁批准？", "需要副总经理特别批准[1]。")
+    history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
+    _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
+    assert done.data["standalone_question"] == "超过标准的住宿费用需要谁批准？"
+
+
 def test_unknown_kb_is_an_error_event(kb_store):
     _, _, _, events = _run(AnswerService(kb_store, ScriptedLLM()), "nope", "hi")
     assert events[0].type == "error" and "does not exist" in events[0].text
@@ -108,6 +115,11 @@ def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
     llm = ScriptedLLM("财务部门在收到完整材料后的五个工作日内完成付款。")
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.endswith(" [1]") and sources[0].attributed and "五个工作日" in sources[0].snippet
+    # a one-word answer the question does not contain: the best-ranked block that holds it
+    llm = ScriptedLLM("interferometer")
+    text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "Which instrument calibrates the Falcon telescope mirror?")
+    assert text.startswith("interferometer [") and sources[0].attributed and "interferometer" in sources[0].snippet
+    assert sources[0].filename == "c/telescope.pdf" and sources[0].page == 2
     llm = ScriptedLLM("I am not sure, maybe ask your manager about it.")
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "How long does reimbursement payment take 付款?")
     assert sources == [] and "[" not in text

@@ -53,7 +53,8 @@ def test_sentences_join_pdf_line_breaks_inside_chinese():
 
 @pytest.mark.parametrize("question", ["如何插入图片？", "怎样设置页边距？", "LaTeX 和 TeX 有什么区别？",
                                       "How do I add a new user account?", "How long does reimbursement take?",
-                                      "What is the difference between LaTeX and TeX?"])
+                                      "What is the difference between LaTeX and TeX?",
+                                      "How do I list all bibliography entries, including those never cited?"])
 def test_complete_questions_stand_alone(question):
     assert not needs_context(question)
 
@@ -104,6 +105,14 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
      "How many times do I compile generate a table of contents?"),
     ("What about its page numbers?", "How do I generate a table of contents?",
      "What about generate a table of contents's page numbers?"),
+    # elliptic follow-ups: the previous question asked again, the new words in place of the old ones
+    ("那用 LuaLaTeX 编译呢？", "使用 XeLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？", "用 LuaLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？"),
+    ("那报销住宿费呢？", "怎么报销差旅交通费？", "怎么报销住宿费？"),
+    ("What about on Windows?", "How do I install ragkb on Linux?", "How do I install ragkb on Windows?"),
+    ("And for travel expenses?", "How long does reimbursement take for office supplies?",
+     "How long does reimbursement take for travel expenses?"),
+    # a question of its own after "那" keeps its words; the topic only goes in front
+    ("那列出参考文献的位置用哪个命令？", "用哪个命令设定参考文献的格式？", "用命令设定参考文献的格式 那列出参考文献的位置用哪个命令？"),
 ])
 def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question, previous, standalone):
     from rag.followup import substitute_referent

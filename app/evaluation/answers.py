@@ -231,7 +231,8 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
         if row is not None:
             cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
     # the gate refuses before any model call; the chain records its timings only up to where it got
-    return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings}
+    return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings,
+                                                 "grounding": ans.grounding}
 
 
 class NaiveStuffChain:

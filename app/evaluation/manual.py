@@ -94,7 +94,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "right_page": answerable and bool(pages & set(it.get("pages", []))),
                     "condensed": "condense_ms" in ans.timings, "condense_ms": ans.timings.get("condense_ms"),
                     "standalone_question": ans.standalone_question,
-                    "unsupported": bool(ans.unsupported_claims),
+                    "unsupported": bool(ans.unsupported_claims), "grounding": ans.grounding,
                     "seconds": round(seconds, 2)}
                 history += [("user", it["question"]), ("assistant", ans.text)]
                 if n % 5 == 0 or n == len(items):
