@@ -180,6 +180,24 @@ class AskOut(BaseModel):
     error: str | None = None
 
 
+class FeedbackIn(StrictBody):
+    rating: Literal[1, -1] = Field(..., description="1: helpful, -1: not helpful.")
+    comment: str | None = Field(None, max_length=4000)
+
+
+class CorrectionIn(StrictBody):
+    answer: str = Field(..., min_length=1, max_length=8000, pattern=r"\S",
+                        description="The right answer to the question this message answered.")
+
+
+class CorrectionOut(BaseModel):
+    id: str
+    knowledge_base: str | None
+    question: str
+    answer: str
+    message_id: str | None
+
+
 class ConversationOut(BaseModel):
     id: str
     title: str
@@ -392,6 +410,26 @@ def add_api(app: FastAPI, service: RagkbService) -> None:
     def delete_conversation(conversation_id: str):
         service.conversations.delete(conversation_id, "")
         return Response(status_code=204)
+
+    @api.post("/messages/{message_id}/feedback", status_code=204, tags=["conversations"])
+    def message_feedback(message_id: str, body: FeedbackIn):
+        """👍 / 👎 on an answer (with a comment), as in the web UI; 👎 answers go to the bad-case export."""
+        service.feedback(message_id, body.rating, body.comment)
+        return Response(status_code=204)
+
+    @api.post("/messages/{message_id}/correction", response_model=CorrectionOut, status_code=201,
+              tags=["conversations"])
+    def message_correction(message_id: str, body: CorrectionIn):
+        """The right answer to the question this answer was given for: later answers to that question (or one
+        like it) in the same knowledge base get it first, as a source with `"kind": "correction"`."""
+        return CorrectionOut(**service.correction(service.correct(message_id, body.answer)))
+
+    @api.get("/kbs/{kb}/bad-cases", tags=["conversations"],
+             responses={200: {"content": {"application/x-ndjson": {}}}})
+    def bad_cases(kb: str):
+        """Answers marked not helpful and corrections in this knowledge base, one JSON object per line (the
+        web UI's "Evaluation set" export; `ragkb eval cases` re-asks them)."""
+        return Response(service.bad_cases_jsonl(kb=kb), media_type="application/x-ndjson")
 
     app.include_router(api)
 

@@ -175,5 +175,13 @@ class RagkbService:
             self.conversations.feedback(message_id, -1, None, user=user)
         return cid
 
-    def bad_cases_jsonl(self, user: str | None = None) -> str:
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.conversations.bad_cases(user))
+    def correction(self, correction_id: str) -> dict:
+        """A stored correction: id, knowledge_base (its current name), question, answer, message_id."""
+        return self.conversations.correction(correction_id)
+
+    def bad_cases_jsonl(self, user: str | None = None, kb: str | None = None) -> str:
+        """The evaluation-set export; `kb`: only that knowledge base's cases (an unknown one is an error)."""
+        if kb is not None:
+            kb = self.store.get(kb).name
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.conversations.bad_cases(user)
+                       if kb is None or r["kb"] == kb)

@@ -269,6 +269,14 @@ class ConversationStore:
             return list(s.scalars(select(CorrectionRow).where(CorrectionRow.kb_id == kb_id)
                                   .order_by(CorrectionRow.created_at)))
 
+    def correction(self, correction_id: str) -> dict:
+        with self.session() as s:
+            row = s.get(CorrectionRow, correction_id)
+            if row is None:
+                raise RagkbError(f"No correction with id '{correction_id}'.")
+            return {"id": row.id, "knowledge_base": _current_name(s, row.kb_id), "question": row.question,
+                    "answer": row.answer, "message_id": row.message_id}
+
     def bad_cases(self, user: str | None = None) -> list[dict]:
         """Thumbs-down answers and corrections as evaluation records (one dict per JSONL line)."""
         out: list[dict] = []

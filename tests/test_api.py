@@ -161,3 +161,33 @@ def test_model_server_down_is_a_503(tmp_path):
         assert dead.rsplit("/", 1)[0] in r.json()["error"]["message"]
         r = c.post("/api/kbs/kb/ask", json={"question": "How many days of leave?"})
         assert r.status_code == 503
+
+
+@pytest.mark.llm
+def test_feedback_correction_and_bad_cases_through_the_api(http, kb):
+    """What the web UI's 👍/👎 and "the right answer" do, the API does: the correction then comes back as a
+    source of later answers to the question, and both land in the knowledge base's bad-case export."""
+    r = http.post(f"/api/kbs/{kb}/ask", json={"question": "出差住宿费超过标准需要谁批准？"})
+    assert r.status_code == 200, r.text
+    mid = r.json()["message_id"]
+    assert http.post(f"/api/messages/{mid}/feedback", json={"rating": -1, "comment": "too vague"}).status_code == 204
+    assert http.post(f"/api/messages/{mid}/feedback", json={"rating": 5}).status_code == 422
+    assert http.post("/api/messages/nope/feedback", json={"rating": 1}).status_code == 404
+    r = http.post(f"/api/messages/{mid}/correction", json={"answer": "需要副总经理特别批准，审批单号 RX-42。"})
+    assert r.status_code == 201, r.text
+    stored = r.json()
+    assert stored["knowledge_base"] == kb and stored["question"] == "出差住宿费超过标准需要谁批准？"
+    assert stored["message_id"] == mid
+    assert http.post("/api/messages/nope/correction", json={"answer": "x"}).status_code == 404
+
+    again = http.post(f"/api/kbs/{kb}/ask", json={"question": "出差住宿费超过标准需要谁批准？"}).json()
+    corrections = [s for s in again["sources"] if s["kind"] == "correction"]
+    assert corrections and "RX-42" in corrections[0]["snippet"]
+
+    r = http.get(f"/api/kbs/{kb}/bad-cases")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    cases = [json.loads(line) for line in r.text.splitlines()]
+    assert {c["type"] for c in cases} == {"thumbs_down", "correction"}
+    assert all(c["kb"] == kb for c in cases)
+    assert next(c for c in cases if c["type"] == "correction")["expected_answer"].endswith("RX-42。")
+    assert http.get("/api/kbs/nope/bad-cases").status_code == 404
