@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag.citations import CitationFilter, adds_nothing, attribute, quote_for
+from rag.citations import CitationFilter, SourceEchoFilter, adds_nothing, attribute, quote_for
 from rag.claims import grounding, unsupported_claims
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
@@ -344,6 +344,7 @@ class AnswerService:
         timings["prompt_ms"] = _ms(t2)
         timings["before_llm_ms"] = _ms(t0)
         citations = CitationFilter(len(blocks))
+        echo = SourceEchoFilter()
         parts: list[str] = []
         usage = None
         try:
@@ -359,11 +360,11 @@ class AnswerService:
                     timings["ttft_ms"] = _ms(t0)
                     timings["llm_ttft_ms"] = _ms(t2)
                     first = False
-                out = citations.feed(text)
+                out = echo.feed(citations.feed(text))
                 if out:
                     parts.append(out)
                     yield AnswerEvent("token", out)
-            rest = citations.flush()
+            rest = echo.feed(citations.flush()) + echo.flush()
             if rest:
                 parts.append(rest)
                 yield AnswerEvent("token", rest)

@@ -53,6 +53,43 @@ class CitationFilter:
         return "".join(f"[{n}]" for n in valid)
 
 
+class SourceEchoFilter:
+    """Drops a context block's header that the model copied into its answer ("[1] (file: a.txt, page 3) ..."):
+    the sources list already says where a block is from. Streams like CitationFilter, holding back only
+    text that may be such a header."""
+
+    _LEAD = "(file:"
+    _MAX = 400
+
+    def __init__(self):
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        out = []
+        for ch in text:
+            if not self._pending:
+                if ch in "(（":
+                    self._pending = ch
+                else:
+                    out.append(ch)
+                continue
+            self._pending += ch
+            if len(self._pending) <= len(self._LEAD):
+                if not self._LEAD.startswith("(" + self._pending[1:].lower()):
+                    out.append(self._pending)  # not a header after all
+                    self._pending = ""
+            elif ch in ")）":
+                self._pending = ""  # a whole header: dropped
+            elif len(self._pending) > self._MAX or ch == "\n":
+                out.append(self._pending)
+                self._pending = ""
+        return "".join(out)
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return rest
+
+
 def cited_numbers(text: str, n_blocks: int) -> list[int]:
     f = CitationFilter(n_blocks)
     f.feed(text)
