@@ -25,7 +25,7 @@ from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
 from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
-from rag.prompts import NO_ANSWER, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
+from rag.prompts import NO_ANSWER, OTHER_LANGUAGE_HINT, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
 from rag.retrieval import SearchHit, search
 from rag.store import KnowledgeBaseStore
 
@@ -296,9 +296,8 @@ class AnswerService:
             if self.settings.multi_query:
                 queries += self.reformulate(standalone)
             t1 = time.perf_counter()
-            hits = self.retrieve(kb, queries, self.settings.answer_k)
-            hits = self.rerank(standalone, hits)
-            hits = self.relevant(kb, queries, hits)[: self.settings.answer_k]
+            retrieved = self.rerank(standalone, self.retrieve(kb, queries, self.settings.answer_k))
+            hits = self.relevant(kb, queries, retrieved)[: self.settings.answer_k]
             corrections = self.corrections_for(kb, [question, *queries])
             timings["retrieval_ms"] = _ms(t1)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
@@ -313,7 +312,7 @@ class AnswerService:
             raise
 
         if not hits and not corrections:
-            yield AnswerEvent("token", NO_ANSWER[lang])
+            yield AnswerEvent("token", NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
             yield AnswerEvent("sources", sources=[])
             yield AnswerEvent("done", data={"refused": True, "standalone_question": standalone,
                                             "timings": timings, "reason": "nothing relevant retrieved"})
@@ -417,6 +416,18 @@ class AnswerService:
                                         "prompt_tokens": usage["input_tokens"] if usage else
                                         self.llm.count_tokens("\n".join(c for _, c in pairs)),
                                         "completion_tokens": (usage or {}).get("output_tokens")})
+
+    def _language_hint(self, lang: str, queries: list[str], retrieved: list[SearchHit]) -> str:
+        """For a refusal: a Chinese question, English documents, an embedding model that serves no Chinese (the
+        default one): only literal matches were possible, so say so and what to do."""
+        from rag.retrieval import leg_weights
+        from rag.text import cjk_ratio
+
+        if lang != "zh" or not retrieved or any(leg_weights(self.store, q)[0] > 0 for q in queries):
+            return ""
+        if cjk_ratio(retrieved[0].text) >= 0.1:  # the best literal match is Chinese: the language was no obstacle
+            return ""
+        return OTHER_LANGUAGE_HINT.format(model=self.settings.embedding_model.rsplit("/", 1)[-1])
 
     def fit_context(self, question: str, blocks: list[tuple], fixed: set[int]) -> list[tuple]:
         """Blocks cut to the sentences that carry the question's evidence, within RAGKB_ANSWER_CONTEXT_TOKENS

@@ -12,6 +12,11 @@ NO_ANSWER = {
     "zh": "知识库中没有找到能回答这个问题的内容。",
     "en": "The knowledge base does not contain the answer to this question.",
 }
+# Added to a refusal when a Chinese question met English documents that the embedding model can only match in
+# English: the refusal may be the language, not the documents (what the user can do about it).
+OTHER_LANGUAGE_HINT = (
+    "\n\n（检索到的内容是英文的，而当前的嵌入模型 {model} 只能按英文语义匹配，中文问题只能按字面匹配英文文档。"
+    "可以用英文再问一次，或换用支持中文的多语言嵌入模型（RAGKB_EMBEDDING_MODEL，之后运行 ragkb reindex）。）")
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
 QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
 LANGUAGE_NAME = {"zh": "Chinese (简体中文)", "en": "English"}

@@ -78,6 +78,14 @@ def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     assert llm.calls == []
 
 
+def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do(kb_store):
+    # the default embedder matches English only: "Falcon" finds the English PDF, nothing else can match
+    llm = ScriptedLLM()
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "Falcon 望远镜的镜子每晚用什么仪器校准？")
+    assert done.data["refused"] and sources == [] and llm.calls == []
+    assert text.startswith(NO_ANSWER["zh"]) and "英文" in text and "RAGKB_EMBEDDING_MODEL" in text
+
+
 def test_model_saying_not_in_kb_shows_no_sources(kb_store):
     llm = ScriptedLLM(NO_ANSWER["en"] + " [1]")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "What do the operating systems need for GPUs?")
