@@ -187,22 +187,21 @@ def test_a_knowledge_base_created_again_under_a_deleted_ones_name_starts_without
 
 def test_corrections_stored_by_name_before_ids_existed_are_migrated(settings):
     """A registry written by an older ragkb: conversations and corrections keyed by the knowledge base's name."""
-    import sqlite3
+    from sqlalchemy import text
 
-    store = KnowledgeBaseStore(settings)
+    store = KnowledgeBaseStore(settings)  # SQLite, or PostgreSQL when the suite runs there
     kb = store.create("手册")
+    with store.registry.engine.begin() as db:
+        for statement in (
+                'CREATE TABLE conversations (id VARCHAR(32) PRIMARY KEY, "user" VARCHAR(200), title VARCHAR(300), '
+                "kb_name VARCHAR(200), created_at TIMESTAMP, updated_at TIMESTAMP)",
+                'CREATE TABLE corrections (id VARCHAR(32) PRIMARY KEY, kb_name VARCHAR(200), question TEXT, '
+                'answer TEXT, original_answer TEXT, message_id VARCHAR(32), "user" VARCHAR(200), created_at TIMESTAMP)',
+                "INSERT INTO conversations VALUES ('c1', '', '付款', '手册', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+                "INSERT INTO corrections VALUES ('r1', '手册', '报销后多久付款？', '五个工作日。', NULL, NULL, '', "
+                "'2026-01-01 00:00:00')"):
+            db.execute(text(statement))
     store.close()
-    db = sqlite3.connect(settings.data_dir / "registry.db")
-    db.executescript("""
-        CREATE TABLE conversations (id VARCHAR(32) PRIMARY KEY, user VARCHAR(200), title VARCHAR(300),
-            kb_name VARCHAR(200), created_at DATETIME, updated_at DATETIME);
-        CREATE TABLE corrections (id VARCHAR(32) PRIMARY KEY, kb_name VARCHAR(200), question TEXT, answer TEXT,
-            original_answer TEXT, message_id VARCHAR(32), user VARCHAR(200), created_at DATETIME);
-        INSERT INTO conversations VALUES ('c1', '', '付款', '手册', '2026-01-01 00:00:00', '2026-01-01 00:00:00');
-        INSERT INTO corrections VALUES ('r1', '手册', '报销后多久付款？', '五个工作日。', NULL, NULL, '',
-            '2026-01-01 00:00:00');
-    """)
-    db.close()
     service = RagkbService(settings, llm=ScriptedLLM())
     try:
         assert [c.id for c in service.conversations.corrections("手册")] == ["r1"]
