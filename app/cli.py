@@ -458,9 +458,7 @@ def eval_answers(
     from rag.settings import get_settings
 
     if set_dir.suffix == ".jsonl":
-        from app.evaluation.manual import evaluate_manual
-
-        from app.evaluation.manual import find_pdf
+        from app.evaluation.manual import evaluate_manual, find_pdf
 
         if not set_dir.exists():
             _fail(f"{set_dir}: not found")

@@ -107,8 +107,12 @@ def _current_name(s: Session, kb_id: str | None) -> str | None:
     return s.scalar(select(KnowledgeBaseRow.name).where(KnowledgeBaseRow.id == kb_id)) if kb_id else None
 
 
+def _find_kb_id(s: Session, name: str) -> str | None:
+    return s.scalar(select(KnowledgeBaseRow.id).where(KnowledgeBaseRow.name == name))
+
+
 def _kb_id(s: Session, name: str) -> str:
-    kb_id = s.scalar(select(KnowledgeBaseRow.id).where(KnowledgeBaseRow.name == name))
+    kb_id = _find_kb_id(s, name)
     if kb_id is None:
         raise KnowledgeBaseNotFound(name)
     return kb_id
@@ -263,7 +267,7 @@ class ConversationStore:
 
     def corrections(self, kb_name: str) -> list[CorrectionRow]:
         with self.session() as s:
-            kb_id = s.scalar(select(KnowledgeBaseRow.id).where(KnowledgeBaseRow.name == kb_name))
+            kb_id = _find_kb_id(s, kb_name)
             if kb_id is None:
                 return []
             return list(s.scalars(select(CorrectionRow).where(CorrectionRow.kb_id == kb_id)

@@ -88,8 +88,7 @@ def substitute_referent(question: str, previous: str) -> str:
         if m:
             sub = topic + ("'s" if m.group(0).lower() == "its" else "")
             return question[:m.start()] + sub + question[m.end():]
-    parallel = substitute_parallel(question, previous)
-    return parallel or f"{topic} {question.strip()}"
+    return f"{topic} {question.strip()}"
 
 
 _FRAGMENT_LEAD = re.compile(r"^\s*(?:那么|那|对于|对|还有|另外|换成|如果是|要是|而|和|and|or|but|so|then|what about|how about|"
