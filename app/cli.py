@@ -29,18 +29,24 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _store():
+def _settings():
     from pydantic import ValidationError
 
-    from rag.settings import get_settings
-    from rag.store import KnowledgeBaseStore
+    from rag.settings import load_settings
 
     try:
-        settings = get_settings()
+        return load_settings()
     except ValidationError as exc:
         problems = "; ".join(f"RAGKB_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         _fail(f"invalid configuration (environment or .env): {problems}")
-    return KnowledgeBaseStore(settings)
+
+
+def _service():
+    """The service every face uses: the CLI holds no logic of its own (a rename, a delete, an ingest
+    go through the same functions as from the web UI and the API)."""
+    from app.services import RagkbService
+
+    return RagkbService(_settings())
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -62,14 +68,14 @@ def _run(fn):  # noqa: ANN001
 @kb_app.command("create")
 def kb_create(name: Annotated[str, typer.Argument(help="Display name, any language.")]) -> None:
     """Create an empty knowledge base."""
-    kb = _run(lambda: _store().create(name))
+    kb = _run(lambda: _service().create_kb(name))
     out.print(f"created knowledge base [bold]{escape(kb.name)}[/] (embedding model {escape(kb.embedding_model)})")
 
 
 @kb_app.command("list")
 def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List knowledge bases with their document and chunk counts."""
-    kbs = _run(lambda: _store().list())
+    kbs = _run(lambda: _service().list_kbs())
     if as_json:
         print(json.dumps([{"name": k.name, "documents": k.documents, "chunks": k.chunks,
                            "embedding_model": k.embedding_model, "embedding_dim": k.embedding_dim,
@@ -96,7 +102,7 @@ def kb_rename(old: str, new: str) -> None:
 def kb_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
     """Delete a knowledge base with all its documents."""
     service = _service()
-    kb = _run(lambda: service.store.get(name))
+    kb = _run(lambda: service.kb(name))
     if not yes:
         if not sys.stdin.isatty():
             _fail(f"refusing to delete '{name}' without confirmation; pass --yes")
@@ -111,10 +117,7 @@ def kb_delete(name: str, yes: Annotated[bool, typer.Option("--yes", "-y", help="
 @kb_app.command("check")
 def kb_check(name: str) -> None:
     """Check that the registry, Chroma and the BM25 index agree; repair what an interrupted run left."""
-    store = _store()
-    row = _run(lambda: store.get_row(name))
-    fixed = store.recover(row)
-    report = store.verify(name)
+    fixed, report = _run(lambda: _service().check_kb(name))
     if fixed:
         out.print(f"cleaned up {fixed} interrupted document(s)")
     out.print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -129,9 +132,9 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Add files and folders to a knowledge base. Exit code 1 if any file failed."""
-    from ingest.pipeline import FAILED, REPLACED, SKIPPED, ingest_paths
+    from app.services import FAILED, REPLACED, SKIPPED
 
-    store = _store()
+    service = _service()
     marks = {FAILED: "[red]✗ failed[/]", SKIPPED: "[yellow]- skipped[/]", REPLACED: "[green]✓ replaced[/]"}
 
     def report(r) -> None:  # noqa: ANN001
@@ -179,7 +182,7 @@ def ingest(
             report(p.result)
 
     try:
-        summary = _run(lambda: ingest_paths(store, kb, paths, progress=on_progress))
+        summary = _run(lambda: service.ingest_paths(kb, paths, progress=on_progress))
     finally:
         if bar is not None:
             bar.stop()
@@ -192,7 +195,7 @@ def ingest(
 @app.command()
 def docs(kb: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the documents of a knowledge base (failed files included, with the reason)."""
-    rows = _run(lambda: _store().documents(kb))
+    rows = _run(lambda: _service().documents(kb))
     if as_json:
         print(json.dumps([{"id": d.id, "filename": d.filename, "status": d.status, "pages": d.pages,
                            "chunks": d.chunks, "sha256": d.sha256, "error": d.error,
@@ -214,7 +217,7 @@ def docs(kb: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> N
 @app.command()
 def rm(kb: str, doc: Annotated[str, typer.Argument(help="File name or document id (prefix).")]) -> None:
     """Remove a document and all of its chunks."""
-    row = _run(lambda: _store().delete_document(kb, doc))
+    row = _run(lambda: _service().delete_document(kb, doc))
     out.print(f"removed {escape(row.filename)} ({row.chunks} chunks) from '{escape(kb)}'")
 
 
@@ -223,10 +226,10 @@ def reindex(kb: str) -> None:
     """Re-embed a knowledge base with the configured embedding model (after changing RAGKB_EMBEDDING_MODEL)."""
     from rich.progress import Progress
 
-    store = _store()
+    service = _service()
     with Progress(console=out, transient=True, disable=not out.is_terminal) as bar:
         task = bar.add_task("re-embedding chunks", total=None)
-        result = _run(lambda: store.reindex(kb, progress=lambda d, t: bar.update(task, completed=d, total=t)))
+        result = _run(lambda: service.reindex(kb, progress=lambda d, t: bar.update(task, completed=d, total=t)))
     out.print(f"re-indexed '{escape(result.name)}': {result.chunks} chunks with {escape(result.embedding_model)} "
               f"(dimension {result.embedding_dim})")
 
@@ -240,9 +243,7 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hybrid search: ranked chunks with file, page, section and score."""
-    from rag.retrieval import search as run_search
-
-    hits = _run(lambda: run_search(_store(), kb, query, k=k, documents=doc))
+    hits = _run(lambda: _service().search(kb, query, k=k, documents=doc))
     if as_json:
         print(json.dumps([{"rank": i, "file": h.filename, "page": h.page, "section": h.section,
                            "score": round(h.score, 6), "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
@@ -264,26 +265,22 @@ def search(
 @app.command()
 def demo() -> None:
     """Ingest the bundled sample documents into 'ragkb demo', search them, and answer a question."""
-    from ingest.pipeline import ingest_paths
-    from rag.retrieval import search as run_search
-
     samples = Path(__file__).resolve().parent / "samples"
-    store = _store()
-    summary = _run(lambda: ingest_paths(store, "ragkb demo", [samples]))
+    service = _service()
+    summary = _run(lambda: service.ingest_paths("ragkb demo", [samples]))
     for r in summary.results:
         out.print(f"{r.status:9} {escape(r.name)} {escape(r.reason or '')}")
     for q in ("How do I re-index after changing the embedding model?", "支持哪些文件格式？"):
         out.print(f"\n[bold]search:[/] {escape(q)}")
-        for i, h in enumerate(run_search(store, "ragkb demo", q, k=3), start=1):
+        for i, h in enumerate(service.search("ragkb demo", q, k=3), start=1):
             where = escape(h.filename) + (f" > {escape(h.section)}" if h.section else "")
             out.print(f"  {i}. {where}: {escape(' '.join(h.text.split())[:120])}")
     question = "ragkb 支持哪些文件格式？"
     out.print(f"\n[bold]ask:[/] {escape(question)}  [dim](embedded model, first start assembles and verifies it)[/]")
-    service = _answer_service()
     try:
         _print_answer(service, "ragkb demo", question, [])
     finally:
-        service.llm.close()
+        service.close()
     out.print("\nTry: ragkb ask 'ragkb demo' \"your question\"  |  ragkb chat 'ragkb demo'  |  ragkb --help")
 
 
@@ -295,44 +292,29 @@ def serve(
     """Start the web UI (and the API) on http://127.0.0.1:7860."""
     from app.server import serve as run_server
 
-    _store().close()  # validates the configuration and the data directory before starting
-    from rag.settings import get_settings
-
-    s = get_settings()
+    _service().close()  # validates the configuration and the data directory before starting
+    s = _settings()
     out.print(f"ragkb: open http://{host or s.host}:{port or s.port} in a browser (Ctrl+C stops)")
     run_server(host or s.host, port or s.port, settings=s)
 
 
 # --- answers -------------------------------------------------------------------------------
-def _service():
-    """The service every face uses: what touches more than one store (a rename, a delete) is done there."""
-    from app.services import RagkbService
-
-    return RagkbService(store=_store())
-
-
-def _answer_service():
-    """The answer chain of the shared service (user corrections from the web UI apply here too)."""
-    return _service().answers
-
-
 def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:  # noqa: ANN001
     """Stream one answer to the terminal; returns (answer text, ok)."""
-    parts: list[str] = []
-    ok = True
-    for ev in service.stream(kb, question, history):
-        if ev.type == "status":
+    from rag.events import AnswerCollector, Done, Failed, Sources, Status, Token
+
+    got = AnswerCollector()
+    for ev in map(got.add, service.stream_answer(kb, question, history)):
+        if isinstance(ev, Status):
             err.print(f"[dim]… {escape(ev.text)}[/]")
-        elif ev.type == "token":
-            parts.append(ev.text)
+        elif isinstance(ev, Token):
             out.print(escape(ev.text), end="")
             sys.stdout.flush()
-        elif ev.type == "error":
-            ok = False
-            if parts:
+        elif isinstance(ev, Failed):
+            if got.parts:
                 out.print()
             err.print(f"[bold red]error:[/] {escape(ev.text)}")
-        elif ev.type == "sources":
+        elif isinstance(ev, Sources):
             out.print()
             if ev.sources:
                 out.print("\n[bold]Sources[/]")
@@ -341,30 +323,30 @@ def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]
                         (f", {escape(src.section)}" if src.section else "")
                     out.print(f"  [{src.n}] {where}")
                     out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
-        elif ev.type == "done":
-            for claim in ev.data.get("unsupported_claims", []):
+        elif isinstance(ev, Done):
+            for claim in ev.unsupported_claims:
                 cites = "".join(f"[{n}]" for n in claim["cites"])
                 err.print(f"[yellow]warning:[/] not found in {cites}: {escape(', '.join(claim['missing']))} "
                           f"— \"{escape(claim['sentence'][:120])}\"")
-    return "".join(parts), ok
+    return got.text, got.error is None
 
 
 @app.command()
 def ask(kb: str, question: str) -> None:
     """Answer a question from a knowledge base, streaming, then list the cited sources."""
-    service = _answer_service()
+    service = _service()
     try:
         _, ok = _print_answer(service, kb, question, [])
     finally:
-        service.llm.close()
+        service.close()
     raise typer.Exit(0 if ok else 2)
 
 
 @app.command()
 def chat(kb: str) -> None:
     """Interactive multi-turn chat with a knowledge base (follow-up questions understand the conversation)."""
-    service = _answer_service()
-    _run(lambda: service.store.get(kb))
+    service = _service()
+    _run(lambda: service.kb(kb))
     history: list[tuple[str, str]] = []
     out.print(f"Chatting with [bold]{escape(kb)}[/]. Empty line or Ctrl-D to quit; /new starts over.")
     try:
@@ -386,7 +368,7 @@ def chat(kb: str) -> None:
     except KeyboardInterrupt:
         out.print()
     finally:
-        service.llm.close()
+        service.close()
 
 
 eval_app = typer.Typer(help="Measure ragkb against baselines on evaluation sets you bring (BEIR format, QA, PDFs, your users' flagged answers).",
@@ -430,10 +412,9 @@ def eval_retrieval(
 ) -> None:
     """Ingest a BEIR set into a temporary knowledge base and report nDCG@10, MRR@10, Recall@k against baselines."""
     from app.evaluation.retrieval import evaluate
-    from rag.settings import get_settings
 
     _need_set(set_dir, "corpus.jsonl", "queries.jsonl", "qrels/*.tsv")
-    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=per_query_dir or out_dir,
+    result = _run(lambda: evaluate(set_dir, _settings(), limit=limit, out_dir=per_query_dir or out_dir,
                                    baselines=baselines))
     for pair, metrics in result["_ci"].items():
         m = metrics["ndcg@10"]
@@ -455,7 +436,6 @@ def eval_answers(
     """Answer every question with ragkb and the naive chain (same LLM); score answers and citations. A manual dev
     set is asked as one conversation about its PDF (ragkb only)."""
     from app.evaluation.answers import evaluate
-    from rag.settings import get_settings
 
     if set_dir.suffix == ".jsonl":
         from app.evaluation.manual import evaluate_manual, find_pdf
@@ -466,13 +446,13 @@ def eval_answers(
             find_pdf(set_dir, public)
         except FileNotFoundError as exc:
             _fail(str(exc))
-        result = _run(lambda: evaluate_manual(set_dir, get_settings(), public=public, limit=limit, out_dir=out_dir,
+        result = _run(lambda: evaluate_manual(set_dir, _settings(), public=public, limit=limit, out_dir=out_dir,
                                               progress=lambda m: out.print(escape(m))))
         _eval_outputs(result, f"Answers: {set_dir.stem} (one conversation)", f"{set_dir.stem}.answers",
                       json_out, markdown_out, plot_out, out_dir)
         return
     _need_set(set_dir, "corpus.jsonl", "queries.jsonl", "answers.jsonl")
-    result = _run(lambda: evaluate(set_dir, get_settings(), limit=limit, out_dir=out_dir, baseline=baseline,
+    result = _run(lambda: evaluate(set_dir, _settings(), limit=limit, out_dir=out_dir, baseline=baseline,
                                    progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"Answers: {set_dir.name}" + (f" (--limit {limit})" if limit else ""),
                   f"{set_dir.name}.answers", json_out, markdown_out, plot_out, out_dir)
@@ -489,11 +469,10 @@ def eval_gate(
     """Answerability gate: false refusals and refusals of unanswerable questions, old rule, current settings and
     the best rule on the dev sets (no model call)."""
     from app.evaluation.gate import evaluate
-    from rag.settings import get_settings
 
     for name in ("cmrc2018_trial", "rgb_zh_dev", "scifact_train"):
         _need_set(public / name, "corpus.jsonl")
-    result = _run(lambda: evaluate(public, get_settings(), limit=limit, cases_path=cases,
+    result = _run(lambda: evaluate(public, _settings(), limit=limit, cases_path=cases,
                                    progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, "Answerability gate", "gate", json_out, markdown_out, plot_out, out_dir,
                   ["false_refusal_rate", "unanswerable_refusal_rate"])
@@ -506,10 +485,9 @@ def eval_pdf(
 ) -> None:
     """PDF text recovery (probe recall) and outline page attribution, ragkb against PyPDFLoader."""
     from app.evaluation.pdfs import evaluate_pdf_ingest
-    from rag.settings import get_settings
 
     _need_set(set_dir, "*.truth.json")
-    result = _run(lambda: evaluate_pdf_ingest(set_dir, get_settings(), progress=lambda m: out.print(escape(m))))
+    result = _run(lambda: evaluate_pdf_ingest(set_dir, _settings(), progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"PDF ingest: {set_dir.name}", f"{set_dir.name}.pdf", json_out, markdown_out, plot_out,
                   out_dir)
 
@@ -525,10 +503,9 @@ def eval_financebench(
 ) -> None:
     """Gold evidence page recall@k over one knowledge base holding every filing, ragkb against PyPDFLoader."""
     from app.evaluation.pdfs import evaluate_financebench
-    from rag.settings import get_settings
 
     _need_set(set_dir, "questions.jsonl", "pdfs/*.pdf")
-    result = _run(lambda: evaluate_financebench(set_dir, get_settings(), limit=limit, baseline=baseline,
+    result = _run(lambda: evaluate_financebench(set_dir, _settings(), limit=limit, baseline=baseline,
                                                 out_dir=out_dir, answers=answers,
                                                 progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"FinanceBench page recall: {set_dir.name}", f"{set_dir.name}.pages", json_out,
@@ -546,10 +523,9 @@ def eval_cases(
 ) -> None:
     """Re-ask the questions users marked not helpful or corrected, on your knowledge bases, and score today's answers."""
     from app.evaluation.cases import evaluate
-    from rag.settings import get_settings
 
     # a missing or unusable file is a CasesFileError (a RagkbError): _run reports it and exits 2
-    result = _run(lambda: evaluate(cases_file, get_settings(), kb=kb, with_corrections=with_corrections,
+    result = _run(lambda: evaluate(cases_file, _settings(), kb=kb, with_corrections=with_corrections,
                                    out_dir=out_dir, progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"User cases: {cases_file.name}", f"{cases_file.stem}.cases", json_out, markdown_out,
                   plot_out, out_dir)

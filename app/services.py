@@ -15,20 +15,33 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.pipeline import FAILED, FileResult, IngestSummary, ProgressFn, ingest_files, too_large, unsupported_type
-from rag.chain import AnswerCollector, AnswerEvent, AnswerService
-from rag.conversations import ConversationStore
+from ingest.pipeline import (  # noqa: F401  (the statuses are re-exported for the faces)
+    FAILED, INGESTED, REPLACED, SKIPPED, FileResult, IngestSummary, ProgressFn, ingest_files, ingest_paths, too_large,
+    unsupported_type,
+)
+from rag.chain import AnswerService
+from rag.conversations import Conversation, ConversationStore, Message
 from rag.errors import RagkbError
-from rag.settings import Settings, get_settings
-from rag.store import KnowledgeBaseStore
+from rag.events import AnswerCollector, AnswerEvent, Started
+from rag.retrieval import SearchHit
+from rag.settings import Settings
+from rag.store import KnowledgeBase, KnowledgeBaseStore
 
 
 class UploadRejected(RagkbError):
     """An uploaded file refused before ingest (size, type, name)."""
 
-    def __init__(self, name: str, reason: str, status: int = 422):
+    def __init__(self, name: str, reason: str):
         super().__init__(f"{name}: {reason}")
-        self.name, self.reason, self.status = name, reason, status
+        self.name, self.reason = name, reason
+
+
+class FileTooLarge(UploadRejected):
+    """Over RAGKB_MAX_FILE_MB (HTTP 413)."""
+
+
+class UnsupportedFileType(UploadRejected):
+    """Not a PDF, Markdown or text file (HTTP 415)."""
 
 
 def safe_display_name(name: str) -> str:
@@ -44,12 +57,12 @@ def safe_display_name(name: str) -> str:
 class Upload:
     path: Path  # where the face stored the bytes (a temp file)
     name: str  # the name the user gave the file
-    refused: str | None = None  # set by a face that already refused it (e.g. stopped reading at the size limit)
+    refused: UploadRejected | None = None  # set by a face that already refused it (stopped reading at the limit)
 
 
 class RagkbService:
     def __init__(self, settings: Settings | None = None, store: KnowledgeBaseStore | None = None, llm=None):  # noqa: ANN001
-        self.settings = settings or (store.settings if store else get_settings())
+        self.settings = settings or (store.settings if store else Settings())
         self.store = store or KnowledgeBaseStore(self.settings)
         self.conversations = ConversationStore(self.store.registry)
         self.answers = AnswerService(self.store, llm=llm, conversations=self.conversations)
@@ -63,8 +76,12 @@ class RagkbService:
         self.store.close()
 
     # -- knowledge bases --------------------------------------------------------------------
-    def list_kbs(self):
+    def list_kbs(self) -> list[KnowledgeBase]:
         return self.store.list()
+
+    def kb(self, name: str) -> KnowledgeBase:
+        """One knowledge base (an unknown name: KnowledgeBaseNotFound)."""
+        return self.store.get(name)
 
     def kb_names(self) -> list[str]:
         return [kb.name for kb in self.store.list()]
@@ -81,6 +98,15 @@ class RagkbService:
         self.store.delete(kb.name)
         self.conversations.kb_deleted(kb.id)
 
+    def check_kb(self, name: str) -> tuple[int, dict]:
+        """Repair what an interrupted run left, then compare registry, Chroma and BM25: (repaired, report)."""
+        fixed = self.store.recover(self.store.get_row(name))
+        return fixed, self.store.verify(name)
+
+    def reindex(self, name: str, progress=None) -> KnowledgeBase:  # noqa: ANN001
+        """Re-embed with the configured embedding model (after RAGKB_EMBEDDING_MODEL changed)."""
+        return self.store.reindex(name, progress=progress)
+
     # -- documents --------------------------------------------------------------------------
     def documents(self, kb: str):
         return self.store.documents(kb)
@@ -88,25 +114,39 @@ class RagkbService:
     def delete_document(self, kb: str, ref: str):
         return self.store.delete_document(kb, ref)
 
-    def check_upload(self, upload: Upload) -> FileResult | None:
-        """A failed FileResult when the upload cannot be ingested (checked before any work), else None."""
+    def upload_problem(self, upload: Upload) -> UploadRejected | None:
+        """Why the upload cannot be ingested (checked before any work), or None."""
         name = safe_display_name(upload.name)
         if upload.refused:
-            return FileResult(name, name, FAILED, upload.refused)
+            return upload.refused
+        if why := unsupported_type(name):
+            return UnsupportedFileType(name, why)
         size = upload.path.stat().st_size if upload.path.exists() else 0
-        why = unsupported_type(name) or too_large(size, self.settings.max_file_mb)
-        return FileResult(name, name, FAILED, why) if why else None
+        if why := too_large(size, self.settings.max_file_mb):
+            return FileTooLarge(name, why)
+        return None
+
+    def too_large_upload(self, name: str) -> FileTooLarge:
+        """For a face that stops reading an upload at the size limit."""
+        return FileTooLarge(safe_display_name(name), f"file is over the {self.settings.max_file_mb:g} MB limit "
+                                                     "(RAGKB_MAX_FILE_MB)")
+
+    def ingest_paths(self, kb: str, paths: list[Path], progress: ProgressFn | None = None) -> IngestSummary:
+        """Ingest files and folders from this machine (the CLI); the knowledge base is created if missing."""
+        with self._ingest_lock:
+            return ingest_paths(self.store, kb, paths, progress=progress)
 
     def ingest_uploads(self, kb: str, uploads: list[Upload], progress: ProgressFn | None = None) -> IngestSummary:
         """Ingest uploaded files under the names the user gave them; refused files are reported like
         any other failure and the rest of the batch goes on."""
         from ingest.pipeline import Progress
 
-        self.store.get_row(kb)  # unknown knowledge base: a clear error, nothing created by accident
+        self.kb(kb)  # unknown knowledge base: a clear error, nothing created by accident
         refused, accepted = [], []
         for u in uploads:
-            bad = self.check_upload(u)
-            if bad is not None:
+            problem = self.upload_problem(u)
+            if problem is not None:
+                bad = FileResult(problem.name, problem.name, FAILED, problem.reason)
                 refused.append(bad)
                 if progress:
                     progress(Progress("done", 0, len(uploads), bad.name, result=bad))
@@ -117,22 +157,28 @@ class RagkbService:
         summary.results = refused + summary.results
         return summary
 
-    def search(self, kb: str, query: str, k: int | None = None):
+    def search(self, kb: str, query: str, k: int | None = None, documents: list[str] | None = None) -> list[SearchHit]:
         from rag.retrieval import search
 
-        return search(self.store, kb, query, k=k)
+        return search(self.store, kb, query, k=k, documents=documents)
 
-    # -- chat -------------------------------------------------------------------------------
+    # -- answers ------------------------------------------------------------------------------
+    def stream_answer(self, kb: str, question: str, history: list[tuple[str, str]] | None = None
+                      ) -> Iterator[AnswerEvent]:
+        """An answer outside any stored conversation (the OpenAI route, `ragkb ask/chat`): the caller
+        holds the history. User corrections apply as in the web UI."""
+        return self.answers.stream(kb, question, history or [])
+
     def chat(self, conversation_id: str | None, kb: str, question: str, user: str = "") -> Iterator[AnswerEvent]:
         """Answer `question` inside a conversation (created when None), saving both messages.
 
-        Yields the chain's events; the first is a "conversation" event carrying the conversation id
-        and the stored question's id, and the final "done" event carries the answer's message id.
+        Yields `Started` (the conversation id and the stored question's id), the chain's events, and
+        a final `Done` that carries the stored answer's message id.
         """
         question = question.strip()
         if not question:
             raise RagkbError("The question is empty.")
-        self.store.get_row(kb)
+        self.kb(kb)
         if conversation_id:
             conv = self.conversations.get(conversation_id, user)
             if conv.kb_name != kb:
@@ -142,7 +188,7 @@ class RagkbService:
         history = [(m.role, m.content) for m in self.conversations.messages(conv.id, user)
                    if m.role in ("user", "assistant") and not m.meta.get("error")]
         asked = self.conversations.add_message(conv.id, "user", question, user=user)
-        yield AnswerEvent("conversation", data={"conversation_id": conv.id, "question_id": asked.id})
+        yield Started(conv.id, asked.id)
         got = AnswerCollector()
         try:
             for ev in self.answers.stream(kb, question, history):
@@ -150,20 +196,43 @@ class RagkbService:
                 if ev.type != "done":  # re-emitted below with the stored message id
                     yield ev
         finally:
-            meta = {k: v for k, v in got.data.items() if k in ("refused", "standalone_question", "timings", "corrections", "prompt_tokens",
-                                                           "unsupported_claims")}
+            d = got.done
+            meta = {"refused": d.refused, "standalone_question": d.standalone_question, "timings": d.timings,
+                    "corrections": d.corrections, "prompt_tokens": d.prompt_tokens,
+                    "unsupported_claims": d.unsupported_claims} if d else {}
             if got.error:
                 meta["error"] = got.error
             saved = self.conversations.add_message(conv.id, "assistant", got.text or (got.error or ""), user=user,
                                                    sources=[s.as_dict() for s in got.sources], meta=meta)
-        yield AnswerEvent("done", data={**got.data, "message_id": saved.id, "conversation_id": conv.id})
+        yield got.done.stored(saved.id, conv.id)
+
+    # -- conversations --------------------------------------------------------------------------
+    def conversations_of(self, user: str = "") -> list[Conversation]:
+        return self.conversations.list(user)
+
+    def conversation(self, conversation_id: str, user: str = "") -> Conversation:
+        return self.conversations.get(conversation_id, user)
+
+    def messages(self, conversation_id: str, user: str = "") -> list[Message]:
+        return self.conversations.messages(conversation_id, user)
+
+    def rename_conversation(self, conversation_id: str, title: str, user: str = "") -> Conversation:
+        return self.conversations.rename(conversation_id, title, user)
+
+    def delete_conversation(self, conversation_id: str, user: str = "") -> None:
+        self.conversations.delete(conversation_id, user)
+
+    def switch_kb(self, conversation_id: str, kb: str, user: str = "") -> None:
+        """The user picked another knowledge base for this conversation."""
+        self.conversations.set_kb(conversation_id, kb, user)
 
     def feedback(self, message_id: str, rating: int | None, comment: str | None = None, user: str = "") -> None:
         self.conversations.feedback(message_id, rating, comment, user=user)
 
-    def correct(self, message_id: str, corrected_answer: str, user: str = "") -> str:
+    def correct(self, message_id: str, corrected_answer: str, user: str = "") -> dict:
         """Store the user's right answer to the question this message answered; later questions
-        like it in the same knowledge base get it as a high-priority source."""
+        like it in the same knowledge base get it as a high-priority source. Returns the stored
+        correction (as `correction`)."""
         question, msg, conv_kb = self.conversations.question_for(message_id, user)
         if not conv_kb:
             raise RagkbError("This answer's conversation has no knowledge base to attach the correction to.")
@@ -173,7 +242,7 @@ class RagkbService:
                                                 message_id=message_id, original_answer=msg.content)
         if msg.rating is None:
             self.conversations.feedback(message_id, -1, None, user=user)
-        return cid
+        return self.correction(cid)
 
     def correction(self, correction_id: str) -> dict:
         """A stored correction: id, knowledge_base (its current name), question, answer, message_id."""

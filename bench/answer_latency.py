@@ -101,8 +101,7 @@ def main() -> int:
             # is in the server's prompt cache, as in production
             prompts.clear()
             events = list(service.stream("bench", q))
-            done = events[-1].data
-            timings = done.get("timings", {})
+            timings = events[-1].timings
             if not prompts:  # refused before the model
                 continue
             msgs = [{"role": r, "content": c} for r, c in prompts[0]]
@@ -121,7 +120,7 @@ def main() -> int:
                             first = time.perf_counter()
                 end = time.perf_counter()
                 raw.append(((first or end) - t0) * 1000)
-            rows.append({"q": q, "prompt_tokens": done.get("prompt_tokens") or 0,
+            rows.append({"q": q, "prompt_tokens": events[-1].prompt_tokens or 0,
                          "raw_ttft_ms": statistics.median(raw), "tokens": n,
                          "tok_s": (n - 1) / (end - first) if first and n > 1 else 0.0,
                          "app_ttft_ms": timings.get("ttft_ms", 0.0), "llm_ttft_ms": timings.get("llm_ttft_ms", 0.0),

@@ -12,7 +12,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -23,90 +22,17 @@ from rag.claims import grounding, unsupported_claims
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
+from rag.events import Answer, AnswerEvent, Done, Failed, Source, Sources, Status, Token, collect
 from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
-from rag.prompts import NO_ANSWER, OTHER_LANGUAGE_HINT, QUOTE_LEAD, answer_messages, condense_messages, language_of, multi_query_messages
+from rag.prompts import (
+    NO_ANSWER, OTHER_LANGUAGE_HINT, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
+    multi_query_messages,
+)
 from rag.retrieval import SearchHit, search
 from rag.store import KnowledgeBaseStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Source:
-    n: int  # the number the answer cites, [n]
-    filename: str
-    page: int | None
-    section: str | None
-    snippet: str
-    score: float
-    doc_id: str
-    chunk_id: str
-    kind: str = "document"
-    attributed: bool = False  # True: the model did not cite it; ragkb matched the answer to this block
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass
-class AnswerEvent:
-    type: str  # "status" | "token" | "sources" | "error" | "done"
-    text: str = ""
-    sources: list[Source] = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-
-
-@dataclass
-class Answer:
-    """A whole answer, for callers that do not stream."""
-
-    text: str
-    sources: list[Source]
-    error: str | None = None
-    refused: bool = False
-    standalone_question: str = ""
-    timings: dict = field(default_factory=dict)
-    unsupported_claims: list[dict] = field(default_factory=list)  # rag.claims: sentences their sources lack
-    grounding: float | None = None  # rag.claims.grounding: share of the answer's own words found in the blocks
-
-
-@dataclass
-class AnswerCollector:
-    """Folds a stream of AnswerEvent into the whole answer; `add` returns the event, so a caller can
-    collect and pass events on in one loop."""
-
-    parts: list[str] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
-    error: str | None = None
-    data: dict = field(default_factory=dict)  # what "conversation" and "done" events carried
-
-    def add(self, ev: AnswerEvent) -> AnswerEvent:
-        if ev.type == "token":
-            self.parts.append(ev.text)
-        elif ev.type == "sources":
-            self.sources = ev.sources
-        elif ev.type == "error":
-            self.error = ev.text
-        elif ev.type in ("conversation", "done"):
-            self.data.update(ev.data)
-        return ev
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def result(self, question: str) -> Answer:
-        return Answer(self.text, self.sources, self.error, bool(self.data.get("refused")),
-                      self.data.get("standalone_question", question), self.data.get("timings", {}),
-                      self.data.get("unsupported_claims", []), self.data.get("grounding"))
-
-
-def collect(events) -> AnswerCollector:  # noqa: ANN001
-    c = AnswerCollector()
-    for ev in events:
-        c.add(ev)
-    return c
 
 
 def _messages(pairs: list[tuple[str, str]]):
@@ -284,7 +210,7 @@ class AnswerService:
             follow_up = bool(history) and needs_context(question)  # a complete new question costs no model call
             if follow_up:
                 if self.settings.condense_question:
-                    yield AnswerEvent("status", "understanding the follow-up question")
+                    yield Status("understanding the follow-up question")
                 standalone, rewritten = self.condense(question, history)
                 timings["condense_ms"] = _ms(t0)
             queries = [standalone]
@@ -301,21 +227,21 @@ class AnswerService:
             corrections = self.corrections_for(kb, [question, *queries])
             timings["retrieval_ms"] = _ms(t1)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
-            yield AnswerEvent("error", str(exc))
-            yield AnswerEvent("done", data={"timings": timings})
+            yield Failed(str(exc))
+            yield Done(timings=timings)
             return
         except Exception as exc:  # the model failed during condensing / reformulating
             if _is_llm_error(exc):
-                yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
-                yield AnswerEvent("done", data={"timings": timings})
+                yield Failed(describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
+                yield Done(timings=timings)
                 return
             raise
 
         if not hits and not corrections:
-            yield AnswerEvent("token", NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
-            yield AnswerEvent("sources", sources=[])
-            yield AnswerEvent("done", data={"refused": True, "standalone_question": standalone,
-                                            "timings": timings, "reason": "nothing relevant retrieved"})
+            yield Token(NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
+            yield Sources([])
+            yield Done(refused=True, standalone_question=standalone, timings=timings,
+                       reason="nothing relevant retrieved")
             return
 
         t2 = time.perf_counter()
@@ -335,9 +261,9 @@ class AnswerService:
         except Exception as exc:
             if not _is_llm_error(exc) and not isinstance(exc, RagkbError):
                 raise
-            yield AnswerEvent("error", str(exc) if isinstance(exc, RagkbError) else
+            yield Failed(str(exc) if isinstance(exc, RagkbError) else
                               describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
-            yield AnswerEvent("done", data={"timings": timings})
+            yield Done(timings=timings)
             return
         prompt = _messages(pairs)
         timings["prompt_ms"] = _ms(t2)
@@ -362,14 +288,14 @@ class AnswerService:
                 out = echo.feed(citations.feed(text))
                 if out:
                     parts.append(out)
-                    yield AnswerEvent("token", out)
+                    yield Token(out)
             rest = echo.feed(citations.flush()) + echo.flush()
             if rest:
                 parts.append(rest)
-                yield AnswerEvent("token", rest)
+                yield Token(rest)
         except LLMUnavailable as exc:
-            yield AnswerEvent("error", str(exc))
-            yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
+            yield Failed(str(exc))
+            yield Done(timings=timings, partial="".join(parts))
             return
         except Exception as exc:
             if "No generation chunks" in str(exc):  # LangChain: the server streamed nothing at all
@@ -377,28 +303,28 @@ class AnswerService:
             elif not _is_llm_error(exc):
                 raise
             else:
-                yield AnswerEvent("error", describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
-                yield AnswerEvent("done", data={"timings": timings, "partial": "".join(parts)})
+                yield Failed(describe_llm_error(exc, self._base_url(), self.llm.settings.llm_timeout))
+                yield Done(timings=timings, partial="".join(parts))
                 return
         answer = "".join(parts)
         if not answer.strip():  # a server that dropped the request (e.g. interrupted by another one)
-            yield AnswerEvent("error", f"The model server at {self._base_url()} returned an empty answer; "
+            yield Failed(f"The model server at {self._base_url()} returned an empty answer; "
                                        "ask again (if it keeps happening, check the server's log).")
-            yield AnswerEvent("done", data={"timings": timings, "partial": ""})
+            yield Done(timings=timings, partial="")
             return
-        refused = _is_refusal(answer)
+        refused = is_refusal(answer)
         quoted = False
         if citations.cited and adds_nothing(answer, f"{question} {standalone}"):  # e.g. only "[2]": quote what it points to
             quote = quote_for(standalone, [blocks[n - 1][3] for n in citations.cited])
             if quote:
-                yield AnswerEvent("token", f"\n\n{QUOTE_LEAD[lang]}“{quote}”")
+                yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”")
                 quoted = True
         attributed = None
         if not refused and not citations.cited:
             attributed = attribute(answer, [b[3] for b in blocks], question=asked)
             if attributed is not None:
                 citations.cited.append(attributed)
-                yield AnswerEvent("token", f" [{attributed}]")
+                yield Token(f" [{attributed}]")
         timings["total_ms"] = _ms(t0)
         if attributed is not None:
             context[attributed - 1].attributed = True
@@ -406,16 +332,12 @@ class AnswerService:
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
         claims = [] if refused else unsupported_claims(answer, full_texts)
         grounded = None if refused else grounding(answer, list(full_texts.values()), f"{question} {standalone}")
-        yield AnswerEvent("sources", sources=sources)
-        yield AnswerEvent("done", data={"refused": refused, "standalone_question": standalone,
-                                        "unsupported_claims": [c.as_dict() for c in claims],
-                                        "grounding": grounded,
-                                        "timings": timings, "retrieved": len(hits),
-                                        "corrections": len(corrections), "quoted": quoted,
-                                        # the server's own count; ours only for a server that reports no usage
-                                        "prompt_tokens": usage["input_tokens"] if usage else
-                                        self.llm.count_tokens("\n".join(c for _, c in pairs)),
-                                        "completion_tokens": (usage or {}).get("output_tokens")})
+        yield Sources(sources)
+        yield Done(refused=refused, standalone_question=standalone, unsupported_claims=[c.as_dict() for c in claims],
+                   grounding=grounded, timings=timings, retrieved=len(hits), corrections=len(corrections), quoted=quoted,
+                   # the server's own count; ours only for a server that reports no usage
+                   prompt_tokens=usage["input_tokens"] if usage else self.llm.count_tokens("\n".join(c for _, c in pairs)),
+                   completion_tokens=(usage or {}).get("output_tokens"))
 
     def _language_hint(self, lang: str, queries: list[str], retrieved: list[SearchHit]) -> str:
         """For a refusal: a Chinese question, English documents, an embedding model that serves no Chinese (the
@@ -484,13 +406,6 @@ def _source(n: int, hit: SearchHit, attributed: bool = False) -> Source:
 def _correction_source(n: int, c) -> Source:  # noqa: ANN001
     return Source(n=n, filename=CORRECTION_FILENAME, page=None, section=c.question, snippet=c.answer[:400],
                   score=round(c.score, 4), doc_id="", chunk_id=f"correction:{c.id}", kind="correction")
-
-
-def _is_refusal(answer: str) -> bool:
-    """The model said the knowledge base does not have the answer (in either language, roughly verbatim)."""
-    text = " ".join(answer.split()).lower()
-    return any(msg.lower().rstrip("。.") in text for msg in NO_ANSWER.values()) or \
-        text.startswith(("知识库中没有", "the knowledge base does not contain"))
 
 
 def _is_llm_error(exc: BaseException) -> bool:

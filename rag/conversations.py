@@ -20,18 +20,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text, delete, inspect, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from rag.errors import KnowledgeBaseNotFound, RagkbError
+from rag.errors import ConversationNotFound, KnowledgeBaseNotFound, MessageNotFound, RagkbError  # noqa: F401
 from rag.registry import KnowledgeBaseRow, Registry, _now, new_id
-
-
-class ConversationNotFound(RagkbError):
-    def __init__(self, conv_id: str):
-        super().__init__(f"No conversation with id '{conv_id}'.")
-
-
-class MessageNotFound(RagkbError):
-    def __init__(self, msg_id: str):
-        super().__init__(f"No message with id '{msg_id}'.")
 
 
 class _Base(DeclarativeBase):

@@ -41,6 +41,8 @@ def model_languages(settings: Settings) -> set[str]:
         langs = {p.strip().lower() for p in settings.embedding_languages.split(",") if p.strip()}
         return {"en", "zh", "multi"} if "multi" in langs else langs
     name = settings.embedding_model.lower()
+    if name.startswith("mock:"):  # hashes words and character bigrams of any language
+        return {"en", "zh", "multi"}
     if any(h in name for h in _MULTILINGUAL_HINTS):
         return {"en", "zh", "multi"}
     return {"en"}
@@ -49,6 +51,13 @@ def model_languages(settings: Settings) -> set[str]:
 def get_embeddings(settings: Settings):
     """A cached LangChain Embeddings object for the configured model (loaded once per process)."""
     apply_offline_env()
+    if settings.embedding_model.startswith("mock:"):
+        from rag.mock import MOCK_EMBEDDING, HashEmbeddings
+
+        if settings.embedding_model != MOCK_EMBEDDING:
+            raise EmbeddingModelUnavailable(f"Unknown mock embedding model '{settings.embedding_model}' "
+                                            f"(the one there is: {MOCK_EMBEDDING}).")
+        return HashEmbeddings()
     device = settings.resolved_device()
     key = (settings.embedding_model, device)
     with _lock:

@@ -51,3 +51,13 @@ class LLMUnavailable(RagkbError):
 
 class VectorStoreUnavailable(RagkbError):
     """The Chroma server (RAGKB_CHROMA_URL) cannot be reached or failed."""
+
+
+class ConversationNotFound(RagkbError):
+    def __init__(self, conv_id: str):
+        super().__init__(f"No conversation with id '{conv_id}'.")
+
+
+class MessageNotFound(RagkbError):
+    def __init__(self, msg_id: str):
+        super().__init__(f"No message with id '{msg_id}'.")

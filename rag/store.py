@@ -30,7 +30,7 @@ from rag.errors import (
 )
 from rag.lexical import BM25Index
 from rag.registry import DELETING, FAILED, INGESTING, READY, DocumentRow, KnowledgeBaseRow, Registry, new_id
-from rag.settings import Settings, apply_offline_env, get_settings
+from rag.settings import Settings, apply_offline_env
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class KnowledgeBaseStore:
 
     def __init__(self, settings: Settings | None = None):
         apply_offline_env()
-        self.settings = settings or get_settings()
+        self.settings = settings or Settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry(self.settings.registry_url)
         self._client = None

@@ -109,7 +109,7 @@ def test_prompt_is_counted_with_the_model_tokenizer_and_reported(env):
     assert env.llm.count_tokens(text) == len(served) and env.llm._tokenize_style == "content"
     done = run(env, "How do I re-index after changing the embedding model?")[3][-1]
     # the server's own count of what it read; the fixed system prompt and a cut context keep it small
-    assert 150 < done.data["prompt_tokens"] < 1000 and done.data["completion_tokens"] > 0
+    assert 150 < done.prompt_tokens < 1000 and done.completion_tokens > 0
 
 
 def test_a_killed_model_server_is_restarted_and_the_app_keeps_answering(env):
@@ -133,7 +133,7 @@ def test_answer_streams_token_by_token_with_valid_citation(contract):
     assert sources and sources[0].filename == "samples/ragkb-guide.md"
     assert sources[0].section.endswith("Changing the embedding model")
     assert f"[{sources[0].n}]" in text
-    timings = events[-1].data["timings"]
+    timings = events[-1].timings
     assert 0 < timings["before_llm_ms"] < timings["ttft_ms"]
 
 
@@ -158,7 +158,7 @@ def test_follow_up_is_condensed_and_retrieves_the_right_section(contract):
     text, sources, errors, events = run(contract, "它支持哪些格式？", history)
     assert not errors
     done = events[-1]
-    assert done.data["standalone_question"] != "它支持哪些格式？"  # rewritten using the conversation
+    assert done.standalone_question != "它支持哪些格式？"  # rewritten using the conversation
     assert "PDF" in text
     assert any(s.section and s.section.endswith("支持的文件格式") for s in sources)
 

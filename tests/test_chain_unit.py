@@ -66,15 +66,15 @@ def test_answer_streams_tokens_then_only_cited_sources(kb_store):
     # the prompt the model saw: block [1] is that chunk, fenced, with file/page/section
     user = llm.calls[0][-1].content
     assert "[1] (file: c/员工手册.pdf, page 2" in user and "Question: 报销后多久付款？" in user
-    assert done.data["timings"]["before_llm_ms"] >= done.data["timings"]["retrieval_ms"]
+    assert done.timings["before_llm_ms"] >= done.timings["retrieval_ms"]
 
 
 def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     llm = ScriptedLLM()  # any model call would fail: no scripted reply
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "法国的首都是哪里？")
-    assert text == NO_ANSWER["zh"] and sources == [] and done.data["refused"]
+    assert text == NO_ANSWER["zh"] and sources == [] and done.refused
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "Who won the 1998 football world cup?")
-    assert text == NO_ANSWER["en"] and done.data["refused"]
+    assert text == NO_ANSWER["en"] and done.refused
     assert llm.calls == []
 
 
@@ -82,21 +82,21 @@ def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do
     # the default embedder matches English only: "Falcon" finds the English PDF, nothing else can match
     llm = ScriptedLLM()
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "Falcon 望远镜的镜子每晚用什么仪器校准？")
-    assert done.data["refused"] and sources == [] and llm.calls == []
+    assert done.refused and sources == [] and llm.calls == []
     assert text.startswith(NO_ANSWER["zh"]) and "英文" in text and "RAGKB_EMBEDDING_MODEL" in text
 
 
 def test_model_saying_not_in_kb_shows_no_sources(kb_store):
     llm = ScriptedLLM(NO_ANSWER["en"] + " [1]")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "What do the operating systems need for GPUs?")
-    assert sources == [] and done.data["refused"]
+    assert sources == [] and done.refused
 
 
 def test_follow_up_is_condensed_before_retrieval(kb_store):
     llm = ScriptedLLM("超过标准的住宿费用需要谁批准？", "需要副总经理特别批准[1]。")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
-    assert done.data["standalone_question"] == "超过标准的住宿费用需要谁批准？"
+    assert done.standalone_question == "超过标准的住宿费用需要谁批准？"
     condense_prompt = llm.calls[0][-1].content
     assert "出差住宿费怎么报销？" in condense_prompt and "Follow-up question: 超过了怎么办？" in condense_prompt
     assert "副总经理" in text and sources and "副总经理" in sources[0].snippet
@@ -106,7 +106,7 @@ def test_a_label_before_the_rewritten_follow_up_is_dropped(kb_store):
     llm = ScriptedLLM("Rewritten question: 超过标准的住宿费用需要谁批准？", "需要副总经理特别批准[1]。")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
-    assert done.data["standalone_question"] == "超过标准的住宿费用需要谁批准？"
+    assert done.standalone_question == "超过标准的住宿费用需要谁批准？"
 
 
 def test_unknown_kb_is_an_error_event(kb_store):
@@ -120,7 +120,7 @@ def test_condense_output_that_answers_instead_of_rewriting_is_not_used(kb_store)
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
     # used for retrieval: the previous question's topic, not both questions pasted together
-    assert done.data["standalone_question"] == "出差住宿费报销 超过了怎么办？"
+    assert done.standalone_question == "出差住宿费报销 超过了怎么办？"
     # the model is asked the follow-up itself, after the last exchange given as real chat turns
     answer_prompt = llm.calls[1]
     assert [m.type for m in answer_prompt] == ["system", "human", "ai", "human"]
@@ -187,14 +187,14 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.startswith("[1]。\n\n引用原文：“") and text.endswith("”")
     assert "五个工作日" in text and len(text) < 320
-    assert [s.n for s in sources] == [1] and done.data["quoted"] is True
+    assert [s.n for s in sources] == [1] and done.quoted is True
     # ...and so does a reply that only repeats the question
     text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] 报销后多久付款？")), "kb", "报销后多久付款？")
-    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.data["quoted"] is True
+    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.quoted is True
     # a real answer, even a bare number, is left alone
     llm = ScriptedLLM("5 [1]")
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
-    assert text == "5 [1]" and done.data["quoted"] is False
+    assert text == "5 [1]" and done.quoted is False
 
 
 def test_only_citations_and_quote_for():
@@ -236,18 +236,18 @@ def test_a_rewrite_that_takes_too_long_gives_way_to_the_referent(kb_store):
     history = [("user", "超标的住宿费用由谁批准？"), ("assistant", "需要副总经理特别批准[1]。")]
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "它需要附发票吗？", history)
     assert seen["timeout"] == kb_store.settings.condense_timeout
-    assert done.data["standalone_question"] == "超标的住宿费用由谁批准需要附发票吗？"
-    assert "condense_ms" in done.data["timings"] and "副总经理" in text
+    assert done.standalone_question == "超标的住宿费用由谁批准需要附发票吗？"
+    assert "condense_ms" in done.timings and "副总经理" in text
 
 
 def test_a_number_its_cited_block_does_not_give_is_flagged(kb_store):
     llm = ScriptedLLM("财务部门在收到完整材料后的十五个工作日内完成付款，最晚 30 天[1]。")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
-    claims = done.data["unsupported_claims"]
+    claims = done.unsupported_claims
     assert sources and [c["missing"] for c in claims] == [["30"]] and claims[0]["cites"] == [1]
     llm = ScriptedLLM("财务部门在收到完整材料后的五个工作日内完成付款[1]。")
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
-    assert done.data["unsupported_claims"] == []
+    assert done.unsupported_claims == []
 
 
 @pytest.mark.parametrize("answer, flagged", [

@@ -63,9 +63,9 @@ def test_chat_saves_both_messages_and_uses_the_conversation_for_follow_ups(servi
     _reply(service, "报销单需要附上发票原件[1]。")
     events = list(service.chat(None, "手册", "报销单需要附上什么？"))
     assert events[0].type == "conversation"
-    cid = events[0].data["conversation_id"]
+    cid = events[0].conversation_id
     done = events[-1]
-    assert done.type == "done" and done.data["message_id"]
+    assert done.type == "done" and done.message_id
     msgs = service.conversations.messages(cid)
     assert [m.content for m in msgs] == ["报销单需要附上什么？", "报销单需要附上发票原件[1]。"]
     assert msgs[1].sources[0]["filename"] == "员工手册.pdf" and msgs[1].sources[0]["page"] == 2
@@ -82,7 +82,7 @@ def test_a_correction_becomes_the_first_source_for_the_same_question(service, tm
     service.ingest_uploads("手册", [Upload(zh_pdf(tmp_path / "员工手册.pdf"), "员工手册.pdf")])
     _reply(service, "报销单需要附上发票原件[1]。")
     events = list(service.chat(None, "手册", "报销单需要附上什么？"))
-    answer_id = events[-1].data["message_id"]
+    answer_id = events[-1].message_id
     service.correct(answer_id, "报销单需要附上发票原件和审批单 RX-42。")
 
     llm = _reply(service, "需要发票原件和审批单 RX-42[1]。")
@@ -120,7 +120,7 @@ def test_feedback_is_validated_and_exported(service, tmp_path):
     service.ingest_uploads("kb", [Upload(tmp_path / "a.md", "a.md")])
     _reply(service, "Five days [1].")
     events = list(service.chat(None, "kb", "How many days of leave?", user="alice"))
-    mid, cid = events[-1].data["message_id"], events[-1].data["conversation_id"]
+    mid, cid = events[-1].message_id, events[-1].conversation_id
     with pytest.raises(RagkbError):
         service.feedback(mid, 5)
     question_id = service.conversations.messages(cid, "alice")[0].id
@@ -164,9 +164,9 @@ def test_renaming_a_knowledge_base_keeps_its_conversations_and_corrections(servi
     service.ingest_uploads("old", [Upload(tmp_path / "a.md", "a.md")])
     _reply(service, "五个工作日[1]。")
     events = list(service.chat(None, "old", "多久完成付款？"))
-    service.correct(events[-1].data["message_id"], "五个工作日内。")
+    service.correct(events[-1].message_id, "五个工作日内。")
     service.rename_kb("old", "new")
-    assert service.conversations.get(events[-1].data["conversation_id"]).kb_name == "new"
+    assert service.conversations.get(events[-1].conversation_id).kb_name == "new"
     assert len(service.conversations.corrections("new")) == 1
     service.delete_kb("new")
     assert service.conversations.corrections("new") == []
@@ -221,5 +221,5 @@ def test_an_empty_model_answer_is_reported_not_saved_as_an_answer(service, tmp_p
     events = list(service.chat(None, "kb", "How many days of leave?"))
     errors = [e.text for e in events if e.type == "error"]
     assert errors and "empty answer" in errors[0]
-    saved = service.conversations.messages(events[-1].data["conversation_id"])[-1]
+    saved = service.conversations.messages(events[-1].conversation_id)[-1]
     assert saved.meta["error"] and not any(e.type == "token" for e in events)

@@ -71,8 +71,8 @@ def test_a_new_complete_question_after_others_costs_no_condense_call(kb_store):
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     events = list(AnswerService(kb_store, llm).stream("kb", "报销后多久付款？", history))
     done = events[-1]
-    assert len(llm.calls) == 1 and "condense_ms" not in done.data["timings"]
-    assert done.data["standalone_question"] == "报销后多久付款？"  # not glued to the previous question
+    assert len(llm.calls) == 1 and "condense_ms" not in done.timings
+    assert done.standalone_question == "报销后多久付款？"  # not glued to the previous question
     prompt = llm.calls[0]
     assert [m.type for m in prompt] == ["system", "human"]  # no earlier turns for a question that stands alone
     assert "五个工作日" in "".join(e.text for e in events if e.type == "token")
@@ -84,14 +84,14 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
     try:
         llm = ScriptedLLM("五个工作日[1]。")
         done = list(AnswerService(store, llm).stream("kb", "报销后多久付款？"))[-1]
-        small = done.data["prompt_tokens"]
+        small = done.prompt_tokens
         llm2 = ScriptedLLM("五个工作日[1]。")
         whole = KnowledgeBaseStore(kb_store.settings.model_copy(update={"answer_context_tokens": 0}))
         try:
             done2 = list(AnswerService(whole, llm2).stream("kb", "报销后多久付款？"))[-1]
         finally:
             whole.close()
-        assert 0 < small < done2.data["prompt_tokens"]
+        assert 0 < small < done2.prompt_tokens
         assert "五个工作日" in llm.calls[0][-1].content  # the evidence survived the cut
     finally:
         store.close()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
 from rag.claims import unsupported_claims
-from rag.prompts import QUOTE_LEAD
+from rag.prompts import QUOTE_LEAD, is_refusal
 from rag.settings import Settings
 
 NAIVE_K = 4
@@ -41,12 +41,6 @@ NAIVE_PROMPT = """You are an assistant for question-answering tasks. Use the fol
 Question: {question}
 Answer:"""
 
-# Replies that decline to answer, in the words ragkb uses and the words models use when told
-# "say that you don't know" (the same judge is applied to both systems).
-_REFUSAL = re.compile(
-    r"知识库中没有|没有找到能回答|不知道|无法回答|无法确定|无法从|未提及|没有提到|没有提及|未提供|没有提供|不清楚|没有相关信息|"
-    r"does not contain the answer|don't know|do not know|cannot answer|can't answer|not mentioned|"
-    r"no information|not provided|unable to (?:answer|determine)", re.IGNORECASE)
 _CITATION = re.compile(r"\[(\d+)\]")
 
 
@@ -137,11 +131,6 @@ def contains_answer(reply: str, answers: list) -> bool:
         if not any(normalize_answer(str(a)) and normalize_answer(str(a)) in r for a in alts):
             return False
     return True
-
-
-def is_refusal(reply: str) -> bool:
-    """The reply declines to answer (an empty reply, e.g. only "[2]", is counted apart as empty)."""
-    return bool(_REFUSAL.search(reply))
 
 
 def _flat_answers(answers: list) -> list[str]:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.evaluation.answers import cmrc_tokens, is_refusal, normalize_answer, strip_citations
+from app.evaluation.answers import cmrc_tokens, normalize_answer, strip_citations
+from rag.prompts import is_refusal
 from rag.errors import RagkbError
 from rag.settings import Settings
 

@@ -59,7 +59,7 @@ def find_pdf(devset: Path, public: Path | None) -> Path:
 
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
-    from app.evaluation.answers import contains_answer, is_refusal, strip_citations, with_assembled_model
+    from app.evaluation.answers import contains_answer, strip_citations, with_assembled_model
     from app.services import RagkbService
     from ingest.pipeline import ingest_paths
     from rag.store import KnowledgeBaseStore
@@ -85,7 +85,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 text = strip_citations(ans.text).strip()
                 pages = {src.page for src in ans.sources if src.page}
                 answerable = bool(it["answers"])
-                refused = ans.refused or is_refusal(text)
+                refused = ans.refused  # rag.prompts.is_refusal, the one rule
                 per_q[it["id"]] = {
                     "question": it["question"], "reply": ans.text[:600], "error": ans.error,
                     "answerable": answerable, "follow_up": bool(it.get("follows")), "turn": n,

@@ -1,0 +1,109 @@
+"""/api/kbs: create, list, rename, delete knowledge bases; their documents; search."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, File, Response, UploadFile
+
+from app.api.deps import ERRORS, Service, require_key
+from app.api.models import DocumentOut, ErrorBody, FileResultOut, HitOut, KBName, KBOut, SearchIn, UploadOut
+from app.services import Upload, safe_display_name
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_key)], responses=ERRORS)
+
+
+def kb_out(kb) -> KBOut:  # noqa: ANN001
+    return KBOut(name=kb.name, documents=kb.documents, chunks=kb.chunks, embedding_model=kb.embedding_model,
+                 created_at=kb.created_at.isoformat())
+
+
+@router.get("/kbs", response_model=list[KBOut], tags=["knowledge bases"])
+def list_kbs(service: Service):
+    return [kb_out(kb) for kb in service.list_kbs()]
+
+
+@router.post("/kbs", response_model=KBOut, status_code=201, tags=["knowledge bases"],
+             responses={409: {"model": ErrorBody}})
+def create_kb(body: KBName, service: Service):
+    return kb_out(service.create_kb(body.name))
+
+
+@router.get("/kbs/{kb}", response_model=KBOut, tags=["knowledge bases"])
+def get_kb(kb: str, service: Service):
+    return kb_out(service.kb(kb))
+
+
+@router.patch("/kbs/{kb}", response_model=KBOut, tags=["knowledge bases"], responses={409: {"model": ErrorBody}})
+def rename_kb(kb: str, body: KBName, service: Service):
+    return kb_out(service.rename_kb(kb, body.name))
+
+
+@router.delete("/kbs/{kb}", status_code=204, tags=["knowledge bases"])
+def delete_kb(kb: str, service: Service):
+    service.delete_kb(kb)
+    return Response(status_code=204)
+
+
+def doc_out(d) -> DocumentOut:  # noqa: ANN001
+    return DocumentOut(id=d.id, filename=d.filename, status=d.status, pages=d.pages, chunks=d.chunks,
+                       error=d.error, added=d.created_at.isoformat())
+
+
+@router.get("/kbs/{kb}/documents", response_model=list[DocumentOut], tags=["documents"])
+def list_documents(kb: str, service: Service):
+    return [doc_out(d) for d in service.documents(kb)]
+
+
+@router.post("/kbs/{kb}/documents", response_model=UploadOut, tags=["documents"],
+             responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}})
+def upload_documents(kb: str, service: Service,
+                     files: list[UploadFile] = File(..., description="PDF, Markdown or text files")):
+    service.kb(kb)
+    tmp = Path(tempfile.mkdtemp(prefix="ragkb-upload-"))
+    try:
+        uploads = [_receive(f, i, tmp, service.settings.max_file_mb * 1024 * 1024, service) for i, f in enumerate(files)]
+        problems = [service.upload_problem(u) for u in uploads]
+        if all(p is not None for p in problems):  # nothing acceptable: the request itself is refused (413/415)
+            first = problems[0]
+            also = "; ".join(f"{p.name}: {p.reason}" for p in problems[1:4])
+            raise type(first)(first.name, first.reason + (f" (also {also})" if also else ""))
+        summary = service.ingest_uploads(kb, uploads)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return UploadOut(knowledge_base=summary.kb, ingested=len(summary.ingested), skipped=len(summary.skipped),
+                     failed=len(summary.failed),
+                     results=[FileResultOut(name=r.name, status=r.status, reason=r.reason, pages=r.pages,
+                                            chunks=r.chunks, warnings=r.warnings) for r in summary.results])
+
+
+def _receive(f: UploadFile, i: int, tmp: Path, limit: float, service) -> Upload:  # noqa: ANN001
+    """Copy one upload to a temp file, stopping at the size limit (the file is refused anyway)."""
+    name = safe_display_name(f.filename or f"upload-{i}")
+    path = tmp / f"{i}{Path(name).suffix.lower()}"
+    copied = 0
+    with open(path, "wb") as out:
+        while chunk := f.file.read(1 << 20):
+            copied += len(chunk)
+            if copied > limit:
+                break
+            out.write(chunk)
+    if copied > limit:
+        path.unlink()
+        return Upload(path, name, service.too_large_upload(name))
+    return Upload(path, name)
+
+
+@router.delete("/kbs/{kb}/documents/{document}", status_code=204, tags=["documents"])
+def delete_document(kb: str, document: str, service: Service):
+    service.delete_document(kb, document)
+    return Response(status_code=204)
+
+
+@router.post("/kbs/{kb}/search", response_model=list[HitOut], tags=["search"])
+def search(kb: str, body: SearchIn, service: Service):
+    return [HitOut(rank=i, filename=h.filename, page=h.page, section=h.section, score=round(h.score, 6),
+                   text=h.text, doc_id=h.doc_id, chunk_id=h.chunk_id)
+            for i, h in enumerate(service.search(kb, body.query, body.k), start=1)]

@@ -1,0 +1,190 @@
+"""Request and response bodies of the REST and OpenAI-compatible routes (the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# Names: any language, no control/format characters, not blank (what rag.store.validate_kb_name checks).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+
+
+def _json_int(v):  # noqa: ANN001, ANN202
+    """JSON Schema integers include 5.0; booleans are not integers."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+
+
+class StrictBody(BaseModel):
+    """Request bodies: no type coercion (true is not 1, "5" is not 5)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class KBName(StrictBody):
+    name: str = Field(..., min_length=1, max_length=200, pattern=NAME_PATTERN,
+                      description="Display name, any language; no control characters; not blank.")
+
+
+class KBOut(BaseModel):
+    name: str
+    documents: int
+    chunks: int
+    embedding_model: str
+    created_at: str
+
+
+class DocumentOut(BaseModel):
+    id: str
+    filename: str
+    status: str
+    pages: int | None
+    chunks: int
+    error: str | None
+    added: str
+
+
+class FileResultOut(BaseModel):
+    name: str
+    status: Literal["ingested", "replaced", "skipped", "failed"]
+    reason: str | None = None
+    pages: int | None = None
+    chunks: int = 0
+    warnings: list[str] = []
+
+
+class UploadOut(BaseModel):
+    knowledge_base: str
+    results: list[FileResultOut]
+    ingested: int
+    skipped: int
+    failed: int
+
+
+class SearchIn(StrictBody):
+    query: str = Field(..., min_length=1, max_length=4000)
+    k: JsonInt = Field(5, ge=1, le=100)
+
+
+class HitOut(BaseModel):
+    rank: int
+    filename: str
+    page: int | None
+    section: str | None
+    score: float
+    text: str
+    doc_id: str
+    chunk_id: str
+
+
+class AskIn(StrictBody):
+    question: str = Field(..., min_length=1, max_length=8000)
+    conversation_id: str | None = Field(None, description="Continue this conversation; omitted: a new one.")
+    stream: bool = Field(False, description="Server-sent events: status, token, sources, error, done.")
+
+
+class SourceOut(BaseModel):
+    n: int
+    filename: str
+    page: int | None
+    section: str | None
+    snippet: str
+    kind: str = "document"
+    attributed: bool = False
+
+
+class ClaimOut(BaseModel):
+    sentence: str = Field(description="An answer sentence whose checkable facts its cited blocks do not contain.")
+    cites: list[int]
+    missing: list[str] = Field(description="The numbers, commands, paths, URLs or quoted terms not found.")
+
+
+class AskOut(BaseModel):
+    answer: str
+    sources: list[SourceOut]
+    refused: bool
+    unsupported_claims: list[ClaimOut] = Field(default_factory=list,
+                                               description="Sentences not supported by the blocks they cite.")
+    conversation_id: str
+    message_id: str
+    error: str | None = None
+
+
+class FeedbackIn(StrictBody):
+    rating: Literal[1, -1] = Field(..., description="1: helpful, -1: not helpful.")
+    comment: str | None = Field(None, max_length=4000)
+
+
+class CorrectionIn(StrictBody):
+    answer: str = Field(..., min_length=1, max_length=8000, pattern=r"\S",
+                        description="The right answer to the question this message answered.")
+
+
+class CorrectionOut(BaseModel):
+    id: str
+    knowledge_base: str | None
+    question: str
+    answer: str
+    message_id: str | None
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    knowledge_base: str | None
+    created_at: str
+    updated_at: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: str
+    content: str
+    sources: list[dict]
+    rating: int | None
+    created_at: str
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class ChatMessage(StrictBody):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict] | None = None
+
+
+class ChatCompletionIn(StrictBody):
+    model: str = Field(..., min_length=1, description="The knowledge base to answer from (see /v1/models).")
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: JsonInt | None = Field(None, ge=1)
+    user: str | None = None
+
+
+def message_text(content) -> str:  # noqa: ANN001
+    """The text of an OpenAI message content (a string, or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+

@@ -1,0 +1,120 @@
+"""The web UI's components, built once inside a gr.Blocks and handed to the handlers by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+
+@dataclass
+class Layout:
+    # state
+    conv_id: gr.State
+    msg_ids: gr.State
+    target: gr.State
+    # sidebar: knowledge bases and conversations
+    kb: gr.Dropdown
+    kb_status: gr.Markdown
+    new_kb: gr.Textbox
+    create_btn: gr.Button
+    rename_to: gr.Textbox
+    rename_btn: gr.Button
+    confirm: gr.Checkbox
+    delete_btn: gr.Button
+    new_conv_btn: gr.Button
+    convs: gr.Radio
+    conv_title: gr.Textbox
+    conv_rename_btn: gr.Button
+    conv_delete_btn: gr.Button
+    conv_status: gr.Markdown
+    # chat tab
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    send: gr.Button
+    answer_meta: gr.Markdown
+    sources: gr.HTML
+    target_md: gr.Markdown
+    comment: gr.Textbox
+    up_btn: gr.Button
+    down_btn: gr.Button
+    correction: gr.Textbox
+    correct_btn: gr.Button
+    fb_status: gr.Markdown
+    # documents tab
+    files: gr.File
+    ingest_btn: gr.Button
+    ingest_status: gr.Markdown
+    ingest_results: gr.HTML
+    refresh_btn: gr.Button
+    docs: gr.Dataframe
+    doc_pick: gr.Dropdown
+    doc_delete_btn: gr.Button
+    doc_status: gr.Markdown
+    # bad cases tab
+    export_btn: gr.Button
+    export_file: gr.File
+    export_status: gr.Markdown
+
+
+def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
+    """Must be called inside `with gr.Blocks():`."""
+    c: dict = {"conv_id": gr.State(""), "msg_ids": gr.State([]), "target": gr.State("")}
+    with gr.Sidebar(open=True):
+        gr.Markdown("## ragkb")
+        c["kb"] = gr.Dropdown(label=T("kb"), choices=[], value=None, interactive=True, elem_id="kb-select",
+                              allow_custom_value=False)
+        c["kb_status"] = gr.Markdown(elem_id="kb-status")
+        with gr.Accordion(T("manage_kb"), open=False, elem_id="kb-manage"):
+            c["new_kb"] = gr.Textbox(label=T("new_kb"), elem_id="new-kb-name")
+            c["create_btn"] = gr.Button(T("create"), elem_id="create-kb")
+            c["rename_to"] = gr.Textbox(label=T("rename_to"), elem_id="rename-kb-name")
+            c["rename_btn"] = gr.Button(T("rename"), elem_id="rename-kb")
+            c["confirm"] = gr.Checkbox(label=T("confirm_delete"), value=False, elem_id="confirm-delete-kb")
+            c["delete_btn"] = gr.Button(T("delete_kb"), variant="stop", elem_id="delete-kb")
+        c["new_conv_btn"] = gr.Button(T("new_conversation"), elem_id="new-conversation")
+        c["convs"] = gr.Radio(label=T("conversations"), choices=[], value=None, elem_id="conversations")
+        with gr.Accordion(T("conversation_title"), open=False):
+            c["conv_title"] = gr.Textbox(label=T("conversation_title"), elem_id="conversation-title")
+            c["conv_rename_btn"] = gr.Button(T("rename_conversation"), elem_id="rename-conversation")
+            c["conv_delete_btn"] = gr.Button(T("delete_conversation"), variant="stop", elem_id="delete-conversation")
+        c["conv_status"] = gr.Markdown(elem_id="conversation-status")
+
+    with gr.Tabs():
+        with gr.Tab(T("chat"), id="chat"):
+            c["chatbot"] = gr.Chatbot(height=480, elem_id="chatbot", show_label=False, buttons=["copy"],
+                                      sanitize_html=True, feedback_options=("Like", "Dislike"))
+            with gr.Row():
+                c["question"] = gr.Textbox(placeholder=T("question"), show_label=False, scale=8, lines=1,
+                                           max_lines=6, elem_id="question")
+                c["send"] = gr.Button(T("send"), variant="primary", scale=1, elem_id="send")
+            c["answer_meta"] = gr.Markdown(elem_id="answer-meta")
+            c["sources"] = gr.HTML(elem_id="sources")
+            with gr.Accordion(T("feedback"), open=False, elem_id="feedback"):
+                c["target_md"] = gr.Markdown(elem_id="feedback-target")
+                c["comment"] = gr.Textbox(label=T("comment"), elem_id="feedback-comment")
+                with gr.Row():
+                    c["up_btn"] = gr.Button(T("helpful"), elem_id="thumbs-up")
+                    c["down_btn"] = gr.Button(T("not_helpful"), elem_id="thumbs-down")
+                c["correction"] = gr.Textbox(label=T("correct_answer"), lines=3, elem_id="correction")
+                c["correct_btn"] = gr.Button(T("submit_correction"), elem_id="save-correction")
+                c["fb_status"] = gr.Markdown(elem_id="feedback-status")
+        with gr.Tab(T("documents"), id="documents"):
+            c["files"] = gr.File(label=T("upload"), file_count="multiple",
+                                 file_types=[".pdf", ".md", ".markdown", ".txt"], elem_id="upload")
+            c["ingest_btn"] = gr.Button(T("ingest"), variant="primary", elem_id="ingest")
+            c["ingest_status"] = gr.Markdown(elem_id="ingest-status")
+            c["ingest_results"] = gr.HTML(elem_id="ingest-results")
+            c["refresh_btn"] = gr.Button(T("refresh"), size="sm")
+            c["docs"] = gr.Dataframe(headers=["Name", "Status", "Pages", "Chunks", "Added", "Note"],
+                                     interactive=False, wrap=True, elem_id="documents")
+            with gr.Row():
+                c["doc_pick"] = gr.Dropdown(label=T("document"), choices=[], elem_id="doc-select", scale=4)
+                c["doc_delete_btn"] = gr.Button(T("delete_document"), variant="stop", elem_id="delete-doc", scale=1)
+            c["doc_status"] = gr.Markdown(elem_id="doc-status")
+        with gr.Tab(T("bad_cases"), id="bad-cases"):
+            gr.Markdown(T("bad_cases_help"))
+            c["export_btn"] = gr.Button(T("export"), elem_id="export")
+            c["export_file"] = gr.File(label="JSONL", interactive=False, elem_id="export-file")
+            c["export_status"] = gr.Markdown()
+    return Layout(**c)

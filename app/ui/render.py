@@ -1,0 +1,94 @@
+"""HTML and table rendering for the web UI: everything user- or document-supplied is escaped."""
+
+from __future__ import annotations
+
+import html
+
+from app.ui_text import text
+
+CSS = """
+#sources .source { border-left: 3px solid #7c8db5; padding: 4px 10px; margin: 6px 0; }
+#sources .source.correction { border-left-color: #e0a100; }
+#sources .where { font-weight: 600; }
+#sources .snippet { color: #555; font-size: 0.9em; white-space: pre-wrap; }
+#ingest-results .failed { color: #b00020; }
+#ingest-results .skipped { color: #8a6d00; }
+#ingest-results .ok { color: #1b7f3b; }
+"""
+
+
+def esc(value) -> str:  # noqa: ANN001
+    return html.escape(str(value if value is not None else ""), quote=True)
+
+
+def sources_html(sources: list[dict], request, refused: bool = False) -> str:  # noqa: ANN001
+    if not sources:
+        return f"<div class='no-sources'>{esc(text(request, 'no_sources'))}</div>" if refused else ""
+    rows = []
+    for s in sources:
+        correction = s.get("kind") == "correction"
+        if correction:
+            where = f"[{s['n']}] {text(request, 'user_correction')} — {s.get('section') or ''}"
+        else:
+            parts = [f"[{s['n']}] {s['filename']}"]
+            if s.get("page"):
+                parts.append(f"p. {s['page']}" if text(request, "page") == "page" else f"第 {s['page']} 页")
+            if s.get("section"):
+                parts.append(s["section"])
+            where = " — ".join(parts)
+        cls = "source correction" if correction else "source"
+        rows.append(f"<div class='{cls}' data-n='{esc(s['n'])}'><div class='where'>{esc(where)}</div>"
+                    f"<div class='snippet'>{esc(s.get('snippet', ''))}</div></div>")
+    return f"<div class='sources-title'><b>{esc(text(request, 'sources'))}</b></div>" + "".join(rows)
+
+
+def result_html(results, request) -> str:  # noqa: ANN001
+    """The per-file outcome of an ingest: ingested / replaced / skipped / failed, with the reason."""
+    label = {"ingested": "result_ingested", "replaced": "result_replaced", "skipped": "result_skipped",
+             "failed": "result_failed"}
+    items = []
+    for r in results:
+        cls = "ok" if r.status in ("ingested", "replaced") else r.status
+        if r.status in ("ingested", "replaced"):
+            detail = text(request, "pages_chunks", pages=r.pages, chunks=r.chunks) if r.pages else \
+                text(request, "chunks_only", chunks=r.chunks)
+        else:
+            detail = r.reason or ""
+        warn = "".join(f"<div class='warning'>⚠ {esc(w)}</div>" for w in r.warnings)
+        items.append(f"<li class='{cls}' data-status='{esc(r.status)}'><b>{esc(r.name)}</b>: "
+                     f"{esc(text(request, label.get(r.status, 'result_failed')))} — {esc(detail)}{warn}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def chat_messages(messages) -> tuple[list[dict], list[str]]:  # noqa: ANN001
+    """Stored messages as Chatbot messages, and their ids (for feedback on a row)."""
+    out, ids = [], []
+    for m in messages:
+        content = m.content
+        if m.meta.get("error") and m.role == "assistant":
+            content = f"⚠️ {m.meta['error']}"
+        out.append({"role": m.role, "content": content})
+        ids.append(m.id)
+    return out, ids
+
+
+def last_answer_id(ids: list[str], messages: list[dict]) -> str:
+    for mid, m in zip(reversed(ids), reversed(messages)):
+        if m["role"] == "assistant":
+            return mid
+    return ""
+
+
+def feedback_target(messages: list[dict], request) -> str:  # noqa: ANN001
+    """The line under the feedback box saying which answer a rating or correction applies to."""
+    for m in reversed(messages):
+        if m["role"] == "assistant":
+            snippet = " ".join(str(m["content"]).split())[:80]
+            return text(request, "feedback_on", answer=snippet)
+    return ""
+
+
+def claim_flags(claims: list[dict], request) -> list[str]:  # noqa: ANN001
+    """One line per answer sentence its cited block does not support (never shown as if it did)."""
+    return [text(request, "unsupported_claim", cites="".join(f"[{n}]" for n in c["cites"]),
+                 missing="、".join(c["missing"]), sentence=c["sentence"][:120]) for c in claims]
