@@ -18,7 +18,7 @@ from pathlib import Path
 from ingest.chunking import Chunk, chunk_segments
 from ingest.loaders import SUPPORTED_SUFFIXES, IngestError, LoadedDocument, file_type, load
 from rag.lexical import tokenize
-from rag.registry import DocumentRow
+from rag.registry import DocumentRow, chunk_id
 from rag.store import KnowledgeBaseStore
 
 log = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -
 
 
 def _chunk_rows(prep: _Prepared, doc_id: str, chunks: list[Chunk]) -> list[dict]:
-    return [{"id": f"{doc_id}:{c.idx}", "doc_id": doc_id, "idx": c.idx, "text": c.text, "filename": prep.name,
+    return [{"id": chunk_id(doc_id, c.idx), "doc_id": doc_id, "idx": c.idx, "text": c.text, "filename": prep.name,
              "page": c.page, "section": c.section, "char_offset": c.char_offset, "tokens": prep.tokens[c.idx]}
             for c in chunks]
 

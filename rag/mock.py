@@ -4,8 +4,8 @@ contract, the UI plumbing, conversations), as private-gpt's `mock` modes are:
 - `RAGKB_EMBEDDING_MODEL=mock:hash`: a deterministic hashing embedder (word and character-bigram
   features, 256 dimensions). Nothing is loaded; a knowledge base records it as its model like any other,
   so switching to a real model later is caught as a model change.
-- `RAGKB_LLM_MODE=mock`: an extractive "model" that answers with the first sentence of the context
-  block sharing most words with the question, citing it, or with the refusal when none shares any.
+- `RAGKB_LLM_MODE=mock`: an extractive "model" that answers with the sentence of the context blocks
+  sharing most words with the question, citing its block, or with the refusal when none shares any.
   Condense and multi-query prompts get the question back. No server is started.
 
 Neither is a measure of quality; the integration tests run the real ones.
@@ -60,13 +60,13 @@ def extractive_reply(prompt: str) -> str:
     asked = set(_features(question))
     best, best_n, best_overlap = "", 0, 0
     for n, text in _BLOCK.findall(prompt):
-        overlap = len(asked & set(_features(text)))
-        if overlap > best_overlap:
-            best, best_n, best_overlap = text, int(n), overlap
+        for sentence in re.split(r"(?<=[。！？.!?])\s*|\n+", text):
+            overlap = len(asked & set(_features(sentence)))
+            if overlap > best_overlap:
+                best, best_n, best_overlap = " ".join(sentence.split()), int(n), overlap
     if not best_overlap:
         return NO_ANSWER[language_of(question)]
-    sentence = re.split(r"(?<=[。！？.!?])\s*", " ".join(best.split()), maxsplit=1)[0]
-    return f"{sentence[:300]} [{best_n}]"
+    return f"{best[:300]} [{best_n}]"
 
 
 class ExtractiveChatModel(GenericFakeChatModel):

@@ -34,6 +34,17 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def chunk_id(doc_id: str, idx: int) -> str:
+    """A chunk's id in Chroma and in the BM25 index: its document's id and its position. Built and parsed
+    only here (`doc_of`), so "which document holds this hit" has one answer."""
+    return f"{doc_id}:{idx}"
+
+
+def doc_of(chunk: str) -> str:
+    """The document id inside a chunk id."""
+    return chunk.split(":", 1)[0]
+
+
 def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

@@ -15,6 +15,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag.registry import doc_of
 from rag.store import KnowledgeBaseStore
 from rag.text import query_language
 
@@ -88,7 +89,7 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
             res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20, where=where,
                                              include=["distances"])
         for cid, dist in zip(res["ids"][0], res["distances"][0]):
-            if cid.split(":", 1)[0] in ready:  # never a half-written or retired document
+            if doc_of(cid) in ready:  # never a half-written or retired document
                 dense.append((cid, 1.0 - float(dist)))
         dense = dense[:fetch_k]
 
@@ -98,7 +99,7 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
         allowed = store.registry.chunk_ids(ready) if documents else None
         hits = index.search(query, fetch_k + 20, allowed_ids=allowed)
         # chunk ids are "<doc_id>:<n>"; drop chunks of documents retired since the index was built
-        lexical = [(cid, sc) for cid, sc in hits if cid.split(":", 1)[0] in ready][:fetch_k]
+        lexical = [(cid, sc) for cid, sc in hits if doc_of(cid) in ready][:fetch_k]
 
     fused: dict[str, float] = {}
     for weight, leg in ((dense_w, dense), (bm25_w, lexical)):

@@ -1,0 +1,139 @@
+"""The REST and OpenAI-compatible contract, in-process: `TestClient(create_app(service))` with the mock
+embedder and the extractive mock model (rag.mock), so these run in seconds. What the models do is
+tested against the real ones in test_api.py (a real `ragkb serve` process) and test_answers_llm.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.server import create_app
+from app.services import RagkbService
+from rag.prompts import NO_ANSWER, is_refusal
+from rag.registry import doc_of
+from rag.settings import Settings
+
+GUIDE = """# Deployment guide
+
+## Backups
+
+Backups run every night at 02:00 and are kept for 14 days.
+
+## Ports
+
+The web server listens on port 8443 by default.
+"""
+HANDBOOK = "差旅报销规定。\n\n员工出差住宿费用每晚不超过六百元。超过标准的住宿费用需要部门经理批准。\n"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    d = tmp_path_factory.mktemp("contract")
+    settings = Settings(data_dir=d / "data", embedding_model="mock:hash", llm_mode="mock", max_file_mb=0.01,
+                        _env_file=None)
+    with TestClient(create_app(RagkbService(settings), ui=False)) as c:
+        r = c.post("/api/kbs", json={"name": "docs"})
+        assert r.status_code == 201, r.text
+        r = c.post("/api/kbs/docs/documents", files=[("files", ("guide.md", GUIDE.encode(), "text/markdown")),
+                                                      ("files", ("手册.txt", HANDBOOK.encode(), "text/plain"))])
+        assert r.status_code == 200 and r.json()["ingested"] == 2, r.text
+        yield c
+
+
+def _error(r, status: int, kind: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()["error"]
+    assert body["type"] == kind and body["code"] == status
+    return body["message"]
+
+
+def test_knowledge_base_errors_have_one_shape(client):
+    assert "nope" in _error(client.get("/api/kbs/nope"), 404, "not_found")
+    assert "docs" in _error(client.post("/api/kbs", json={"name": "docs"}), 409, "conflict")
+    _error(client.post("/api/kbs", json={"name": "  "}), 422, "invalid_request")
+    _error(client.put("/api/kbs/docs"), 405, "method_not_allowed")
+    _error(client.get("/api/no-such-route"), 404, "not_found")
+    r = client.get("/api/kbs/docs")
+    assert r.json()["documents"] == 2 and r.json()["embedding_model"] == "mock:hash"
+
+
+def test_upload_refusals_are_typed_413_and_415_and_name_the_file(client):
+    msg = _error(client.post("/api/kbs/docs/documents", files=[("files", ("tool.exe", b"MZ", "application/x-msdownload"))]),
+                 415, "invalid_file")
+    assert "tool.exe" in msg and "unsupported file type" in msg
+    big = b"x" * 20_000  # over RAGKB_MAX_FILE_MB=0.01
+    msg = _error(client.post("/api/kbs/docs/documents", files=[("files", ("big.txt", big, "text/plain"))]),
+                 413, "invalid_file")
+    assert "big.txt" in msg and "RAGKB_MAX_FILE_MB" in msg
+    # one acceptable file: the request succeeds and the refused one is reported per file
+    r = client.post("/api/kbs/docs/documents", files=[("files", ("big.txt", big, "text/plain")),
+                                                      ("files", ("guide.md", GUIDE.encode(), "text/markdown"))])
+    by = {x["name"]: x for x in r.json()["results"]}
+    assert by["big.txt"]["status"] == "failed" and by["guide.md"]["status"] == "skipped"  # unchanged: not duplicated
+
+
+def test_search_hits_carry_parseable_chunk_ids(client):
+    hits = client.post("/api/kbs/docs/search", json={"query": "port 8443", "k": 3}).json()
+    assert hits[0]["filename"] == "guide.md" and "8443" in hits[0]["text"]
+    assert all(doc_of(h["chunk_id"]) == h["doc_id"] for h in hits)
+
+
+def test_ask_answers_cites_and_stores_the_conversation(client):
+    r = client.post("/api/kbs/docs/ask", json={"question": "How long are backups kept?"})
+    body = r.json()
+    assert r.status_code == 200 and "14 days" in body["answer"] and "[1]" in body["answer"]
+    assert body["refused"] is False and body["sources"][0]["filename"] == "guide.md"
+    assert body["refused"] == is_refusal(body["answer"])  # the flag is the evaluation's rule
+    conv = client.get(f"/api/conversations/{body['conversation_id']}").json()
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"]
+    assert conv["messages"][1]["id"] == body["message_id"] and conv["knowledge_base"] == "docs"
+
+
+def test_out_of_scope_question_is_refused_with_the_flag_set(client):
+    body = client.post("/api/kbs/docs/ask", json={"question": "Who won the 1998 football world cup?"}).json()
+    assert body["answer"] == NO_ANSWER["en"] and body["refused"] is True and body["sources"] == []
+
+
+def test_streamed_events_are_the_typed_events_in_order(client):
+    r = client.post("/api/kbs/docs/ask", json={"question": "住宿费用每晚不超过多少？", "stream": True})
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    types = [e["type"] for e in events]
+    assert types[0] == "conversation" and types[-2:] == ["sources", "done"] and "token" in types
+    text = "".join(e["text"] for e in events if e["type"] == "token")
+    assert "六百元" in text
+    done = events[-1]
+    assert done["message_id"] and done["conversation_id"] == events[0]["conversation_id"]
+    assert done["refused"] is False and isinstance(done["timings"], dict)
+    assert events[-2]["sources"][0]["filename"] == "手册.txt"
+
+
+def test_feedback_correction_and_bad_cases(client):
+    asked = client.post("/api/kbs/docs/ask", json={"question": "Which port does the web server listen on?"}).json()
+    mid = asked["message_id"]
+    assert client.post(f"/api/messages/{mid}/feedback", json={"rating": -1, "comment": "too short"}).status_code == 204
+    _error(client.post(f"/api/messages/{mid}/feedback", json={"rating": 5}), 422, "invalid_request")
+    _error(client.post("/api/messages/nope/feedback", json={"rating": 1}), 404, "not_found")
+    r = client.post(f"/api/messages/{mid}/correction", json={"answer": "Port 8443, or RAGKB_PORT."})
+    assert r.status_code == 201 and r.json()["knowledge_base"] == "docs"
+    again = client.post("/api/kbs/docs/ask", json={"question": "Which port does the web server listen on?"}).json()
+    assert any(s["kind"] == "correction" for s in again["sources"])
+    cases = [json.loads(x) for x in client.get("/api/kbs/docs/bad-cases").text.splitlines()]
+    assert {c["type"] for c in cases} == {"thumbs_down", "correction"}
+
+
+def test_openai_route_answers_and_streams(client):
+    models = client.get("/v1/models").json()
+    assert "docs" in [m["id"] for m in models["data"]]
+    msgs = [{"role": "user", "content": "How long are backups kept?"}]
+    body = client.post("/v1/chat/completions", json={"model": "docs", "messages": msgs}).json()
+    assert "14 days" in body["choices"][0]["message"]["content"] and body["sources"][0]["filename"] == "guide.md"
+    r = client.post("/v1/chat/completions", json={"model": "docs", "messages": msgs, "stream": True})
+    chunks = [json.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: {")]
+    assert r.text.rstrip().endswith("data: [DONE]")
+    assert "14 days" in "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["sources"]
+    _error(client.post("/v1/chat/completions", json={"model": "nope", "messages": msgs}), 404, "not_found")
+    _error(client.post("/v1/chat/completions", json={"model": "docs", "messages": [{"role": "assistant", "content": "hi"}]}),
+           422, "invalid_request")
