@@ -18,10 +18,15 @@ from rich.table import Table
 
 from rag.settings import apply_offline_env
 
-apply_offline_env()
-
 app = typer.Typer(help="ragkb: a self-hosted knowledge-base assistant (PDF, Markdown, TXT; Chinese and English).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.callback()
+def _offline() -> None:
+    """Before any command (and so before any model library is imported): no code path goes online."""
+    apply_offline_env()
+
 kb_app = typer.Typer(help="Create, list, rename, delete and check knowledge bases.", no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 
