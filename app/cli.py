@@ -226,6 +226,52 @@ def rm(kb: str, doc: Annotated[str, typer.Argument(help="File name or document i
     out.print(f"removed {escape(row.filename)} ({row.chunks} chunks) from '{escape(kb)}'")
 
 
+chunk_app = typer.Typer(help="See a document's chunks; switch a chunk off (out of search and answers) or on.",
+                        no_args_is_help=True)
+app.add_typer(chunk_app, name="chunks")
+
+
+@chunk_app.command("list")
+def chunks_list(
+    kb: str,
+    doc: Annotated[str, typer.Argument(help="File name or document id (prefix).")],
+    contains: Annotated[Optional[str], typer.Option("--contains", help="Only chunks holding this text.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A document's chunks in order: id, page, section, length, enabled, text."""
+    row, chunks = _run(lambda: _service().document_chunks(kb, doc, contains))
+    if as_json:
+        print(json.dumps([{"id": c.id, "index": c.idx, "page": c.page, "section": c.section, "length": len(c.text),
+                           "enabled": c.enabled, "text": c.text} for c in chunks], ensure_ascii=False))
+        return
+    out.print(f"[bold]{escape(row.filename)}[/]: {len(chunks)} chunk(s)" + (f" containing '{escape(contains)}'" if contains else ""))
+    for c in chunks:
+        state = "" if c.enabled else " [red](disabled)[/]"
+        where = [f"page {c.page}"] if c.page else []
+        where += [escape(c.section)] if c.section else []
+        where.append(f"{len(c.text)} chars")
+        out.print(f"[bold]{escape(c.id)}[/]{state}  [dim]{' · '.join(where)}[/]")
+        snippet = " ".join(c.text.split())
+        out.print(f"   {escape(snippet[:200])}{'…' if len(snippet) > 200 else ''}")
+
+
+def _switch(kb: str, chunk_id: str, enabled: bool) -> None:
+    c = _run(lambda: _service().set_chunk_enabled(kb, chunk_id, enabled))
+    out.print(f"chunk {escape(c.id)} {'enabled' if enabled else 'disabled: no longer searched or used in answers'}")
+
+
+@chunk_app.command("disable")
+def chunks_disable(kb: str, chunk_id: str) -> None:
+    """Switch a chunk off: excluded from search and answers (survives restarts, reindex, re-ingest)."""
+    _switch(kb, chunk_id, False)
+
+
+@chunk_app.command("enable")
+def chunks_enable(kb: str, chunk_id: str) -> None:
+    """Switch a chunk back on."""
+    _switch(kb, chunk_id, True)
+
+
 @app.command()
 def reindex(kb: str) -> None:
     """Re-embed a knowledge base with the configured embedding model (after changing RAGKB_EMBEDDING_MODEL)."""
@@ -245,15 +291,28 @@ def search(
     query: str,
     k: Annotated[Optional[int], typer.Option("-k", help="How many chunks.")] = None,
     doc: Annotated[Optional[list[str]], typer.Option("--doc", help="Only in this document (repeatable).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="The retrieval test: what the answer chain would see, "
+                                          "with the answer gate's verdict per chunk.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Hybrid search: ranked chunks with file, page, section and score."""
-    hits = _run(lambda: _service().search(kb, query, k=k, documents=doc))
+    service = _service()
+    if explain:
+        if doc:
+            _fail("--explain shows what the answer chain sees, over the whole knowledge base: drop --doc")
+        explained = _run(lambda: service.retrieval_test(kb, query, k=k or 10))
+        hits = [e.hit for e in explained]
+    else:
+        explained = []
+        hits = _run(lambda: service.search(kb, query, k=k, documents=doc))
     if as_json:
-        print(json.dumps([{"rank": i, "file": h.filename, "page": h.page, "section": h.section,
-                           "score": round(h.score, 6), "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
-                           "doc_id": h.doc_id, "chunk_id": h.chunk_id, "text": h.text}
-                          for i, h in enumerate(hits, start=1)], ensure_ascii=False))
+        rows = [{"rank": i, "file": h.filename, "page": h.page, "section": h.section,
+                 "score": round(h.score, 6), "dense_rank": h.dense_rank, "bm25_rank": h.bm25_rank,
+                 "doc_id": h.doc_id, "chunk_id": h.chunk_id, "text": h.text} for i, h in enumerate(hits, start=1)]
+        for row, e in zip(rows, explained):
+            row["gate"] = {"kept": e.kept, "in_prompt": e.in_prompt, "coverage": e.coverage, "dense_similarity": e.dense,
+                           "why": e.why}
+        print(json.dumps(rows, ensure_ascii=False))
         return
     if not hits:
         out.print("no matching chunks")
@@ -263,6 +322,10 @@ def search(
         legs = ", ".join(x for x in (f"dense #{h.dense_rank}" if h.dense_rank else "",
                                      f"bm25 #{h.bm25_rank}" if h.bm25_rank else "") if x)
         out.print(f"[bold]{i}.[/] {where}  [dim]score {h.score:.4f} ({legs})[/]")
+        if explained:
+            e = explained[i - 1]
+            verdict = "[green]in the prompt[/]" if e.in_prompt else ("[yellow]kept[/]" if e.kept else "[red]dropped by the gate[/]")
+            out.print(f"   {verdict}: [dim]{escape(e.why)}[/]")
         snippet = " ".join(h.text.split())
         out.print(f"   {escape(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
 

@@ -19,7 +19,7 @@ from ingest.pipeline import (  # noqa: F401  (the statuses are re-exported for t
     FAILED, INGESTED, REPLACED, SKIPPED, FileResult, IngestSummary, ProgressFn, ingest_files, ingest_paths, too_large,
     unsupported_type,
 )
-from rag.chain import AnswerService
+from rag.chain import AnswerService, ExplainedHit
 from rag.conversations import Conversation, ConversationStore, Message
 from rag.errors import RagkbError
 from rag.events import AnswerCollector, AnswerEvent, Started
@@ -58,6 +58,16 @@ class Upload:
     path: Path  # where the face stored the bytes (a temp file)
     name: str  # the name the user gave the file
     refused: UploadRejected | None = None  # set by a face that already refused it (stopped reading at the limit)
+
+
+@dataclass
+class ChunkView:
+    id: str
+    idx: int
+    page: int | None
+    section: str | None
+    text: str
+    enabled: bool
 
 
 class RagkbService:
@@ -111,8 +121,26 @@ class RagkbService:
     def documents(self, kb: str):
         return self.store.documents(kb)
 
+    def document_languages(self, kb: str) -> dict[str, str]:
+        """{document id: "zh" | "en" | "zh+en"} for the documents table."""
+        return self.store.document_languages(kb)
+
     def delete_document(self, kb: str, ref: str):
         return self.store.delete_document(kb, ref)
+
+    def document_chunks(self, kb: str, document: str, contains: str | None = None) -> tuple[object, list[ChunkView]]:
+        """A document's chunks in order (page, section, text, enabled); `contains`: only chunks holding that
+        text (case-insensitive). Returns (the document row, the chunks)."""
+        doc, rows = self.store.document_chunks(kb, document)
+        needle = " ".join((contains or "").split()).lower()
+        views = [ChunkView(r.id, r.idx, r.page, r.section, r.text, enabled) for r, enabled in rows
+                 if not needle or needle in " ".join(r.text.split()).lower()]
+        return doc, views
+
+    def set_chunk_enabled(self, kb: str, chunk_id: str, enabled: bool) -> ChunkView:
+        """Switch a chunk off (excluded from search and answers, kept and shown as disabled) or back on."""
+        row, _ = self.store.set_chunk_enabled(kb, chunk_id, enabled)
+        return ChunkView(row.id, row.idx, row.page, row.section, row.text, enabled)
 
     def upload_problem(self, upload: Upload) -> UploadRejected | None:
         """Why the upload cannot be ingested (checked before any work), or None."""
@@ -161,6 +189,13 @@ class RagkbService:
         from rag.retrieval import search
 
         return search(self.store, kb, query, k=k, documents=documents)
+
+    def retrieval_test(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
+        """What the assistant would see for `query`: the ranked blocks with both legs' ranks, the answer
+        gate's verdict and why, and which would reach the model (web UI tab, `search --explain`, API)."""
+        if not query.strip():
+            raise RagkbError("The query is empty.")
+        return self.answers.explain(kb, query, k)
 
     # -- answers ------------------------------------------------------------------------------
     def stream_answer(self, kb: str, question: str, history: list[tuple[str, str]] | None = None

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -38,6 +39,18 @@ log = logging.getLogger(__name__)
 def _messages(pairs: list[tuple[str, str]]):
     cls = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [cls[role](content=content) for role, content in pairs]
+
+
+@dataclass
+class ExplainedHit:
+    """A retrieved block as the answer gate sees it."""
+
+    hit: SearchHit
+    coverage: float  # share of the question's topic words in the block (IDF-weighted)
+    dense: float | None  # cosine similarity, None when the embedder does not serve the language
+    kept: bool  # the gate keeps it as evidence
+    in_prompt: bool  # kept and among the first RAGKB_ANSWER_K kept: the model would see it
+    why: str
 
 
 class AnswerService:
@@ -156,6 +169,21 @@ class AnswerService:
             if passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity):
                 keep.append(h)
         return keep
+
+    def explain(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
+        """The retrieval test: the ranked blocks the chain would see for `query` (same retrieval, same
+        reranker), each with the gate's verdict and why, and whether it would go into the prompt."""
+        from rag.answerability import explain, passes
+
+        hits = self.rerank(query, self.retrieve(kb, [query], k or self.settings.answer_k))
+        out, in_prompt = [], 0
+        for h, ev in zip(hits, self.evidence(kb, [query], hits)):
+            kept = passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
+            prompt = kept and in_prompt < self.settings.answer_k
+            in_prompt += prompt
+            out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept, prompt,
+                                    explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)))
+        return out
 
     def corrections_for(self, kb: str, questions: list[str]) -> list:
         """User corrections that answer one of `questions` in this knowledge base, best first."""

@@ -61,3 +61,8 @@ class ConversationNotFound(RagkbError):
 class MessageNotFound(RagkbError):
     def __init__(self, msg_id: str):
         super().__init__(f"No message with id '{msg_id}'.")
+
+
+class ChunkNotFound(RagkbError):
+    def __init__(self, chunk_id: str, kb: str):
+        super().__init__(f"No chunk '{chunk_id}' in a searchable document of knowledge base '{kb}'.")

@@ -99,6 +99,23 @@ class ChunkRow(Base):
     char_offset: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class DisabledChunkRow(Base):
+    """A chunk the user switched off, keyed by its file name and text (not its id): the switch survives
+    `reindex`, restarts and a re-ingest that produces the same chunk again."""
+
+    __tablename__ = "disabled_chunks"
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    text_sha1: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+def text_key(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(" ".join(text.split()).encode("utf-8")).hexdigest()
+
+
 class Registry:
     def __init__(self, url: str):
         self.url = url
@@ -147,6 +164,7 @@ class Registry:
     def delete_kb(self, kb_id: str) -> None:
         with self.session() as s:
             s.execute(delete(ChunkRow).where(ChunkRow.kb_id == kb_id))
+            s.execute(delete(DisabledChunkRow).where(DisabledChunkRow.kb_id == kb_id))
             s.execute(delete(DocumentRow).where(DocumentRow.kb_id == kb_id))
             s.execute(delete(KnowledgeBaseRow).where(KnowledgeBaseRow.id == kb_id))
 
@@ -261,6 +279,11 @@ class Registry:
                 q = q.where(ChunkRow.doc_id.in_(list(doc_ids)))
             return list(s.scalars(q.order_by(ChunkRow.doc_id, ChunkRow.idx)))
 
+    def chunk_samples(self, kb_id: str, per_doc: int = 3) -> list[ChunkRow]:
+        """The first chunks of every document (what a document's language is judged on)."""
+        with self.session() as s:
+            return list(s.scalars(select(ChunkRow).where(ChunkRow.kb_id == kb_id, ChunkRow.idx < per_doc)))
+
     def chunk_ids(self, doc_ids: Iterable[str]) -> set[str]:
         with self.session() as s:
             return set(s.scalars(select(ChunkRow.id).where(ChunkRow.doc_id.in_(list(doc_ids)))))
@@ -270,6 +293,26 @@ class Registry:
             return {}
         with self.session() as s:
             return {r.id: r for r in s.scalars(select(ChunkRow).where(ChunkRow.id.in_(ids)))}
+
+    def disabled_keys(self, kb_id: str) -> set[tuple[str, str]]:
+        """(filename, text_key) of the chunks switched off in this knowledge base."""
+        with self.session() as s:
+            return {(r.filename, r.text_sha1) for r in
+                    s.scalars(select(DisabledChunkRow).where(DisabledChunkRow.kb_id == kb_id))}
+
+    def set_chunk_disabled(self, kb_id: str, filename: str, key: str, disabled: bool) -> None:
+        with self.session() as s:
+            row = s.get(DisabledChunkRow, (kb_id, filename, key))
+            if disabled and row is None:
+                s.add(DisabledChunkRow(kb_id=kb_id, filename=filename, text_sha1=key))
+            elif not disabled and row is not None:
+                s.delete(row)
+
+    def forget_disabled(self, kb_id: str, filename: str) -> None:
+        """A deleted document's switches go with it."""
+        with self.session() as s:
+            s.execute(delete(DisabledChunkRow).where(DisabledChunkRow.kb_id == kb_id,
+                                                     DisabledChunkRow.filename == filename))
 
     def count_chunks(self, kb_id: str) -> int:
         with self.session() as s:

@@ -76,6 +76,7 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
         ready = {store.find_document(kb, ref).id for ref in documents} & ready
     if not ready:
         return []
+    off = store.disabled_chunk_ids(kb, names)  # switched off by the user: in neither leg
     dense_w, bm25_w = weights or leg_weights(store, query)
 
     dense: list[tuple[str, float]] = []
@@ -86,10 +87,10 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
         with store.vector_errors():
             # no metadata: chunk ids are "<doc_id>:<n>", and fetching metadata costs more than the
             # vector search itself on a large collection (150 ms vs 25 ms at 100k chunks)
-            res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20, where=where,
+            res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20 + len(off), where=where,
                                              include=["distances"])
         for cid, dist in zip(res["ids"][0], res["distances"][0]):
-            if doc_of(cid) in ready:  # never a half-written or retired document
+            if doc_of(cid) in ready and cid not in off:  # never a half-written or retired document
                 dense.append((cid, 1.0 - float(dist)))
         dense = dense[:fetch_k]
 
@@ -97,9 +98,9 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
     if bm25_w > 0:
         index = store.bm25(kb)
         allowed = store.registry.chunk_ids(ready) if documents else None
-        hits = index.search(query, fetch_k + 20, allowed_ids=allowed)
+        hits = index.search(query, fetch_k + 20 + len(off), allowed_ids=allowed)
         # chunk ids are "<doc_id>:<n>"; drop chunks of documents retired since the index was built
-        lexical = [(cid, sc) for cid, sc in hits if doc_of(cid) in ready][:fetch_k]
+        lexical = [(cid, sc) for cid, sc in hits if doc_of(cid) in ready and cid not in off][:fetch_k]
 
     fused: dict[str, float] = {}
     for weight, leg in ((dense_w, dense), (bm25_w, lexical)):

@@ -25,11 +25,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from rag.errors import (
-    DocumentNotFound, EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, RagkbError,
+    ChunkNotFound, DocumentNotFound, EmbeddingMismatch, InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, RagkbError,
     VectorStoreUnavailable,
 )
 from rag.lexical import BM25Index
-from rag.registry import DELETING, FAILED, INGESTING, READY, DocumentRow, KnowledgeBaseRow, Registry, new_id
+from rag.registry import (
+    DELETING, FAILED, INGESTING, READY, ChunkRow, DocumentRow, KnowledgeBaseRow, Registry, new_id, text_key,
+)
 from rag.settings import Settings, apply_offline_env
 
 log = logging.getLogger(__name__)
@@ -284,7 +286,51 @@ class KnowledgeBaseStore:
         self.registry.retire_documents(kb.id, [doc.id])
         self.purge_documents(kb, [doc.id])
         self.refresh_bm25(kb)
+        if doc.filename not in self.ready_documents(kb).values():  # no other version left under that name
+            self.registry.forget_disabled(kb.id, doc.filename)
         return doc
+
+    def document_languages(self, name: str) -> dict[str, str]:
+        """{doc id: "zh" | "en" | "zh+en"} judged on each document's first chunks."""
+        from rag.text import cjk_ratio
+
+        texts: dict[str, list[str]] = {}
+        for r in self.registry.chunk_samples(self.get_row(name).id):
+            texts.setdefault(r.doc_id, []).append(r.text)
+        out = {}
+        for doc_id, parts in texts.items():
+            ratio = cjk_ratio(" ".join(parts))
+            out[doc_id] = "zh" if ratio >= 0.6 else ("en" if ratio <= 0.05 else "zh+en")
+        return out
+
+    # -- chunks switched off by the user ----------------------------------------------------
+    def disabled_chunk_ids(self, kb: KnowledgeBaseRow, names: dict[str, str] | None = None) -> set[str]:
+        """Ids of the ready chunks the user switched off (excluded from both search legs and from answers).
+        `names`: doc id -> file name of the ready documents, when the caller has it."""
+        keys = self.registry.disabled_keys(kb.id)
+        if not keys:
+            return set()
+        names = names if names is not None else self.ready_documents(kb)
+        files = {f for f, _ in keys}
+        docs = [d for d, n in names.items() if n in files]
+        return {r.id for r in self.registry.chunk_rows(kb.id, docs) if (names[r.doc_id], text_key(r.text)) in keys}
+
+    def document_chunks(self, name: str, ref: str) -> tuple[DocumentRow, list[tuple[ChunkRow, bool]]]:
+        """A document's chunks in order, each with whether it is enabled."""
+        kb = self.get_row(name)
+        doc = self.find_document(kb, ref)
+        keys = self.registry.disabled_keys(kb.id)
+        return doc, [(r, (doc.filename, text_key(r.text)) not in keys) for r in self.registry.chunk_rows(kb.id, [doc.id])]
+
+    def set_chunk_enabled(self, name: str, chunk_id: str, enabled: bool) -> tuple[ChunkRow, str]:
+        """Switch a chunk on or off; returns it and its file name."""
+        kb = self.get_row(name)
+        row = self.registry.chunks_by_ids([chunk_id]).get(chunk_id)
+        filename = self.ready_documents(kb).get(row.doc_id) if row is not None and row.kb_id == kb.id else None
+        if filename is None:
+            raise ChunkNotFound(chunk_id, kb.name)
+        self.registry.set_chunk_disabled(kb.id, filename, text_key(row.text), not enabled)
+        return row, filename
 
     def begin_document(self, kb: KnowledgeBaseRow, **values) -> DocumentRow:
         return self.registry.add_document(kb_id=kb.id, status=INGESTING, **values)

@@ -137,3 +137,58 @@ def test_openai_route_answers_and_streams(client):
     _error(client.post("/v1/chat/completions", json={"model": "nope", "messages": msgs}), 404, "not_found")
     _error(client.post("/v1/chat/completions", json={"model": "docs", "messages": [{"role": "assistant", "content": "hi"}]}),
            422, "invalid_request")
+
+
+def test_retrieval_test_explains_the_gate(client):
+    hits = client.post("/api/kbs/docs/search", json={"query": "How long are backups kept?", "k": 5, "explain": True}).json()
+    top = hits[0]
+    assert "14 days" in top["text"] and top["gate"]["kept"] and top["gate"]["in_prompt"]
+    assert "topic words" in top["gate"]["why"] and top["bm25_rank"] == 1
+    plain = client.post("/api/kbs/docs/search", json={"query": "backups", "k": 5}).json()
+    assert plain[0]["gate"] is None
+
+
+def test_a_switched_off_chunk_leaves_search_and_answers_and_comes_back(client):
+    chunks = client.get("/api/kbs/docs/documents/guide.md/chunks", params={"contains": "8443"}).json()
+    assert len(chunks) == 1 and chunks[0]["enabled"] and chunks[0]["length"] == len(chunks[0]["text"])
+    cid = chunks[0]["id"]
+    r = client.patch(f"/api/kbs/docs/chunks/{cid}", json={"enabled": False})
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    assert all(h["chunk_id"] != cid for h in client.post("/api/kbs/docs/search", json={"query": "port 8443"}).json())
+    body = client.post("/api/kbs/docs/ask", json={"question": "Which port does the web server listen on by default?"}).json()
+    assert not any(s["kind"] == "document" and "8443" in s["snippet"] for s in body["sources"])
+    listed = client.get("/api/kbs/docs/documents/guide.md/chunks").json()
+    assert [c["enabled"] for c in listed if c["id"] == cid] == [False]  # still listed, as disabled
+    assert client.patch(f"/api/kbs/docs/chunks/{cid}", json={"enabled": True}).json()["enabled"] is True
+    assert client.post("/api/kbs/docs/search", json={"query": "port 8443"}).json()[0]["chunk_id"] == cid
+    _error(client.patch("/api/kbs/docs/chunks/nope:1", json={"enabled": False}), 404, "not_found")
+
+
+def test_cli_explains_and_switches_chunks(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    monkeypatch.setenv("RAGKB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAGKB_EMBEDDING_MODEL", "mock:hash")
+    (tmp_path / "guide.md").write_text(GUIDE, encoding="utf-8")
+    run = CliRunner().invoke
+    assert run(app, ["ingest", "kb", str(tmp_path / "guide.md"), "-q"]).exit_code == 0
+    r = run(app, ["search", "kb", "How long are backups kept?", "--explain"])
+    assert r.exit_code == 0 and "in the prompt" in r.output and "topic words" in r.output
+    rows = json.loads(run(app, ["chunks", "list", "kb", "guide.md", "--json", "--contains", "14 days"]).output)
+    assert len(rows) == 1 and rows[0]["enabled"]
+    assert run(app, ["chunks", "disable", "kb", rows[0]["id"]]).exit_code == 0
+    hits = json.loads(run(app, ["search", "kb", "backups kept 14 days", "--json"]).output)
+    assert rows[0]["id"] not in [h["chunk_id"] for h in hits]
+    assert run(app, ["reindex", "kb"]).exit_code == 0  # the switch survives re-embedding
+    hits = json.loads(run(app, ["search", "kb", "backups kept 14 days", "--json"]).output)
+    assert rows[0]["id"] not in [h["chunk_id"] for h in hits]
+    assert "(disabled)" in run(app, ["chunks", "list", "kb", "guide.md"]).output
+    # a new version of the file that still has that chunk: it stays off (keyed by file and text, not id)
+    (tmp_path / "guide.md").write_text(GUIDE + "\n## Logs\n\nLogs are kept for 30 days.\n", encoding="utf-8")
+    assert "replaced" in run(app, ["ingest", "kb", str(tmp_path / "guide.md")]).output
+    again = json.loads(run(app, ["chunks", "list", "kb", "guide.md", "--json", "--contains", "14 days"]).output)
+    assert len(again) == 1 and again[0]["enabled"] is False
+    r = run(app, ["chunks", "disable", "kb", "nope:3"])
+    assert r.exit_code == 2 and "nope:3" in r.output

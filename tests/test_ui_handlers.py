@@ -36,11 +36,11 @@ def test_create_ingest_and_ask_through_the_handlers(ui):
     service, c, doc = ui
     kbs = KnowledgeBaseHandlers(service, c)
     out = kbs.on_create("财务", ZH)
-    assert out[c.kb]["value"] == "财务" and "财务" in out[c.kb_status] and out[c.docs] == []
+    assert out[c.kb]["value"] == "财务" and "财务" in out[c.kb_status] and out[c.docs]["data"] == []
     assert c.question not in out  # untouched components are not in the update
     steps = list(kbs.on_ingest("财务", [str(doc)], ZH, progress=lambda *a, **k: None))
     last = steps[-1]
-    assert "data-status='ingested'" in last[c.ingest_results] and last[c.docs][0][0] == "报销.md"
+    assert "data-status='ingested'" in last[c.ingest_results] and last[c.docs]["data"][0][0] == "报销.md"
 
     chat = ChatHandlers(service, c)
     steps = list(chat.on_send("报销后多久付款？", [], "", [], "财务", ZH))
@@ -65,3 +65,39 @@ def test_handlers_say_what_is_missing_instead_of_failing(ui):
     assert kbs.on_delete("x", False, EN)[c.kb_status].startswith("Tick")
     assert "⚠️" in kbs.on_rename("nope", "new", EN)[c.kb_status]
     assert FeedbackHandlers(service, c).on_correct("", "x", EN) == {c.fb_status: "Ask a question first: feedback applies to an answer."}
+
+
+def test_retrieval_test_and_switching_a_chunk_off_changes_the_answer(ui):
+    from app.ui.workbench import WorkbenchHandlers
+
+    service, c, doc = ui
+    service.create_kb("财务")
+    service.ingest_paths("财务", [doc])
+    wb = WorkbenchHandlers(service, c)
+    html = wb.on_retrieval_test("财务", "出差住宿每晚不超过多少？", 5, ZH)[c.rt_results]
+    assert "进入提示词" in html and "报销.md" in html and "六百元" in html  # the verdict, in the UI language
+    assert "<script" not in wb.on_retrieval_test("财务", "<script>alert(1)</script>", 5, EN)[c.rt_results]
+
+    shown = wb.on_show_chunks("财务", "报销.md", "", ZH)
+    target = next(cid for _, cid in shown[c.chunk_pick]["choices"] if "六百元" in _)
+    before = list(ChatHandlers(service, c).on_send("出差住宿每晚不超过多少？", [], "", [], "财务", ZH))[-1]
+    assert "六百元" in before[c.chatbot][-1]["content"]
+    off = wb.switch(False)("财务", "报销.md", target, "", ZH)
+    assert "已停用" in off[c.chunk_status] and "class='disabled'" in off[c.chunks_html]
+    after = list(ChatHandlers(service, c).on_send("出差住宿每晚不超过多少？", [], "", [], "财务", ZH))[-1]
+    assert "六百元" not in after[c.chatbot][-1]["content"]  # the switched-off chunk is no longer an answer
+    # still listed (as disabled), and back on with one click
+    assert "六百元" in wb.on_show_chunks("财务", "报销.md", "六百", ZH)[c.chunks_html]
+    wb.switch(True)("财务", "报销.md", target, "", ZH)
+    assert "六百元" in wb.on_retrieval_test("财务", "出差住宿每晚不超过多少？", 5, ZH)[c.rt_results]
+
+
+def test_documents_table_headers_follow_the_ui_language(ui):
+    service, c, doc = ui
+    service.create_kb("财务")
+    service.ingest_paths("财务", [doc])
+    kbs = KnowledgeBaseHandlers(service, c)
+    zh, en = kbs.on_refresh("财务", ZH)[c.docs], kbs.on_refresh("财务", EN)[c.docs]
+    assert zh["headers"][:2] == ["名称", "状态"] and en["headers"][:2] == ["Name", "Status"]
+    row = dict(zip(en["headers"], en["data"][0]))
+    assert row["Language"] == "zh" and row["Embedding model"] == "mock:hash" and row["Size"].endswith("KB")

@@ -10,12 +10,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services import FileTooLarge, UnsupportedFileType, UploadRejected
 from rag.errors import (
-    ConversationNotFound, DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
+    ChunkNotFound, ConversationNotFound, DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
     KnowledgeBaseNotFound, LLMUnavailable, MessageNotFound, RagkbError, VectorStoreUnavailable,
 )
 
 STATUS = [
-    ((KnowledgeBaseNotFound, DocumentNotFound, ConversationNotFound, MessageNotFound), 404, "not_found"),
+    ((KnowledgeBaseNotFound, DocumentNotFound, ChunkNotFound, ConversationNotFound, MessageNotFound), 404,
+     "not_found"),
     ((KnowledgeBaseExists, EmbeddingMismatch), 409, "conflict"),
     ((FileTooLarge,), 413, "invalid_file"),
     ((UnsupportedFileType,), 415, "invalid_file"),

@@ -9,7 +9,9 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, File, Response, UploadFile
 
 from app.api.deps import ERRORS, Service, require_key
-from app.api.models import DocumentOut, ErrorBody, FileResultOut, HitOut, KBName, KBOut, SearchIn, UploadOut
+from app.api.models import (
+    ChunkOut, ChunkSwitch, DocumentOut, ErrorBody, FileResultOut, GateOut, HitOut, KBName, KBOut, SearchIn, UploadOut,
+)
 from app.services import Upload, safe_display_name
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)], responses=ERRORS)
@@ -102,8 +104,36 @@ def delete_document(kb: str, document: str, service: Service):
     return Response(status_code=204)
 
 
+def chunk_out(c) -> ChunkOut:  # noqa: ANN001
+    return ChunkOut(id=c.id, index=c.idx, page=c.page, section=c.section, text=c.text, length=len(c.text),
+                    enabled=c.enabled)
+
+
+@router.get("/kbs/{kb}/documents/{document}/chunks", response_model=list[ChunkOut], tags=["documents"])
+def document_chunks(kb: str, document: str, service: Service, contains: str | None = None):
+    """A document's chunks in order; `contains` keeps those holding that text (case-insensitive)."""
+    return [chunk_out(c) for c in service.document_chunks(kb, document, contains)[1]]
+
+
+@router.patch("/kbs/{kb}/chunks/{chunk_id}", response_model=ChunkOut, tags=["documents"])
+def switch_chunk(kb: str, chunk_id: str, body: ChunkSwitch, service: Service):
+    """Switch a chunk off (`enabled: false`: excluded from search and answers, still listed) or on again.
+    The switch survives restarts, `ragkb reindex` and a re-ingest that yields the same chunk."""
+    return chunk_out(service.set_chunk_enabled(kb, chunk_id, body.enabled))
+
+
 @router.post("/kbs/{kb}/search", response_model=list[HitOut], tags=["search"])
 def search(kb: str, body: SearchIn, service: Service):
-    return [HitOut(rank=i, filename=h.filename, page=h.page, section=h.section, score=round(h.score, 6),
-                   text=h.text, doc_id=h.doc_id, chunk_id=h.chunk_id)
-            for i, h in enumerate(service.search(kb, body.query, body.k), start=1)]
+    """Hybrid search. `explain: true` is the retrieval test: the hits the answer chain would see, each with
+    the gate's verdict (kept, in the prompt, why)."""
+    if body.explain:
+        return [_hit_out(i, e.hit, GateOut(kept=e.kept, in_prompt=e.in_prompt, coverage=e.coverage,
+                                           dense_similarity=None if e.dense is None else round(e.dense, 4), why=e.why))
+                for i, e in enumerate(service.retrieval_test(kb, body.query, body.k), start=1)]
+    return [_hit_out(i, h) for i, h in enumerate(service.search(kb, body.query, body.k), start=1)]
+
+
+def _hit_out(rank: int, h, gate: GateOut | None = None) -> HitOut:  # noqa: ANN001
+    return HitOut(rank=rank, filename=h.filename, page=h.page, section=h.section, score=round(h.score, 6),
+                  text=h.text, doc_id=h.doc_id, chunk_id=h.chunk_id, dense_rank=h.dense_rank, bm25_rank=h.bm25_rank,
+                  gate=gate)

@@ -60,6 +60,20 @@ class DocumentOut(BaseModel):
     added: str
 
 
+class ChunkOut(BaseModel):
+    id: str
+    index: int = Field(description="Position in the document, from 0.")
+    page: int | None
+    section: str | None
+    text: str
+    length: int = Field(description="Characters.")
+    enabled: bool = Field(description="false: switched off, excluded from search and answers.")
+
+
+class ChunkSwitch(StrictBody):
+    enabled: bool
+
+
 class FileResultOut(BaseModel):
     name: str
     status: Literal["ingested", "replaced", "skipped", "failed"]
@@ -80,6 +94,16 @@ class UploadOut(BaseModel):
 class SearchIn(StrictBody):
     query: str = Field(..., min_length=1, max_length=4000)
     k: JsonInt = Field(5, ge=1, le=100)
+    explain: bool = Field(False, description="Also the answer gate's verdict per hit (the retrieval test).")
+
+
+class GateOut(BaseModel):
+    kept: bool = Field(description="The answer gate keeps this block as evidence for the question.")
+    in_prompt: bool = Field(description="Kept and among the first RAGKB_ANSWER_K kept: the model would see it.")
+    coverage: float = Field(description="IDF-weighted share of the question's topic words in the block.")
+    dense_similarity: float | None = Field(description="Cosine similarity; null when the embedder does not "
+                                           "serve the question's language.")
+    why: str
 
 
 class HitOut(BaseModel):
@@ -91,6 +115,9 @@ class HitOut(BaseModel):
     text: str
     doc_id: str
     chunk_id: str
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    gate: GateOut | None = None
 
 
 class AskIn(StrictBody):

@@ -33,7 +33,7 @@ class ChatHandlers(Handlers):
                 last_sources = sources_html(last.sources, request, bool(last.meta.get("refused")))
         return {c.kb: gr.update(choices=names, value=kb_value), c.kb_status: "" if names else text(request, "no_kb"),
                 c.convs: gr.update(choices=self.conv_choices(user), value=cid or None), c.chatbot: messages,
-                c.conv_id: cid, c.msg_ids: ids, c.sources: last_sources, **self.documents_view(kb_value),
+                c.conv_id: cid, c.msg_ids: ids, c.sources: last_sources, **self.documents_view(kb_value, request),
                 c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
 
     def on_send(self, message: str, history: list, cid: str, ids: list, name: str | None, request: gr.Request):
@@ -107,7 +107,7 @@ class ChatHandlers(Handlers):
                c.sources: sources_html(last.sources, request, bool(last.meta.get("refused"))) if last else "",
                c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
         if known:
-            out.update({c.kb: known, c.docs: self.docs_table(known)})
+            out.update({c.kb: known, c.docs: self.docs_table(known, request)})
         return out
 
     def on_rename_conversation(self, cid: str, title: str, request: gr.Request) -> dict:

@@ -6,6 +6,7 @@ import gradio as gr
 
 from app.services import RagkbService
 from app.ui.layout import Layout
+from app.ui_text import text
 from rag.errors import RagkbError
 
 
@@ -25,15 +26,21 @@ class Handlers:
     def conv_choices(self, user: str) -> list[tuple[str, str]]:
         return [(c.title or "…", c.id) for c in self.service.conversations_of(user)]
 
-    def docs_table(self, kb: str | None) -> list[list]:
+    def docs_table(self, kb: str | None, request=None) -> dict:  # noqa: ANN001
+        """The documents table, its headers in the UI language."""
+        headers = [text(request, k) for k in ("col_name", "col_status", "col_pages", "col_chunks", "col_size",
+                                              "col_language", "col_model", "col_added", "col_note")]
         if not kb:
-            return []
+            return {"headers": headers, "data": []}
         try:
-            rows = self.service.documents(kb)
+            model = self.service.kb(kb).embedding_model
+            rows, langs = self.service.documents(kb), self.service.document_languages(kb)
         except RagkbError:
-            return []
-        return [[d.filename, d.status, d.pages or "", d.chunks, d.created_at.strftime("%Y-%m-%d %H:%M"),
-                 d.error or d.warnings or ""] for d in rows]
+            return {"headers": headers, "data": []}
+        return {"headers": headers, "data": [
+            [d.filename, d.status, d.pages or "", d.chunks, size_label(d.size_bytes), langs.get(d.id, ""),
+             model.rsplit("/", 1)[-1], d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or d.warnings or ""]
+            for d in rows]}
 
     def doc_choices(self, kb: str | None) -> list[str]:
         if not kb:
@@ -43,6 +50,13 @@ class Handlers:
         except RagkbError:
             return []
 
-    def documents_view(self, kb: str | None) -> dict:
-        """The documents table and the document picker for `kb`."""
-        return {self.c.docs: self.docs_table(kb), self.c.doc_pick: gr.update(choices=self.doc_choices(kb), value=None)}
+    def documents_view(self, kb: str | None, request=None) -> dict:  # noqa: ANN001
+        """The documents table and the document picker for `kb` (the picked document's chunks cleared)."""
+        return {self.c.docs: self.docs_table(kb, request),
+                self.c.doc_pick: gr.update(choices=self.doc_choices(kb), value=None)}
+
+
+def size_label(n: int | None) -> str:
+    if not n:
+        return ""
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{max(n / 1024, 0.1):.1f} KB"

@@ -22,7 +22,7 @@ class KnowledgeBaseHandlers(Handlers):
                 self.service.switch_kb(cid, name, user_of(request))
             except RagkbError:
                 pass
-        return self.documents_view(name)
+        return self.documents_view(name, request)
 
     def on_create(self, name: str, request: gr.Request) -> dict:
         c = self.c
@@ -32,7 +32,7 @@ class KnowledgeBaseHandlers(Handlers):
             return {c.kb_status: f"⚠️ {exc}"}
         return {c.kb: gr.update(choices=self.kb_choices(), value=created.name),
                 c.kb_status: text(request, "created", name=created.name), c.new_kb: "",
-                **self.documents_view(None)}
+                **self.documents_view(None, request)}
 
     def on_rename(self, current: str | None, new_name: str, request: gr.Request) -> dict:
         c = self.c
@@ -58,7 +58,7 @@ class KnowledgeBaseHandlers(Handlers):
         names = self.kb_choices()
         value = names[0] if names else None
         return {c.kb: gr.update(choices=names, value=value), c.kb_status: text(request, "deleted", name=current),
-                c.confirm: False, **self.documents_view(value)}
+                c.confirm: False, **self.documents_view(value, request)}
 
     def on_ingest(self, name: str | None, paths, request: gr.Request, progress=gr.Progress()):  # noqa: ANN001, B008
         """Ingest in a worker thread; per-file results and the progress bar update as files finish."""
@@ -104,11 +104,11 @@ class KnowledgeBaseHandlers(Handlers):
         summary = outcome["summary"]
         yield {c.ingest_status: text(request, "summary", ok=len(summary.ingested), skipped=len(summary.skipped),
                                      failed=len(summary.failed)),
-               c.ingest_results: result_html(summary.results, request), **self.documents_view(name),
+               c.ingest_results: result_html(summary.results, request), **self.documents_view(name, request),
                c.files: gr.update(value=None, interactive=True)}
 
-    def on_refresh(self, name: str | None) -> dict:
-        return {self.c.docs: self.docs_table(name), self.c.doc_pick: gr.update(choices=self.doc_choices(name))}
+    def on_refresh(self, name: str | None, request: gr.Request) -> dict:
+        return {self.c.docs: self.docs_table(name, request), self.c.doc_pick: gr.update(choices=self.doc_choices(name))}
 
     def on_doc_delete(self, name: str | None, doc: str | None, request: gr.Request) -> dict:
         c = self.c
@@ -118,7 +118,7 @@ class KnowledgeBaseHandlers(Handlers):
             row = self.service.delete_document(name, doc)
         except RagkbError as exc:
             return {c.doc_status: f"⚠️ {exc}"}
-        return {c.doc_status: text(request, "doc_deleted", name=row.filename), **self.documents_view(name)}
+        return {c.doc_status: text(request, "doc_deleted", name=row.filename), **self.documents_view(name, request)}
 
     def wire(self) -> None:
         c = self.c

@@ -51,6 +51,17 @@ class Layout:
     doc_pick: gr.Dropdown
     doc_delete_btn: gr.Button
     doc_status: gr.Markdown
+    chunk_filter: gr.Textbox
+    chunks_html: gr.HTML
+    chunk_pick: gr.Dropdown
+    disable_chunk_btn: gr.Button
+    enable_chunk_btn: gr.Button
+    chunk_status: gr.Markdown
+    # retrieval test tab
+    rt_query: gr.Textbox
+    rt_k: gr.Slider
+    rt_run: gr.Button
+    rt_results: gr.HTML
     # bad cases tab
     export_btn: gr.Button
     export_file: gr.File
@@ -106,12 +117,26 @@ def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
             c["ingest_status"] = gr.Markdown(elem_id="ingest-status")
             c["ingest_results"] = gr.HTML(elem_id="ingest-results")
             c["refresh_btn"] = gr.Button(T("refresh"), size="sm")
-            c["docs"] = gr.Dataframe(headers=["Name", "Status", "Pages", "Chunks", "Added", "Note"],
-                                     interactive=False, wrap=True, elem_id="documents")
+            c["docs"] = gr.Dataframe(interactive=False, wrap=True, elem_id="documents")  # headers: by language
             with gr.Row():
                 c["doc_pick"] = gr.Dropdown(label=T("document"), choices=[], elem_id="doc-select", scale=4)
                 c["doc_delete_btn"] = gr.Button(T("delete_document"), variant="stop", elem_id="delete-doc", scale=1)
             c["doc_status"] = gr.Markdown(elem_id="doc-status")
+            with gr.Accordion(T("doc_chunks"), open=False, elem_id="doc-chunks"):
+                c["chunk_filter"] = gr.Textbox(label=T("chunk_filter"), elem_id="chunk-filter")
+                c["chunks_html"] = gr.HTML(elem_id="chunks")
+                with gr.Row():
+                    c["chunk_pick"] = gr.Dropdown(label=T("chunk_pick"), choices=[], elem_id="chunk-select", scale=4)
+                    c["disable_chunk_btn"] = gr.Button(T("disable_chunk"), elem_id="disable-chunk", scale=1)
+                    c["enable_chunk_btn"] = gr.Button(T("enable_chunk"), elem_id="enable-chunk", scale=1)
+                c["chunk_status"] = gr.Markdown(elem_id="chunk-status")
+        with gr.Tab(T("retrieval_test"), id="retrieval-test"):
+            gr.Markdown(T("retrieval_help"))
+            with gr.Row():
+                c["rt_query"] = gr.Textbox(label=T("rt_query"), elem_id="rt-query", scale=6)
+                c["rt_k"] = gr.Slider(1, 30, value=10, step=1, label="k", elem_id="rt-k", scale=2)
+            c["rt_run"] = gr.Button(T("rt_run"), variant="primary", elem_id="rt-run")
+            c["rt_results"] = gr.HTML(elem_id="rt-results")
         with gr.Tab(T("bad_cases"), id="bad-cases"):
             gr.Markdown(T("bad_cases_help"))
             c["export_btn"] = gr.Button(T("export"), elem_id="export")

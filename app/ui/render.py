@@ -14,6 +14,12 @@ CSS = """
 #ingest-results .failed { color: #b00020; }
 #ingest-results .skipped { color: #8a6d00; }
 #ingest-results .ok { color: #1b7f3b; }
+.rt-table td, .chunk-table td { vertical-align: top; font-size: 0.9em; padding: 4px 6px; }
+.rt-table tr.rt_in_prompt td:first-child { border-left: 4px solid #1b7f3b; }
+.rt-table tr.rt_kept td:first-child { border-left: 4px solid #8a6d00; }
+.rt-table tr.rt_dropped { color: #888; }
+.chunk-table tr.disabled { color: #999; text-decoration: line-through; }
+.chunk-table .off { color: #b00020; text-decoration: none; }
 """
 
 
