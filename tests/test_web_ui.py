@@ -277,3 +277,60 @@ def test_two_browsers_chat_while_a_third_uploads(tmp_path, files):
         wait_until(lambda: "1 ingested" in setup.locator("#ingest-status").inner_text(), 600, interval=0.5)
         assert "big.md: ingested" in setup.locator("#ingest-results").inner_text()
         Shots("concurrency")(chats[0], "chat-answered-during-ingest")
+
+
+def _pick(page, elem_id: str, contains: str) -> None:  # noqa: ANN001
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option").filter(has_text=contains).first.click()
+
+
+def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files):
+    """The retrieval test shows what the assistant sees; a chunk switched off in the document's chunk list
+    is no longer a source of the answer (real model, real embedder)."""
+    import httpx
+
+    shots = Shots("workbench")
+    with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
+        with httpx.Client(base_url=url, timeout=300) as http:
+            assert http.post("/api/kbs", json={"name": "手册"}).status_code == 201
+            pdf = files["zh_pdf"]
+            r = http.post("/api/kbs/手册/documents", files=[("files", (pdf.name, pdf.read_bytes(), "application/pdf"))])
+            assert r.json()["ingested"] == 1, r.text
+        page = b.new_page(viewport={"width": 1280, "height": 1000}, locale="zh-CN",
+                          extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select")
+        wait_until(lambda: page.locator("#kb-select input").first.input_value() == "手册", 30)
+
+        # -- retrieval test: ranked chunks with both legs and the gate's verdict, in the UI language
+        page.get_by_role("tab", name="检索测试").click()
+        fill(page, "rt-query", "报销单需要附上什么？")
+        page.locator("#rt-run").click()
+        wait_until(lambda: "进入提示词" in page.locator("#rt-results").inner_text(), 60)
+        table = page.locator("#rt-results").inner_text()
+        assert "员工手册.pdf · p. 2" in table and "BM25" in table and "主题词覆盖" in table, table
+        shots(page, "retrieval-test")
+
+        # -- the documents table speaks Chinese; the document's chunks, one switched off
+        page.get_by_role("tab", name="文档").click()
+        headers = page.locator("#documents").inner_text()
+        assert "名称" in headers and "语言" in headers and "嵌入模型" in headers, headers
+        _pick(page, "doc-select", "员工手册.pdf")
+        page.locator("#doc-chunks").click()
+        wait_until(lambda: "3 个片段" in page.locator("#chunks").inner_text(), 30)
+        _pick(page, "chunk-select", "p.2")
+        page.locator("#disable-chunk").click()
+        wait_until(lambda: "已停用" in page.locator("#chunk-status").inner_text(), 30)
+        assert page.locator("#chunks tr.disabled").count() == 1
+        shots(page, "chunk-disabled")
+
+        # -- the answer no longer comes from page 2
+        page.get_by_role("tab", name="问答").click()
+        fill(page, "question", "报销单需要附上什么？")
+        page.locator("#send").click()
+        wait_until(lambda: "用时" in page.locator("#answer-meta").inner_text(), 240)
+        assert "p. 2" not in page.locator("#sources").inner_text() and "第 2 页" not in page.locator("#sources").inner_text()
+        shots(page, "answer-without-the-chunk")
+        assert not errors, errors

@@ -38,7 +38,7 @@ class Handlers:
         except RagkbError:
             return {"headers": headers, "data": []}
         return {"headers": headers, "data": [
-            [d.filename, d.status, d.pages or "", d.chunks, size_label(d.size_bytes), langs.get(d.id, ""),
+            [d.filename, text(request, f"status_{d.status}"), d.pages or "", d.chunks, size_label(d.size_bytes), langs.get(d.id, ""),
              model.rsplit("/", 1)[-1], d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or d.warnings or ""]
             for d in rows]}
 
