@@ -133,7 +133,7 @@ def kb_check(name: str) -> None:
 @app.command()
 def ingest(
     kb: Annotated[str, typer.Argument(help="Knowledge base (created if it does not exist).")],
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders (.pdf, .md, .markdown, .txt).")],
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (.pdf, .md, .markdown, .txt, .docx, .html, .htm).")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Add files and folders to a knowledge base. Exit code 1 if any file failed."""

@@ -41,7 +41,7 @@ class FileTooLarge(UploadRejected):
 
 
 class UnsupportedFileType(UploadRejected):
-    """Not a PDF, Markdown or text file (HTTP 415)."""
+    """Not a file type ragkb reads (HTTP 415)."""
 
 
 def safe_display_name(name: str) -> str:

@@ -102,3 +102,42 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     files["utf16_txt"].write_text("Meeting notes: the budget review moves to Thursday. 预算评审改到周四。",
                                   encoding="utf-16")
     return files
+
+
+def zh_docx(path: Path, image: bool = True) -> Path:
+    """A Chinese Word file with Word heading styles, a table and an image (python-docx)."""
+    import io
+
+    from docx import Document
+    from docx.shared import Inches
+
+    d = Document()
+    d.add_heading("员工手册", level=1)
+    d.add_heading("差旅报销", level=2)
+    d.add_paragraph("报销单需要附上发票原件。财务部门在收到完整材料后的五个工作日内完成付款。")
+    d.add_heading("住宿标准", level=3)
+    table = d.add_table(rows=3, cols=2)
+    for r, (city, cap) in enumerate([("城市", "每晚上限"), ("北京", "六百元"), ("成都", "四百元")]):
+        table.cell(r, 0).text, table.cell(r, 1).text = city, cap
+    d.add_heading("休假制度", level=2)
+    d.add_paragraph("员工工作满一年后享有五天年假。")
+    if image:
+        from PIL import Image
+
+        png = io.BytesIO()
+        Image.new("RGB", (20, 20), (200, 30, 30)).save(png, format="PNG")
+        png.seek(0)
+        d.add_picture(png, width=Inches(0.3))
+    d.save(str(path))
+    return path
+
+
+EN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Operations guide</title>
+<style>body { color: red }</style><script>window.__x = 1; document.write("injected")</script></head>
+<body><nav><a href="/">Home</a></nav>
+<h1>Operations guide</h1>
+<h2>Backups</h2><p>Backups run every night at <b>02:00</b> and are kept for 14 days.</p>
+<h2>Ports</h2><p>The web server listens on port 8443. <img src="diagram.png" alt="network diagram"></p>
+<table><tr><th>Service</th><th>Port</th></tr><tr><td>metrics</td><td>9100</td></tr></table>
+<p onclick="alert(1)">Markup such as &lt;script&gt; stays text.</p>
+</body></html>"""

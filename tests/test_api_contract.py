@@ -31,7 +31,7 @@ HANDBOOK = "差旅报销规定。\n\n员工出差住宿费用每晚不超过六�
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     d = tmp_path_factory.mktemp("contract")
-    settings = Settings(data_dir=d / "data", embedding_model="mock:hash", llm_mode="mock", max_file_mb=0.01,
+    settings = Settings(data_dir=d / "data", embedding_model="mock:hash", llm_mode="mock", max_file_mb=0.1,
                         _env_file=None)
     with TestClient(create_app(RagkbService(settings), ui=False)) as c:
         r = c.post("/api/kbs", json={"name": "docs"})
@@ -63,7 +63,7 @@ def test_upload_refusals_are_typed_413_and_415_and_name_the_file(client):
     msg = _error(client.post("/api/kbs/docs/documents", files=[("files", ("tool.exe", b"MZ", "application/x-msdownload"))]),
                  415, "invalid_file")
     assert "tool.exe" in msg and "unsupported file type" in msg
-    big = b"x" * 20_000  # over RAGKB_MAX_FILE_MB=0.01
+    big = b"x" * 120_000  # over RAGKB_MAX_FILE_MB=0.1
     msg = _error(client.post("/api/kbs/docs/documents", files=[("files", ("big.txt", big, "text/plain"))]),
                  413, "invalid_file")
     assert "big.txt" in msg and "RAGKB_MAX_FILE_MB" in msg
@@ -192,3 +192,22 @@ def test_cli_explains_and_switches_chunks(tmp_path, monkeypatch):
     assert len(again) == 1 and again[0]["enabled"] is False
     r = run(app, ["chunks", "disable", "kb", "nope:3"])
     assert r.exit_code == 2 and "nope:3" in r.output
+
+
+def test_word_and_html_uploads_join_the_markdown_path(client, tmp_path):
+    from docs import EN_HTML, zh_docx
+
+    docx = zh_docx(tmp_path / "手册.docx").read_bytes()
+    r = client.post("/api/kbs/docs/documents", files=[
+        ("files", ("手册.docx", docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document")),
+        ("files", ("ops.htm", EN_HTML.encode(), "text/html")),
+        ("files", ("locked.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "application/octet-stream"))])
+    by = {x["name"]: x for x in r.json()["results"]}
+    assert by["手册.docx"]["status"] == "ingested" and by["手册.docx"]["warnings"] == ["1 image(s) ignored: only text is searched"]
+    assert by["ops.htm"]["status"] == "ingested"
+    assert by["locked.docx"]["status"] == "failed" and "password-protected" in by["locked.docx"]["reason"]
+    hit = client.post("/api/kbs/docs/search", json={"query": "北京 每晚上限", "k": 1}).json()[0]
+    assert hit["filename"] == "手册.docx" and hit["section"] == "员工手册 > 差旅报销 > 住宿标准" and "六百元" in hit["text"]
+    hit = client.post("/api/kbs/docs/search", json={"query": "metrics port 9100", "k": 1}).json()[0]
+    assert hit["filename"] == "ops.htm" and "window.__x" not in hit["text"]
+    assert [d["filename"] for d in client.get("/api/kbs/docs/documents").json() if d["status"] == "failed"] == ["locked.docx"]

@@ -174,3 +174,54 @@ def test_chunks_keep_chinese_sentences_and_offsets():
         start = c.char_offset - 5
         assert text[start:start + len(c.text)] == c.text
     assert [c.idx for c in chunks] == list(range(len(chunks)))
+
+
+def test_docx_headings_become_the_section_path_and_tables_stay_rows(tmp_path):
+    from docs import zh_docx
+    from ingest.loaders.office import load_docx
+
+    doc = load_docx(zh_docx(tmp_path / "手册.docx"))
+    by_section = {s.section: s.text for s in doc.segments}
+    assert "五个工作日" in by_section["员工手册 > 差旅报销"]
+    table = by_section["员工手册 > 差旅报销 > 住宿标准"]
+    assert "北京" in table and "六百元" in table and table.index("北京") < table.index("六百元")  # a row stays a row
+    assert "五天年假" in by_section["员工手册 > 休假制度"]
+    assert doc.title == "员工手册" and doc.warnings == ["1 image(s) ignored: only text is searched"]
+
+
+def test_html_keeps_text_and_headings_drops_scripts_and_images(tmp_path):
+    from docs import EN_HTML
+    from ingest.loaders.office import load_html
+
+    path = tmp_path / "ops.htm"
+    path.write_text(EN_HTML, encoding="utf-8")
+    doc = load_html(path)
+    text = "\n".join(s.text for s in doc.segments)
+    assert doc.title == "Operations guide"
+    assert {s.section for s in doc.segments} >= {"Operations guide > Backups", "Operations guide > Ports"}
+    assert "kept for 14 days" in text and "9100" in text and "<script> stays text" in text
+    assert "window.__x" not in text and "injected" not in text and "color: red" not in text and "diagram.png" not in text
+    assert doc.warnings == ["1 image(s) ignored: only text is searched"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"PK\x03\x04 truncated zip", "not a Word .docx file"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "password-protected"),
+    (b"just some text", "not a Word .docx file"),
+])
+def test_bad_docx_files_say_why(tmp_path, content, reason):
+    from ingest.loaders.office import load_docx
+
+    path = tmp_path / "bad.docx"
+    path.write_bytes(content)
+    with pytest.raises(IngestError, match=reason):
+        load_docx(path)
+
+
+def test_html_without_text_is_refused(tmp_path):
+    from ingest.loaders.office import load_html
+
+    path = tmp_path / "empty.html"
+    path.write_text("<html><body><img src='a.png'><script>x()</script></body></html>", encoding="utf-8")
+    with pytest.raises(IngestError, match="no text found"):
+        load_html(path)

@@ -62,7 +62,7 @@ def list_documents(kb: str, service: Service):
 @router.post("/kbs/{kb}/documents", response_model=UploadOut, tags=["documents"],
              responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}})
 def upload_documents(kb: str, service: Service,
-                     files: list[UploadFile] = File(..., description="PDF, Markdown or text files")):
+                     files: list[UploadFile] = File(..., description="PDF, Word (.docx), HTML, Markdown or text files")):
     service.kb(kb)
     tmp = Path(tempfile.mkdtemp(prefix="ragkb-upload-"))
     try:

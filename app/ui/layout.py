@@ -112,7 +112,7 @@ def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
                 c["fb_status"] = gr.Markdown(elem_id="feedback-status")
         with gr.Tab(T("documents"), id="documents"):
             c["files"] = gr.File(label=T("upload"), file_count="multiple",
-                                 file_types=[".pdf", ".md", ".markdown", ".txt"], elem_id="upload")
+                                 file_types=[".pdf", ".md", ".markdown", ".txt", ".docx", ".html", ".htm"], elem_id="upload")
             c["ingest_btn"] = gr.Button(T("ingest"), variant="primary", elem_id="ingest")
             c["ingest_status"] = gr.Markdown(elem_id="ingest-status")
             c["ingest_results"] = gr.HTML(elem_id="ingest-results")

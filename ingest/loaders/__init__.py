@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ingest.loaders.base import IngestError, LoadedDocument, Segment
 
-SUPPORTED_SUFFIXES = {".pdf": "pdf", ".md": "md", ".markdown": "md", ".txt": "txt"}
+SUPPORTED_SUFFIXES = {".pdf": "pdf", ".md": "md", ".markdown": "md", ".txt": "txt", ".docx": "docx", ".html": "html",
+                      ".htm": "html"}
 
 
 def file_type(path: Path) -> str | None:
@@ -26,6 +27,14 @@ def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_thresho
         from ingest.loaders.text import load_text
 
         return load_text(path)
+    if kind == "docx":
+        from ingest.loaders.office import load_docx
+
+        return load_docx(path)
+    if kind == "html":
+        from ingest.loaders.office import load_html
+
+        return load_html(path)
     raise IngestError(f"unsupported file type {path.suffix or '(none)'}")
 
 
