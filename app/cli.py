@@ -174,6 +174,8 @@ def ingest(
                 bar.update(files_task, total=p.file_total, completed=p.file_index - 1,
                            description=f"files ({escape(p.name)[:40]})")
                 bar.update(chunk_task, total=None, completed=0, description="chunks (reading)")
+            elif p.stage == "ocr":
+                bar.update(chunk_task, total=p.total, completed=p.done, description="pages (OCR)")
             elif p.stage == "chunks":
                 bar.update(chunk_task, total=p.total, completed=p.done, description="chunks (embedding)")
             elif p.stage == "done":
@@ -182,6 +184,9 @@ def ingest(
                 bar.update(chunk_task, description="updating BM25 index")
         elif not quiet and p.stage == "file":
             out.print(f"[{p.file_index}/{p.file_total}] {escape(p.name)} ...")
+            sys.stdout.flush()
+        elif not quiet and p.stage == "ocr":
+            out.print(f"    OCR page {p.done}/{p.total}")
             sys.stdout.flush()
         if p.stage == "done" and p.result is not None:
             report(p.result)

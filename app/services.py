@@ -61,6 +61,16 @@ class Upload:
 
 
 @dataclass
+class SourceView:
+    filename: str
+    page: int | None  # a PDF: the page to render
+    section: str | None
+    before: str  # text of the section before the passage (formats without pages)
+    passage: str
+    after: str
+
+
+@dataclass
 class ChunkView:
     id: str
     idx: int
@@ -141,6 +151,49 @@ class RagkbService:
         """Switch a chunk off (excluded from search and answers, kept and shown as disabled) or back on."""
         row, _ = self.store.set_chunk_enabled(kb, chunk_id, enabled)
         return ChunkView(row.id, row.idx, row.page, row.section, row.text, enabled)
+
+    # -- source preview -----------------------------------------------------------------------
+    def page_image(self, kb: str, document: str, page: int, highlight: str | None = None) -> tuple[bytes, int]:
+        """A PDF page as PNG with `highlight` (a cited passage) marked: (PNG bytes, boxes highlighted)."""
+        from rag.preview import render_page
+
+        doc = self._original(kb, document)
+        if Path(doc[0].filename).suffix.lower() != ".pdf":
+            raise RagkbError(f"'{doc[0].filename}' is not a PDF: it has no pages to show (its passages are shown as text).")
+        return render_page(doc[1], page, highlight)
+
+    def source_view(self, kb: str, document: str, chunk_id: str) -> SourceView:
+        """Where a cited chunk sits: for a PDF its page (render it with `page_image`); for the other formats the
+        section of the original holding it, split into text before, the passage, and text after."""
+        doc, path = self._original(kb, document)
+        chunk = self.store.registry.chunks_by_ids([chunk_id]).get(chunk_id)
+        if chunk is None or chunk.doc_id != doc.id:
+            from rag.errors import ChunkNotFound
+
+            raise ChunkNotFound(chunk_id, kb)
+        if Path(doc.filename).suffix.lower() == ".pdf":
+            return SourceView(doc.filename, chunk.page, chunk.section, "", chunk.text, "")
+        from ingest.loaders import file_type, load
+
+        loaded = load(path, file_type(Path(doc.filename)) or "txt", ocr=False)
+        flat = " ".join(chunk.text.split())
+        for seg in loaded.segments:
+            squeezed = " ".join(seg.text.split())
+            start = squeezed.find(flat)
+            if start < 0:  # the chunker trimmed it: its first words still place it
+                start = squeezed.find(flat[:60])
+            if start >= 0:
+                end = min(start + len(flat), len(squeezed))
+                return SourceView(doc.filename, None, seg.section, squeezed[:start], squeezed[start:end], squeezed[end:])
+        return SourceView(doc.filename, None, chunk.section, "", chunk.text, "")
+
+    def _original(self, kb: str, document: str):  # noqa: ANN202
+        row = self.store.find_document(self.store.get_row(kb), document)
+        path = self.store.original_of(row)
+        if path is None:
+            raise RagkbError(f"The original of '{row.filename}' is not kept (added before previews existed, or its "
+                             "file was removed): add the file again to preview it.")
+        return row, path
 
     def upload_problem(self, upload: Upload) -> UploadRejected | None:
         """Why the upload cannot be ingested (checked before any work), or None."""

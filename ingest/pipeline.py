@@ -36,6 +36,7 @@ class FileResult:
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
     doc_id: str | None = None
+    ocr_pages: int = 0  # pages read by OCR
 
     @property
     def ok(self) -> bool:
@@ -68,7 +69,7 @@ class IngestSummary:
 class Progress:
     """One progress report: which file (of how many) and how many of its chunks are embedded."""
 
-    stage: str  # "file" (starting a file), "chunks" (embedding), "done" (file finished), "index"
+    stage: str  # "file" (starting a file), "ocr" (pages read by OCR), "chunks" (embedding), "done", "index"
     file_index: int
     file_total: int
     name: str = ""
@@ -177,7 +178,8 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
 
     for i, (path, name) in enumerate(files, start=1):
         emit(Progress("file", i, total, name))
-        prep = _prepare(store, kb, i, Path(path), name)
+        prep = _prepare(store, kb, i, Path(path), name,
+                        lambda d, t, i=i, name=name: emit(Progress("ocr", i, total, name, d, t)))
         if isinstance(prep, _Prepared):
             prep.uploaded = uploaded
         if isinstance(prep, FileResult):
@@ -195,6 +197,8 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
     if any(r.status in (INGESTED, REPLACED) for r in results):
         emit(Progress("index", total, total, "BM25 index"))
         store.refresh_bm25(kb)
+    if any(r.status in (REPLACED, FAILED) for r in results):
+        store.collect_originals()  # the replaced versions' files, and any of a write that failed
     return IngestSummary(kb.name, created, results)
 
 
@@ -214,7 +218,8 @@ class _Prepared:
     uploaded: bool = False
 
 
-def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -> "FileResult | _Prepared":  # noqa: ANN001
+def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str,  # noqa: ANN001
+             on_ocr_page: Callable[[int, int], None] | None = None) -> "FileResult | _Prepared":
     settings = store.settings
     kind = file_type(Path(name)) or file_type(path)
     try:
@@ -233,7 +238,8 @@ def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str) -
         return FileResult(str(path), name, SKIPPED, why, same.pages, same.chunks, doc_id=same.id)
     try:
         loaded = load(path, kind, min_chars_per_page=settings.min_chars_per_page,
-                      garbled_threshold=settings.garbled_threshold)
+                      garbled_threshold=settings.garbled_threshold, ocr=settings.ocr, ocr_dpi=settings.ocr_dpi,
+                      on_ocr_page=on_ocr_page)
         chunks = chunk_segments(loaded.segments, settings.chunk_size, settings.chunk_overlap)
         if not chunks:
             raise IngestError("no text to index")
@@ -259,12 +265,16 @@ def _begin(store: KnowledgeBaseStore, kb, prep: _Prepared) -> tuple[DocumentRow,
     doc = store.begin_document(kb, filename=prep.name, source_path=source, sha256=prep.sha, file_type=prep.kind,
                                size_bytes=prep.size, pages=prep.loaded.pages, chunks=len(prep.chunks),
                                warnings="\n".join(prep.loaded.warnings) or None)
+    try:  # the source preview renders the cited page from it; failing to keep it must not fail the ingest
+        store.keep_original(prep.path, prep.sha, Path(prep.name).suffix)
+    except OSError as exc:
+        log.warning("could not keep the original of %s for previews: %s", prep.name, exc)
     return doc, replacing
 
 
 def _done(prep: _Prepared, doc: DocumentRow, replacing: bool) -> FileResult:
     return FileResult(str(prep.path), prep.name, REPLACED if replacing else INGESTED, None, prep.loaded.pages,
-                      len(prep.chunks), prep.loaded.warnings, doc.id)
+                      len(prep.chunks), prep.loaded.warnings, doc.id, prep.loaded.ocr_pages)
 
 
 def _failed(prep: _Prepared, exc: BaseException) -> FileResult:

@@ -279,6 +279,11 @@ class Registry:
                 q = q.where(ChunkRow.doc_id.in_(list(doc_ids)))
             return list(s.scalars(q.order_by(ChunkRow.doc_id, ChunkRow.idx)))
 
+    def document_shas(self) -> set[str]:
+        """Content hashes of every document not failed, in every knowledge base (originals still needed)."""
+        with self.session() as s:
+            return {x for x in s.scalars(select(DocumentRow.sha256).where(DocumentRow.status != FAILED).distinct()) if x}
+
     def chunk_samples(self, kb_id: str, per_doc: int = 3) -> list[ChunkRow]:
         """The first chunks of every document (what a document's language is judged on)."""
         with self.session() as s:

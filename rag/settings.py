@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     garbled_threshold: float = Field(
         0.25, gt=0, le=1, description="Share of suspicious characters above which text counts as garbled."
     )
+    ocr: bool = Field(True, description="Read PDF pages without a usable text layer (scans, garbled fonts) with OCR, "
+                      "when the `ocr` extra (rapidocr-onnxruntime) is installed.")
+    ocr_dpi: int = Field(150, ge=72, le=400, description="Resolution pages are rendered at for OCR.")
 
     # --- retrieval -----------------------------------------------------------------------
     retrieval_k: int = Field(5, ge=1, description="Chunks returned by search.")

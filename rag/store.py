@@ -231,6 +231,7 @@ class KnowledgeBaseStore:
         self._drop_collection(row.collection)
         self._bm25.pop(row.id, None)
         shutil.rmtree(self._bm25_dir(row.id), ignore_errors=True)
+        self.collect_originals()
 
     def _drop_collection(self, collection: str) -> None:
         self._collections.pop(collection, None)
@@ -288,6 +289,7 @@ class KnowledgeBaseStore:
         self.refresh_bm25(kb)
         if doc.filename not in self.ready_documents(kb).values():  # no other version left under that name
             self.registry.forget_disabled(kb.id, doc.filename)
+        self.collect_originals()
         return doc
 
     def document_languages(self, name: str) -> dict[str, str]:
@@ -302,6 +304,41 @@ class KnowledgeBaseStore:
             ratio = cjk_ratio(" ".join(parts))
             out[doc_id] = "zh" if ratio >= 0.6 else ("en" if ratio <= 0.05 else "zh+en")
         return out
+
+    # -- uploaded originals (for the source preview) ---------------------------------------
+    def _originals(self) -> Path:
+        return self.settings.data_dir / "originals"
+
+    def keep_original(self, src: Path, sha: str, suffix: str) -> None:
+        """Keep the file's bytes, content-addressed (one copy whatever the names and knowledge bases)."""
+        dst = self._originals() / sha[:2] / f"{sha}{suffix.lower()}"
+        if dst.exists():
+            return
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)  # never a half-written original
+
+    def original_of(self, doc: DocumentRow) -> Path | None:
+        if not doc.sha256:
+            return None
+        path = self._originals() / doc.sha256[:2] / f"{doc.sha256}{Path(doc.filename).suffix.lower()}"
+        return path if path.exists() else None
+
+    def collect_originals(self) -> int:
+        """Delete kept originals that no document refers to any more (deleted, replaced, failed midway)."""
+        root = self._originals()
+        if not root.exists():
+            return 0
+        needed = self.registry.document_shas()
+        removed = 0
+        for f in root.glob("*/*"):
+            if f.name.startswith("."):
+                continue
+            if f.name.split(".", 1)[0] not in needed:
+                f.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     # -- chunks switched off by the user ----------------------------------------------------
     def disabled_chunk_ids(self, kb: KnowledgeBaseRow, names: dict[str, str] | None = None) -> set[str]:

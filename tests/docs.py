@@ -141,3 +141,16 @@ EN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Operations 
 <table><tr><th>Service</th><th>Port</th></tr><tr><td>metrics</td><td>9100</td></tr></table>
 <p onclick="alert(1)">Markup such as &lt;script&gt; stays text.</p>
 </body></html>"""
+
+
+def image_only_pdf(src: Path, dst: Path, dpi: int = 150, pages: list[int] | None = None) -> Path:
+    """`src`'s pages rendered to images and rebuilt as a PDF without a text layer: what a scanner makes."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(src))
+    try:
+        images = [doc[i].render(scale=dpi / 72).to_pil().convert("RGB") for i in (pages or range(len(doc)))]
+    finally:
+        doc.close()
+    images[0].save(str(dst), "PDF", resolution=dpi, save_all=True, append_images=images[1:])
+    return dst

@@ -211,3 +211,53 @@ def test_word_and_html_uploads_join_the_markdown_path(client, tmp_path):
     hit = client.post("/api/kbs/docs/search", json={"query": "metrics port 9100", "k": 1}).json()[0]
     assert hit["filename"] == "ops.htm" and "window.__x" not in hit["text"]
     assert [d["filename"] for d in client.get("/api/kbs/docs/documents").json() if d["status"] == "failed"] == ["locked.docx"]
+
+
+def test_a_scanned_pdf_upload_is_read_by_ocr(client, tmp_path):
+    from docs import image_only_pdf, zh_pdf
+
+    scan = image_only_pdf(zh_pdf(tmp_path / "t.pdf"), tmp_path / "扫描件.pdf", pages=[1])
+    r = client.post("/api/kbs/docs/documents", files=[("files", ("扫描件.pdf", scan.read_bytes(), "application/pdf"))])
+    result = r.json()["results"][0]
+    assert result["status"] == "ingested" and result["ocr_pages"] == 1 and result["pages"] == 1
+    assert any("OCR" in w for w in result["warnings"])
+    hit = client.post("/api/kbs/docs/search", json={"query": "报销单 发票原件", "k": 3}).json()
+    assert any(h["filename"] == "扫描件.pdf" and h["page"] == 1 and "五个工作日" in "".join(h["text"].split()) for h in hit)
+
+
+def test_page_preview_highlights_the_cited_passage_and_goes_with_its_document(client, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from docs import zh_pdf
+
+    def yellow(img) -> int:  # noqa: ANN001  (pixels of the highlight colour)
+        import numpy as np
+
+        a = np.asarray(img)
+        return int(((a[..., 0] > 200) & (a[..., 1] > 180) & (a[..., 2] < 150)).sum())
+
+    pdf = zh_pdf(tmp_path / "员工手册.pdf")
+    assert client.post("/api/kbs", json={"name": "preview"}).status_code == 201
+    assert client.post("/api/kbs/preview/documents", files=[("files", (pdf.name, pdf.read_bytes(), "application/pdf"))]).status_code == 200
+    body = client.post("/api/kbs/preview/ask", json={"question": "报销单需要附上发票原件吗？"}).json()
+    src = body["sources"][0]
+    assert src["filename"] == "员工手册.pdf" and src["page"] == 2
+    url = f"/api/kbs/preview/documents/员工手册.pdf/pages/{src['page']}.png"
+    r = client.get(url, params={"highlight": src["snippet"]})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert int(r.headers["x-ragkb-highlighted"]) >= 1
+    marked = Image.open(io.BytesIO(r.content)).convert("RGB")
+    plain = Image.open(io.BytesIO(client.get(url).content)).convert("RGB")
+    assert marked.size == plain.size and yellow(marked) > 500 and yellow(plain) < 50
+    assert "No page 9" in _error(client.get("/api/kbs/preview/documents/员工手册.pdf/pages/9.png"), 400, "bad_request")
+    assert "not a PDF" in _error(client.get("/api/kbs/docs/documents/guide.md/pages/1.png"), 400, "bad_request")
+    # the kept original goes with its document
+    service = client.app.state.service
+    row = service.store.find_document(service.store.get_row("preview"), "员工手册.pdf")
+    kept = service.store.original_of(row)
+    assert kept is not None and kept.read_bytes() == pdf.read_bytes()
+    assert client.delete("/api/kbs/preview/documents/员工手册.pdf").status_code == 204
+    assert not kept.exists()
+    _error(client.get(url), 404, "not_found")

@@ -225,3 +225,27 @@ def test_html_without_text_is_refused(tmp_path):
     path.write_text("<html><body><img src='a.png'><script>x()</script></body></html>", encoding="utf-8")
     with pytest.raises(IngestError, match="no text found"):
         load_html(path)
+
+
+def test_scanned_chinese_pdf_is_read_by_ocr_with_its_page_numbers(tmp_path):
+    from docs import image_only_pdf
+
+    scan = image_only_pdf(zh_pdf(tmp_path / "t.pdf"), tmp_path / "扫描.pdf")
+    seen = []
+    doc = load_pdf(scan, on_ocr_page=lambda done, total: seen.append((done, total)))
+    assert doc.ocr_pages == 3 and seen == [(1, 3), (2, 3), (3, 3)]
+    by_page = {s.page: "".join(s.text.split()) for s in doc.segments}
+    assert "差旅报销制度" in by_page[1] and "五个工作日" in by_page[2] and "年假" in by_page[3]
+    assert any("OCR" in w and "1-3" in w for w in doc.warnings)
+
+
+def test_without_the_ocr_extra_the_error_says_how_to_enable_it(tmp_path, monkeypatch):
+    from docs import image_only_pdf
+    from ingest.loaders import ocr
+
+    monkeypatch.setattr(ocr, "ocr_available", lambda: False)
+    scan = image_only_pdf(zh_pdf(tmp_path / "t.pdf"), tmp_path / "scan.pdf", pages=[0])
+    with pytest.raises(IngestError, match=r"no text layer.*\.\[ocr\]"):
+        load_pdf(scan)
+    with pytest.raises(IngestError, match="RAGKB_OCR=false"):
+        load_pdf(scan, ocr=False)

@@ -56,6 +56,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(scope="module")
+def more_files(tmp_path_factory) -> dict[str, Path]:
+    from docs import image_only_pdf, zh_docx
+
+    d = tmp_path_factory.mktemp("more")
+    return {"scan": image_only_pdf(zh_pdf(d / "t.pdf"), d / "扫描件.pdf", pages=[1]), "docx": zh_docx(d / "制度.docx")}
+
+
 def test_full_session_in_the_browser(tmp_path, files):
     shots = Shots("full-session")
     with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
@@ -284,7 +292,7 @@ def _pick(page, elem_id: str, contains: str) -> None:  # noqa: ANN001
     page.get_by_role("option").filter(has_text=contains).first.click()
 
 
-def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files):
+def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files, more_files):
     """The retrieval test shows what the assistant sees; a chunk switched off in the document's chunk list
     is no longer a source of the answer (real model, real embedder)."""
     import httpx
@@ -333,4 +341,33 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files):
         wait_until(lambda: "用时" in page.locator("#answer-meta").inner_text(), 240)
         assert "p. 2" not in page.locator("#sources").inner_text() and "第 2 页" not in page.locator("#sources").inner_text()
         shots(page, "answer-without-the-chunk")
+
+        # -- a scanned PDF (OCR) and a Word file uploaded through the page
+        page.get_by_role("tab", name="文档").click()
+        page.locator("#upload input[type=file]").set_input_files([str(more_files["scan"]), str(more_files["docx"])])
+        wait_until(lambda: page.locator("#upload").inner_text().count("×") == 2, 30)
+        page.locator("#ingest").click()
+        wait_until(lambda: "导入 2 个" in page.locator("#ingest-status").inner_text(), 300, interval=0.3,
+                   message="the scanned PDF and the Word file were not ingested")
+        results = page.locator("#ingest-results").inner_text()
+        assert "扫描件.pdf" in results and "OCR" in results and "制度.docx" in results, results
+        shots(page, "scanned-and-word-uploaded")
+
+        # -- source preview: the cited PDF page with the passage highlighted
+        page.get_by_role("tab", name="问答").click()
+        fill(page, "question", "员工工作满一年后有几天年假？")
+        page.locator("#send").click()
+        wait_until(lambda: "用时" in page.locator("#answer-meta").inner_text(), 240)
+        page.locator("#source-preview").click()
+        _pick(page, "preview-select", "员工手册.pdf")
+        wait_until(lambda: page.locator("#preview-image img").count() > 0, 60, message="no preview image")
+        page.wait_for_timeout(500)
+        shot = tmp_path / "preview.png"
+        page.locator("#preview-image img").first.screenshot(path=str(shot))
+        from PIL import Image
+        import numpy as np
+
+        a = np.asarray(Image.open(shot).convert("RGB"))
+        assert ((a[..., 0] > 200) & (a[..., 1] > 180) & (a[..., 2] < 150)).sum() > 200, "no highlight in the preview"
+        shots(page, "source-preview")
         assert not errors, errors

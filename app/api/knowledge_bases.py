@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, File, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
 from app.api.deps import ERRORS, Service, require_key
 from app.api.models import (
@@ -78,7 +78,8 @@ def upload_documents(kb: str, service: Service,
     return UploadOut(knowledge_base=summary.kb, ingested=len(summary.ingested), skipped=len(summary.skipped),
                      failed=len(summary.failed),
                      results=[FileResultOut(name=r.name, status=r.status, reason=r.reason, pages=r.pages,
-                                            chunks=r.chunks, warnings=r.warnings) for r in summary.results])
+                                            chunks=r.chunks, warnings=r.warnings, ocr_pages=r.ocr_pages)
+                              for r in summary.results])
 
 
 def _receive(f: UploadFile, i: int, tmp: Path, limit: float, service) -> Upload:  # noqa: ANN001
@@ -120,6 +121,16 @@ def switch_chunk(kb: str, chunk_id: str, body: ChunkSwitch, service: Service):
     """Switch a chunk off (`enabled: false`: excluded from search and answers, still listed) or on again.
     The switch survives restarts, `ragkb reindex` and a re-ingest that yields the same chunk."""
     return chunk_out(service.set_chunk_enabled(kb, chunk_id, body.enabled))
+
+
+@router.get("/kbs/{kb}/documents/{document}/pages/{page}.png", tags=["documents"],
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def page_image(kb: str, document: str, page: int, service: Service,
+               highlight: str | None = Query(None, max_length=8000, description="Text to highlight (a cited passage).")):
+    """A PDF page of the stored original rendered as PNG, with `highlight`'s text boxes marked (the source
+    preview). The header X-Ragkb-Highlighted says how many boxes were marked."""
+    png, boxes = service.page_image(kb, document, page, highlight)
+    return Response(png, media_type="image/png", headers={"X-Ragkb-Highlighted": str(boxes)})
 
 
 @router.post("/kbs/{kb}/search", response_model=list[HitOut], tags=["search"])

@@ -81,6 +81,7 @@ class FileResultOut(BaseModel):
     pages: int | None = None
     chunks: int = 0
     warnings: list[str] = []
+    ocr_pages: int = Field(0, description="Pages whose text was read by OCR (scanned pages).")
 
 
 class UploadOut(BaseModel):

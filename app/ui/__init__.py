@@ -2,7 +2,8 @@
 persistent conversations, feedback and corrections.
 
 `layout` builds the components, `render` turns data into escaped HTML, and the handler groups
-(`knowledge_bases`, `chat`, `feedback`, `workbench`: the retrieval test and a document's chunks) call only `RagkbService` and return {component: value}.
+(`knowledge_bases`, `chat`, `feedback`, `workbench`: the retrieval test and a document's chunks, `preview`: a cited source's page with the
+passage highlighted) call only `RagkbService` and return {component: value}.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from app.ui.chat import ChatHandlers
 from app.ui.feedback import FeedbackHandlers
 from app.ui.knowledge_bases import KnowledgeBaseHandlers
 from app.ui.layout import build_layout
+from app.ui.preview import PreviewHandlers
 from app.ui.render import CSS
 from app.ui.workbench import WorkbenchHandlers
 from app.ui_text import i18n
@@ -26,6 +28,7 @@ def build_ui(service: RagkbService) -> gr.Blocks:
         KnowledgeBaseHandlers(service, c).wire()
         FeedbackHandlers(service, c).wire()
         WorkbenchHandlers(service, c).wire()
+        PreviewHandlers(service, c).wire()
     return demo
 
 

@@ -7,6 +7,7 @@ import time
 import gradio as gr
 
 from app.ui.common import Handlers, user_of
+from app.ui.preview import preview_update
 from app.ui.render import chat_messages, claim_flags, feedback_target, last_answer_id, sources_html
 from app.ui_text import text
 from rag.errors import RagkbError
@@ -20,7 +21,7 @@ class ChatHandlers(Handlers):
         names = self.kb_choices()
         conversations = self.service.conversations_of(user)
         kb_value = names[0] if names else None
-        cid, messages, ids, last_sources = "", [], [], ""
+        cid, messages, ids, last_sources, cited = "", [], [], "", []
         if conversations:
             conv = conversations[0]
             cid = conv.id
@@ -31,9 +32,11 @@ class ChatHandlers(Handlers):
             last = next((m for m in reversed(stored) if m.role == "assistant"), None)
             if last is not None:
                 last_sources = sources_html(last.sources, request, bool(last.meta.get("refused")))
+                cited = last.sources
         return {c.kb: gr.update(choices=names, value=kb_value), c.kb_status: "" if names else text(request, "no_kb"),
                 c.convs: gr.update(choices=self.conv_choices(user), value=cid or None), c.chatbot: messages,
                 c.conv_id: cid, c.msg_ids: ids, c.sources: last_sources, **self.documents_view(kb_value, request),
+                c.src_state: cited, c.src_pick: gr.update(**preview_update(cited)),
                 c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
 
     def on_send(self, message: str, history: list, cid: str, ids: list, name: str | None, request: gr.Request):
@@ -72,6 +75,7 @@ class ChatHandlers(Handlers):
             return
         srcs = [s.as_dict() for s in got.sources]
         yield {c.chatbot: history, c.sources: sources_html(srcs, request, got.refused), c.conv_id: cid,
+               c.src_state: srcs, c.src_pick: gr.update(**preview_update(srcs)),
                c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid or None),
                c.target: ids[-1], c.target_md: text(request, "feedback_on", answer=" ".join(got.text.split())[:80]),
                c.answer_meta: text(request, "answered", seconds=f"{time.perf_counter() - started:.1f}", n=len(srcs))}
@@ -89,7 +93,7 @@ class ChatHandlers(Handlers):
     def on_new_conversation(self) -> dict:
         c = self.c
         return {c.chatbot: [], c.conv_id: "", c.msg_ids: [], c.sources: "", c.convs: gr.update(value=None),
-                c.target: "", c.target_md: ""}
+                c.target: "", c.target_md: "", c.src_state: [], c.src_pick: gr.update(**preview_update([]))}
 
     def on_pick_conversation(self, cid: str | None, request: gr.Request) -> dict:
         c, user = self.c, user_of(request)
@@ -103,7 +107,9 @@ class ChatHandlers(Handlers):
         messages, ids = chat_messages(stored)
         last = next((m for m in reversed(stored) if m.role == "assistant"), None)
         known = conv.kb_name if conv.kb_name in self.kb_choices() else None
+        cited = last.sources if last else []
         out = {c.chatbot: messages, c.conv_id: cid, c.msg_ids: ids, c.conv_status: "", c.conv_title: conv.title,
+               c.src_state: cited, c.src_pick: gr.update(**preview_update(cited)),
                c.sources: sources_html(last.sources, request, bool(last.meta.get("refused"))) if last else "",
                c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
         if known:
@@ -135,18 +141,19 @@ class ChatHandlers(Handlers):
     def wire(self, demo: gr.Blocks) -> None:
         c = self.c
         demo.load(self.on_load, None, [c.kb, c.kb_status, c.convs, c.chatbot, c.conv_id, c.msg_ids, c.sources,
-                                       c.docs, c.doc_pick, c.target, c.target_md])
+                                       c.docs, c.doc_pick, c.target, c.target_md, c.src_state, c.src_pick])
         chat_out = [c.chatbot, c.question, c.sources, c.conv_id, c.msg_ids, c.convs, c.target, c.target_md,
-                    c.answer_meta]
+                    c.answer_meta, c.src_state, c.src_pick]
         chat_in = [c.question, c.chatbot, c.conv_id, c.msg_ids, c.kb]
         c.send.click(self.on_send, chat_in, chat_out, concurrency_id="chat")
         c.question.submit(self.on_send, chat_in, chat_out, concurrency_id="chat")
-        cleared = [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.convs, c.target, c.target_md]
+        cleared = [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.convs, c.target, c.target_md, c.src_state, c.src_pick]
         c.new_conv_btn.click(self.on_new_conversation, None, cleared)
         # The chatbot's own "clear" button starts a new conversation; the old one stays in the list.
         c.chatbot.clear(self.on_new_conversation, None, cleared)
         c.convs.input(self.on_pick_conversation, [c.convs], [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.conv_status,
-                                                            c.kb, c.conv_title, c.target, c.target_md, c.docs])
+                                                            c.kb, c.conv_title, c.target, c.target_md, c.docs,
+                                                            c.src_state, c.src_pick])
         c.conv_rename_btn.click(self.on_rename_conversation, [c.conv_id, c.conv_title], [c.conv_status, c.convs])
         c.conv_delete_btn.click(self.on_delete_conversation, [c.conv_id],
                                 [c.conv_status, c.convs, c.chatbot, c.conv_id, c.msg_ids, c.sources])

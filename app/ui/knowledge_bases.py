@@ -89,6 +89,9 @@ class KnowledgeBaseHandlers(Handlers):
             where = text(request, "file_n", i=max(ev.file_index, 1), n=n)
             if ev.stage == "file":
                 progress((ev.file_index - 1) / n, desc=f"{where}: {ev.name} — {text(request, 'reading')}")
+            elif ev.stage == "ocr" and ev.total:
+                progress((ev.file_index - 1 + 0.5 * ev.done / ev.total) / n,
+                         desc=f"{where}: {ev.name} — {text(request, 'ocr_page', done=ev.done, total=ev.total)}")
             elif ev.stage == "chunks" and ev.total:
                 progress((ev.file_index - 1 + ev.done / ev.total) / n,
                          desc=f"{where}: {ev.name} — {text(request, 'embedding', done=ev.done, total=ev.total)}")

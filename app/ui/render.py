@@ -20,6 +20,8 @@ CSS = """
 .rt-table tr.rt_dropped { color: #888; }
 .chunk-table tr.disabled { color: #999; text-decoration: line-through; }
 .chunk-table .off { color: #b00020; text-decoration: none; }
+#preview-text .preview-body { white-space: pre-wrap; font-size: 0.92em; }
+#preview-text mark { background: #ffd600; }
 """
 
 

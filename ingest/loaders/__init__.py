@@ -14,11 +14,13 @@ def file_type(path: Path) -> str | None:
     return SUPPORTED_SUFFIXES.get(path.suffix.lower())
 
 
-def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_threshold: float = 0.25) -> LoadedDocument:
+def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
+         ocr_dpi: int = 150, on_ocr_page=None) -> LoadedDocument:  # noqa: ANN001
     if kind == "pdf":
         from ingest.loaders.pdf import load_pdf
 
-        return load_pdf(path, min_chars_per_page=min_chars_per_page, garbled_threshold=garbled_threshold)
+        return load_pdf(path, min_chars_per_page=min_chars_per_page, garbled_threshold=garbled_threshold, ocr=ocr,
+                        ocr_dpi=ocr_dpi, on_ocr_page=on_ocr_page)
     if kind == "md":
         from ingest.loaders.markdown import load_markdown
 

@@ -27,6 +27,7 @@ class LoadedDocument:
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)
     title: str | None = None
+    ocr_pages: int = 0  # pages whose text came from OCR
 
 
 def page_list(pages: list[int]) -> str:

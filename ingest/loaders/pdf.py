@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,12 @@ def _extract_pages(path: Path) -> list[tuple[str, bool]]:
     return pages
 
 
-def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float = 0.25) -> LoadedDocument:
+def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
+             ocr_dpi: int = 150, on_ocr_page: Callable[[int, int], None] | None = None) -> LoadedDocument:
+    """`ocr`: read pages without a usable text layer (scanned, or garbled) with OCR when the `ocr` extra
+    is installed; `on_ocr_page(done, total)` reports each OCR'd page."""
+    from ingest.loaders.ocr import HOW_TO_ENABLE, ocr_available, ocr_pdf_pages
+
     outline, title = _read_outline(path)
     pages = _extract_pages(path)
     if not pages:
@@ -133,6 +139,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
     good: dict[int, str] = {}
     empty, scanned, garbled = [], [], []
     reasons = []
+    layers: dict[int, str] = {}  # the garbled text layers
     for n, (text, has_images) in enumerate(pages, start=1):
         visible = sum(1 for c in text if not c.isspace())
         if visible < min_chars_per_page:
@@ -141,9 +148,28 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
         report = garble_report(text)
         if report.score >= garbled_threshold:
             garbled.append(n)
+            layers[n] = text
             reasons.append(report.describe())
             continue
         good[n] = text
+
+    ocr_done: list[int] = []
+    if ocr and (scanned or garbled) and ocr_available():
+        for n, text in ocr_pdf_pages(path, sorted(scanned + garbled), ocr_dpi, on_ocr_page).items():
+            # what OCR reads must pass the same checks (a page that shows mojibake OCRs to mojibake)
+            if sum(1 for c in text if not c.isspace()) >= min_chars_per_page and \
+                    garble_report(text).score < garbled_threshold and _echo_share(text, layers.get(n, "")) < 0.5:
+                good[n] = text
+                ocr_done.append(n)
+        scanned = [n for n in scanned if n not in good]
+        garbled = [n for n in garbled if n not in good]
+        reasons = reasons if garbled else []
+    if not ocr:
+        hint = "OCR is off (RAGKB_OCR=false): turn it on, or OCR the file (e.g. ocrmypdf) and add it again"
+    elif not ocr_available():
+        hint = HOW_TO_ENABLE
+    else:
+        hint = "OCR found no text on them"
 
     text_pages = len(good) + len(garbled)
     if not good:
@@ -154,7 +180,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
                 "embedded Unicode fonts, or OCR it")
         raise IngestError(
             f"no text layer: none of its {len(pages)} pages has extractable text (a scanned or image-only "
-            "PDF); run OCR on it first (e.g. ocrmypdf) and ingest the result")
+            f"PDF); {hint}")
     if garbled and len(garbled) >= 0.3 * text_pages:
         raise IngestError(
             f"garbled text layer on {len(garbled)} of {text_pages} text pages (pages {page_list(garbled)}; "
@@ -163,11 +189,29 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
     if garbled:
         warnings.append(f"skipped pages {page_list(garbled)}: garbled text layer")
     if scanned:
-        warnings.append(f"skipped pages {page_list(scanned)}: no text layer (scanned images); OCR them to include them")
+        warnings.append(f"skipped pages {page_list(scanned)}: no text layer (scanned images); {hint}")
+    if ocr_done:
+        warnings.append(f"read {len(ocr_done)} page(s) by OCR (pages {page_list(sorted(ocr_done))}): check the text "
+                        "in the document's chunks")
 
     good, _removed = strip_running_lines(good)  # page headers/footers are not content to retrieve or quote
     segments = _segments(good, outline)
-    return LoadedDocument(segments, file_type="pdf", pages=len(pages), warnings=warnings, title=title)
+    return LoadedDocument(segments, file_type="pdf", pages=len(pages), warnings=warnings, title=title,
+                          ocr_pages=len(ocr_done))
+
+
+def _echo_share(ocr_text: str, layer: str) -> float:
+    """Share of the OCR'd characters (accents and case folded) that occur in the page's garbled text layer:
+    high when the page visibly shows mojibake (then OCR only copies it), ~0 when the glyphs were right and
+    only the font's Unicode map was missing (then OCR recovers the text)."""
+    import unicodedata
+
+    def fold(c: str) -> str:
+        return "".join(x for x in unicodedata.normalize("NFKD", c) if not unicodedata.combining(x)).casefold()
+
+    have = {fold(c) for c in layer if not c.isspace()}
+    chars = [c for c in ocr_text if not c.isspace()]
+    return sum(1 for c in chars if fold(c) in have) / len(chars) if chars and have else 0.0
 
 
 def _segments(good: dict[int, str], outline: list[OutlineEntry]) -> list[Segment]:
