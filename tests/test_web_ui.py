@@ -355,7 +355,7 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files, mor
 
         # -- source preview: the cited PDF page with the passage highlighted
         page.get_by_role("tab", name="问答").click()
-        fill(page, "question", "员工工作满一年后有几天年假？")
+        fill(page, "question", "出差前需要在系统中提交什么申请？")
         page.locator("#send").click()
         wait_until(lambda: "用时" in page.locator("#answer-meta").inner_text(), 240)
         page.locator("#source-preview").click()
