@@ -166,6 +166,6 @@ def test_failure_mid_batch_keeps_previous_version_and_leaves_no_orphans(store, t
 
 
 def test_ingest_into_kb_with_unsupported_and_missing_only(store, tmp_path):
-    (tmp_path / "x.docx").write_bytes(b"PK..")
-    summary = ingest_paths(store, "kb", [tmp_path / "x.docx"])
+    (tmp_path / "x.xlsx").write_bytes(b"PK..")
+    summary = ingest_paths(store, "kb", [tmp_path / "x.xlsx"])
     assert summary.results[0].status == SKIPPED and summary.failed == []
