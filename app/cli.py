@@ -278,6 +278,24 @@ def chunks_enable(kb: str, chunk_id: str) -> None:
 
 
 @app.command()
+def page(
+    kb: str,
+    doc: Annotated[str, typer.Argument(help="A PDF's file name or document id (prefix).")],
+    number: Annotated[int, typer.Argument(help="Page number (1-based).")],
+    highlight: Annotated[Optional[str], typer.Option("--highlight", help="Text to highlight (a cited passage).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--out", "-o", help="PNG file (default DOC-pN.png).")] = None,
+) -> None:
+    """The source preview: a page of a PDF's kept original as PNG, with a passage highlighted."""
+    png, boxes = _run(lambda: _service().page_image(kb, doc, number, highlight))
+    output = output or Path(f"{Path(doc).stem}-p{number}.png")
+    output.write_bytes(png)
+    found = f", {boxes} box(es) highlighted" if highlight else ""
+    out.print(f"wrote {escape(str(output))}{found}")
+    if highlight and not boxes:
+        err.print("[yellow]warning:[/] the passage was not found on that page (a page read by OCR has no text layer)")
+
+
+@app.command()
 def reindex(kb: str) -> None:
     """Re-embed a knowledge base with the configured embedding model (after changing RAGKB_EMBEDDING_MODEL)."""
     from rich.progress import Progress

@@ -55,22 +55,30 @@ def render_page(pdf: Path, page: int, highlight: str | None = None, scale: float
     return out.getvalue(), len(boxes)
 
 
+def _find(textpage, text: str) -> list[tuple[float, float, float, float]]:  # noqa: ANN001
+    searcher = textpage.search(text, match_case=False, match_whole_word=False)
+    try:
+        found = searcher.get_next()
+    finally:
+        searcher.close()
+    if found is None:
+        return []
+    index, count = found
+    return [textpage.get_rect(i) for i in range(textpage.count_rects(index, count))]
+
+
 def _boxes(page, passage: str) -> list[tuple[float, float, float, float]]:  # noqa: ANN001
     textpage = page.get_textpage()
     rects = []
     try:
         for piece in passage_pieces(passage):
-            searcher = textpage.search(piece, match_case=False, match_whole_word=False)
-            found = searcher.get_next()
-            if found is None and len(piece) > 24:  # cleaned or re-flowed: its first words may still match
-                searcher.close()
-                searcher = textpage.search(piece[:24], match_case=False, match_whole_word=False)
-                found = searcher.get_next()
-            if found is not None:
-                index, count = found
-                n = textpage.count_rects(index, count)
-                rects += [textpage.get_rect(i) for i in range(n)]
-            searcher.close()
+            found = _find(textpage, piece)
+            if found:
+                rects += found
+                continue
+            # re-flowed or cleaned (line breaks, dropped headers): find it window by window
+            for start in range(0, min(len(piece), 1600), 16):
+                rects += _find(textpage, piece[start:start + 16]) if len(piece[start:start + 16].strip()) >= 4 else []
     finally:
         textpage.close()
     return rects

@@ -192,6 +192,14 @@ def test_cli_explains_and_switches_chunks(tmp_path, monkeypatch):
     assert len(again) == 1 and again[0]["enabled"] is False
     r = run(app, ["chunks", "disable", "kb", "nope:3"])
     assert r.exit_code == 2 and "nope:3" in r.output
+    # the source preview from the command line: a PDF page with a passage highlighted
+    from docs import zh_pdf
+
+    assert run(app, ["ingest", "kb", str(zh_pdf(tmp_path / "手册.pdf")), "-q"]).exit_code == 0
+    r = run(app, ["page", "kb", "手册.pdf", "2", "--highlight", "报销单需要附上发票原件。", "-o", str(tmp_path / "p2.png")])
+    assert r.exit_code == 0 and "box(es) highlighted" in r.output and (tmp_path / "p2.png").read_bytes()[:4] == b"\x89PNG"
+    r = run(app, ["page", "kb", "guide.md", "1"])
+    assert r.exit_code == 2 and "not a PDF" in r.output
 
 
 def test_word_and_html_uploads_join_the_markdown_path(client, tmp_path):

@@ -126,3 +126,15 @@ def test_source_preview_shows_the_pdf_page_highlighted_or_the_marked_section(ui,
            "chunk_id": service.document_chunks("财务", "报销.md")[1][0].id, "kind": "document", "snippet": ""}]
     out = preview.on_pick("财务", md, 0, ZH)
     assert "<mark>" in out[c.preview_text] and "报销.md &gt; 报销" in out[c.preview_text] and not out[c.preview_image]["visible"]
+
+
+def test_a_cited_pdf_page_is_a_link_to_its_highlighted_image(ui, tmp_path):
+    from docs import zh_pdf
+
+    service, c, _ = ui
+    service.create_kb("财务 A")
+    service.ingest_paths("财务 A", [zh_pdf(tmp_path / "员工手册.pdf")])
+    final = list(ChatHandlers(service, c).on_send("报销单需要附上发票原件吗？", [], "", [], "财务 A", EN))[-1]
+    html = final[c.sources]
+    assert "href='/api/kbs/%E8%B4%A2%E5%8A%A1%20A/documents/" in html and "/pages/2.png?highlight=" in html
+    assert "target='_blank'" in html

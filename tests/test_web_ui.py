@@ -370,4 +370,12 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files, mor
         a = np.asarray(Image.open(shot).convert("RGB"))
         assert ((a[..., 0] > 200) & (a[..., 1] > 180) & (a[..., 2] < 150)).sum() > 200, "no highlight in the preview"
         shots(page, "source-preview")
+        # clicking the cited source opens its page, highlighted, in a new tab
+        with page.context.expect_page() as opened:
+            page.locator("#sources a").first.click()
+        tab = opened.value
+        tab.wait_for_load_state()
+        assert "/pages/1.png" in tab.url
+        r = httpx.get(tab.url, timeout=60)
+        assert r.headers["content-type"] == "image/png" and int(r.headers["x-ragkb-highlighted"]) >= 1
         assert not errors, errors

@@ -31,7 +31,8 @@ class ChatHandlers(Handlers):
                 kb_value = conv.kb_name
             last = next((m for m in reversed(stored) if m.role == "assistant"), None)
             if last is not None:
-                last_sources = sources_html(last.sources, request, bool(last.meta.get("refused")))
+                last_sources = sources_html(last.sources, request, bool(last.meta.get("refused")), kb_value,
+                                            self.links)
                 cited = last.sources
         return {c.kb: gr.update(choices=names, value=kb_value), c.kb_status: "" if names else text(request, "no_kb"),
                 c.convs: gr.update(choices=self.conv_choices(user), value=cid or None), c.chatbot: messages,
@@ -74,7 +75,7 @@ class ChatHandlers(Handlers):
             yield {c.chatbot: history, c.answer_meta: f"⚠️ {exc}"}
             return
         srcs = [s.as_dict() for s in got.sources]
-        yield {c.chatbot: history, c.sources: sources_html(srcs, request, got.refused), c.conv_id: cid,
+        yield {c.chatbot: history, c.sources: sources_html(srcs, request, got.refused, name, self.links), c.conv_id: cid,
                c.src_state: srcs, c.src_pick: gr.update(**preview_update(srcs)),
                c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid or None),
                c.target: ids[-1], c.target_md: text(request, "feedback_on", answer=" ".join(got.text.split())[:80]),
@@ -110,7 +111,8 @@ class ChatHandlers(Handlers):
         cited = last.sources if last else []
         out = {c.chatbot: messages, c.conv_id: cid, c.msg_ids: ids, c.conv_status: "", c.conv_title: conv.title,
                c.src_state: cited, c.src_pick: gr.update(**preview_update(cited)),
-               c.sources: sources_html(last.sources, request, bool(last.meta.get("refused"))) if last else "",
+               c.sources: sources_html(last.sources, request, bool(last.meta.get("refused")), known, self.links)
+               if last else "",
                c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
         if known:
             out.update({c.kb: known, c.docs: self.docs_table(known, request)})

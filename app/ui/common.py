@@ -20,6 +20,11 @@ class Handlers:
     def __init__(self, service: RagkbService, c: Layout):
         self.service, self.c = service, c
 
+    @property
+    def links(self) -> bool:
+        """Cited PDF pages open as links to the API's page image, unless the API needs a key."""
+        return not self.service.settings.api_key_list()
+
     def kb_choices(self) -> list[str]:
         return self.service.kb_names()
 

@@ -29,7 +29,17 @@ def esc(value) -> str:  # noqa: ANN001
     return html.escape(str(value if value is not None else ""), quote=True)
 
 
-def sources_html(sources: list[dict], request, refused: bool = False) -> str:  # noqa: ANN001
+def page_link(kb: str, src: dict) -> str:
+    """The app's own URL of a cited PDF page with the passage highlighted (opens in a new tab)."""
+    from urllib.parse import quote
+
+    return (f"/api/kbs/{quote(kb, safe='')}/documents/{quote(src['doc_id'], safe='')}/pages/{int(src['page'])}.png"
+            f"?highlight={quote(src.get('snippet', '')[:600], safe='')}")
+
+
+def sources_html(sources: list[dict], request, refused: bool = False, kb: str | None = None,  # noqa: ANN001
+                 links: bool = False) -> str:
+    """`links`: a cited PDF page opens, highlighted, on click (off when the API needs a key the browser lacks)."""
     if not sources:
         return f"<div class='no-sources'>{esc(text(request, 'no_sources'))}</div>" if refused else ""
     rows = []
@@ -45,7 +55,11 @@ def sources_html(sources: list[dict], request, refused: bool = False) -> str:  #
                 parts.append(s["section"])
             where = " — ".join(parts)
         cls = "source correction" if correction else "source"
-        rows.append(f"<div class='{cls}' data-n='{esc(s['n'])}'><div class='where'>{esc(where)}</div>"
+        if links and kb and not correction and s.get("page") and s.get("doc_id") and s["filename"].lower().endswith(".pdf"):
+            where_html = f"<a href='{esc(page_link(kb, s))}' target='_blank' rel='noopener'>{esc(where)}</a>"
+        else:
+            where_html = esc(where)
+        rows.append(f"<div class='{cls}' data-n='{esc(s['n'])}'><div class='where'>{where_html}</div>"
                     f"<div class='snippet'>{esc(s.get('snippet', ''))}</div></div>")
     return f"<div class='sources-title'><b>{esc(text(request, 'sources'))}</b></div>" + "".join(rows)
 
