@@ -126,7 +126,9 @@ def switch_chunk(kb: str, chunk_id: str, body: ChunkSwitch, service: Service):
 @router.get("/kbs/{kb}/documents/{document}/pages/{page}.png", tags=["documents"],
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def page_image(kb: str, document: str, page: int, service: Service,
-               highlight: str | None = Query(None, max_length=8000, description="Text to highlight (a cited passage).")):
+               highlight: str | None = Query(None, max_length=600, description=(
+                   "Text to highlight (a cited passage; its first 600 characters find it, and a longer query "
+                   "string would pass HTTP servers' request-line limits)."))):
     """A PDF page of the stored original rendered as PNG, with `highlight`'s text boxes marked (the source
     preview). The header X-Ragkb-Highlighted says how many boxes were marked."""
     png, boxes = service.page_image(kb, document, page, highlight)
