@@ -113,18 +113,16 @@ def test_source_preview_shows_the_pdf_page_highlighted_or_the_marked_section(ui,
     service.create_kb("财务")
     service.ingest_paths("财务", [doc, zh_pdf(tmp_path / "员工手册.pdf")])
     final = list(ChatHandlers(service, c).on_send("报销单需要附上发票原件吗？", [], "", [], "财务", ZH))[-1]
-    sources = final[c.src_state]
     choices = final[c.src_pick]["choices"]
     assert choices and all(label.startswith("[") for label, _ in choices)
     preview = PreviewHandlers(service, c)
-    pdf_pick = next(i for label, i in choices if "员工手册.pdf, p. 2" in label)
-    out = preview.on_pick("财务", sources, pdf_pick, ZH)
+    pdf_pick = next(value for label, value in choices if "员工手册.pdf, p. 2" in label)
+    out = preview.on_pick("财务", pdf_pick, ZH)
     img = np.asarray(out[c.preview_image]["value"].convert("RGB"))
     assert out[c.preview_image]["visible"] and ((img[..., 0] > 200) & (img[..., 1] > 180) & (img[..., 2] < 150)).sum() > 500
     # a Markdown source: its section, the passage marked, everything escaped
-    md = [{"n": 1, "filename": "报销.md", "page": None, "doc_id": next(d.id for d in service.documents("财务") if d.filename == "报销.md"),
-           "chunk_id": service.document_chunks("财务", "报销.md")[1][0].id, "kind": "document", "snippet": ""}]
-    out = preview.on_pick("财务", md, 0, ZH)
+    md_id = next(d.id for d in service.documents("财务") if d.filename == "报销.md")
+    out = preview.on_pick("财务", f"{md_id} {service.document_chunks('财务', '报销.md')[1][0].id}", ZH)
     assert "<mark>" in out[c.preview_text] and "报销.md &gt; 报销" in out[c.preview_text] and not out[c.preview_image]["visible"]
 
 

@@ -360,7 +360,12 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files, mor
         wait_until(lambda: "用时" in page.locator("#answer-meta").inner_text(), 240)
         page.locator("#source-preview").click()
         _pick(page, "preview-select", "员工手册.pdf")
-        wait_until(lambda: page.locator("#preview-image img").count() > 0, 60, message="no preview image")
+        try:
+            wait_until(lambda: page.locator("#preview-image img").count() > 0, 60, message="no preview image")
+        except AssertionError:
+            shots(page, "source-preview-missing")
+            raise AssertionError(f"no preview image; note: {page.locator('#preview-text').inner_text()!r}, "
+                                 f"picked: {page.locator('#preview-select input').first.input_value()!r}")
         page.wait_for_timeout(500)
         shot = tmp_path / "preview.png"
         page.locator("#preview-image img").first.screenshot(path=str(shot))

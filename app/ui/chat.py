@@ -37,7 +37,7 @@ class ChatHandlers(Handlers):
         return {c.kb: gr.update(choices=names, value=kb_value), c.kb_status: "" if names else text(request, "no_kb"),
                 c.convs: gr.update(choices=self.conv_choices(user), value=cid or None), c.chatbot: messages,
                 c.conv_id: cid, c.msg_ids: ids, c.sources: last_sources, **self.documents_view(kb_value, request),
-                c.src_state: cited, c.src_pick: gr.update(**preview_update(cited)),
+                c.src_pick: gr.update(**preview_update(cited)),
                 c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
 
     def on_send(self, message: str, history: list, cid: str, ids: list, name: str | None, request: gr.Request):
@@ -76,7 +76,7 @@ class ChatHandlers(Handlers):
             return
         srcs = [s.as_dict() for s in got.sources]
         yield {c.chatbot: history, c.sources: sources_html(srcs, request, got.refused, name, self.links), c.conv_id: cid,
-               c.src_state: srcs, c.src_pick: gr.update(**preview_update(srcs)),
+               c.src_pick: gr.update(**preview_update(srcs)),
                c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid or None),
                c.target: ids[-1], c.target_md: text(request, "feedback_on", answer=" ".join(got.text.split())[:80]),
                c.answer_meta: text(request, "answered", seconds=f"{time.perf_counter() - started:.1f}", n=len(srcs))}
@@ -94,7 +94,7 @@ class ChatHandlers(Handlers):
     def on_new_conversation(self) -> dict:
         c = self.c
         return {c.chatbot: [], c.conv_id: "", c.msg_ids: [], c.sources: "", c.convs: gr.update(value=None),
-                c.target: "", c.target_md: "", c.src_state: [], c.src_pick: gr.update(**preview_update([]))}
+                c.target: "", c.target_md: "", c.src_pick: gr.update(**preview_update([]))}
 
     def on_pick_conversation(self, cid: str | None, request: gr.Request) -> dict:
         c, user = self.c, user_of(request)
@@ -110,7 +110,7 @@ class ChatHandlers(Handlers):
         known = conv.kb_name if conv.kb_name in self.kb_choices() else None
         cited = last.sources if last else []
         out = {c.chatbot: messages, c.conv_id: cid, c.msg_ids: ids, c.conv_status: "", c.conv_title: conv.title,
-               c.src_state: cited, c.src_pick: gr.update(**preview_update(cited)),
+               c.src_pick: gr.update(**preview_update(cited)),
                c.sources: sources_html(last.sources, request, bool(last.meta.get("refused")), known, self.links)
                if last else "",
                c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
@@ -143,19 +143,19 @@ class ChatHandlers(Handlers):
     def wire(self, demo: gr.Blocks) -> None:
         c = self.c
         demo.load(self.on_load, None, [c.kb, c.kb_status, c.convs, c.chatbot, c.conv_id, c.msg_ids, c.sources,
-                                       c.docs, c.doc_pick, c.target, c.target_md, c.src_state, c.src_pick])
+                                       c.docs, c.doc_pick, c.target, c.target_md, c.src_pick])
         chat_out = [c.chatbot, c.question, c.sources, c.conv_id, c.msg_ids, c.convs, c.target, c.target_md,
-                    c.answer_meta, c.src_state, c.src_pick]
+                    c.answer_meta, c.src_pick]
         chat_in = [c.question, c.chatbot, c.conv_id, c.msg_ids, c.kb]
         c.send.click(self.on_send, chat_in, chat_out, concurrency_id="chat")
         c.question.submit(self.on_send, chat_in, chat_out, concurrency_id="chat")
-        cleared = [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.convs, c.target, c.target_md, c.src_state, c.src_pick]
+        cleared = [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.convs, c.target, c.target_md, c.src_pick]
         c.new_conv_btn.click(self.on_new_conversation, None, cleared)
         # The chatbot's own "clear" button starts a new conversation; the old one stays in the list.
         c.chatbot.clear(self.on_new_conversation, None, cleared)
         c.convs.input(self.on_pick_conversation, [c.convs], [c.chatbot, c.conv_id, c.msg_ids, c.sources, c.conv_status,
                                                             c.kb, c.conv_title, c.target, c.target_md, c.docs,
-                                                            c.src_state, c.src_pick])
+                                                            c.src_pick])
         c.conv_rename_btn.click(self.on_rename_conversation, [c.conv_id, c.conv_title], [c.conv_status, c.convs])
         c.conv_delete_btn.click(self.on_delete_conversation, [c.conv_id],
                                 [c.conv_status, c.convs, c.chatbot, c.conv_id, c.msg_ids, c.sources])

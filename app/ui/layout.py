@@ -34,7 +34,6 @@ class Layout:
     send: gr.Button
     answer_meta: gr.Markdown
     sources: gr.HTML
-    src_state: gr.State
     src_pick: gr.Dropdown
     preview_image: gr.Image
     preview_text: gr.HTML
@@ -105,7 +104,6 @@ def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
                 c["send"] = gr.Button(T("send"), variant="primary", scale=1, elem_id="send")
             c["answer_meta"] = gr.Markdown(elem_id="answer-meta")
             c["sources"] = gr.HTML(elem_id="sources")
-            c["src_state"] = gr.State([])
             with gr.Accordion(T("source_preview"), open=False, elem_id="source-preview"):
                 c["src_pick"] = gr.Dropdown(label=T("cited_source"), choices=[], value=None, elem_id="preview-select")
                 c["preview_image"] = gr.Image(show_label=False, interactive=False, visible=False, elem_id="preview-image",

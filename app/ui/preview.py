@@ -13,10 +13,13 @@ from app.ui_text import text
 from rag.errors import RagkbError
 
 
-def preview_choices(sources: list[dict]) -> list[tuple[str, int]]:
-    """Dropdown entries for the cited document sources: "[n] file, p. N"."""
-    return [(f"[{s['n']}] {s['filename']}" + (f", p. {s['page']}" if s.get("page") else ""), i)
-            for i, s in enumerate(sources) if s.get("kind", "document") == "document" and s.get("doc_id")]
+def preview_choices(sources: list[dict]) -> list[tuple[str, str]]:
+    """Dropdown entries for the cited document sources: "[n] file, p. N", valued "doc_id chunk_id". The value
+    carries what the preview needs, so a pick never depends on server-side state that a busy server may not
+    have stored yet when the user picks (a pick right after the answer finished once showed nothing)."""
+    return [(f"[{s['n']}] {s['filename']}" + (f", p. {s['page']}" if s.get("page") else ""),
+             f"{s['doc_id']} {s['chunk_id']}")
+            for s in sources if s.get("kind", "document") == "document" and s.get("doc_id") and s.get("chunk_id")]
 
 
 def preview_update(sources: list[dict]) -> dict:
@@ -24,17 +27,17 @@ def preview_update(sources: list[dict]) -> dict:
 
 
 class PreviewHandlers(Handlers):
-    def on_pick(self, kb: str | None, sources: list, pick, request: gr.Request) -> dict:  # noqa: ANN001
+    def on_pick(self, kb: str | None, pick: str | None, request: gr.Request) -> dict:
         c = self.c
-        if pick is None or not kb or not sources or not 0 <= int(pick) < len(sources):
+        doc_id, _, chunk_id = (pick or "").partition(" ")
+        if not kb or not doc_id or not chunk_id:
             return {c.preview_image: gr.update(value=None, visible=False), c.preview_text: ""}
-        src = sources[int(pick)]
         try:
-            view = self.service.source_view(kb, src["doc_id"], src["chunk_id"])
+            view = self.service.source_view(kb, doc_id, chunk_id)
             if view.page is not None:
                 from PIL import Image
 
-                png, boxes = self.service.page_image(kb, src["doc_id"], view.page, view.passage)
+                png, boxes = self.service.page_image(kb, doc_id, view.page, view.passage)
                 note = "" if boxes else f"<p class='preview-note'>{esc(text(request, 'no_highlight'))}</p>"
                 return {c.preview_image: gr.update(value=Image.open(io.BytesIO(png)), visible=True),
                         c.preview_text: note}
@@ -48,4 +51,4 @@ class PreviewHandlers(Handlers):
 
     def wire(self) -> None:
         c = self.c
-        c.src_pick.input(self.on_pick, [c.kb, c.src_state, c.src_pick], [c.preview_image, c.preview_text])
+        c.src_pick.input(self.on_pick, [c.kb, c.src_pick], [c.preview_image, c.preview_text])
