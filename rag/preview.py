@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 from rag.errors import RagkbError
+from rag.pdfium_guard import PDFIUM_LOCK
 
 HIGHLIGHT = (255, 214, 0, 110)  # translucent yellow (RGBA)
 
@@ -30,19 +31,24 @@ def render_page(pdf: Path, page: int, highlight: str | None = None, scale: float
     import pypdfium2 as pdfium
     from PIL import Image, ImageDraw
 
-    doc = pdfium.PdfDocument(str(pdf))
-    try:
-        if not 1 <= page <= len(doc):
-            raise RagkbError(f"No page {page}: the document has {len(doc)} page(s).")
-        p = doc[page - 1]
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (rag.pdfium_guard)
+        doc = pdfium.PdfDocument(str(pdf))
         try:
-            image = p.render(scale=scale).to_pil().convert("RGBA")
-            boxes = _boxes(p, highlight) if highlight else []
-            height = p.get_height()
+            if not 1 <= page <= len(doc):
+                raise RagkbError(f"No page {page}: the document has {len(doc)} page(s).")
+            p = doc[page - 1]
+            try:
+                bitmap = p.render(scale=scale)
+                try:
+                    image = bitmap.to_pil().convert("RGBA")  # a copy: the bitmap is closed here, not by a finaliser
+                finally:
+                    bitmap.close()
+                boxes = _boxes(p, highlight) if highlight else []
+                height = p.get_height()
+            finally:
+                p.close()
         finally:
-            p.close()
-    finally:
-        doc.close()
+            doc.close()
     if boxes:
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)

@@ -14,9 +14,8 @@ from rag.errors import RagkbError
 
 
 def preview_choices(sources: list[dict]) -> list[tuple[str, str]]:
-    """Dropdown entries for the cited document sources: "[n] file, p. N", valued "doc_id chunk_id". The value
-    carries what the preview needs, so a pick never depends on server-side state that a busy server may not
-    have stored yet when the user picks (a pick right after the answer finished once showed nothing)."""
+    """Dropdown entries for the cited document sources: "[n] file, p. N", valued "doc_id chunk_id": the value
+    carries what the preview needs, so a pick does not depend on other session state."""
     return [(f"[{s['n']}] {s['filename']}" + (f", p. {s['page']}" if s.get("page") else ""),
              f"{s['doc_id']} {s['chunk_id']}")
             for s in sources if s.get("kind", "document") == "document" and s.get("doc_id") and s.get("chunk_id")]

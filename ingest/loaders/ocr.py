@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.loaders.base import IngestError
+from rag.pdfium_guard import PDFIUM_LOCK
 
 HOW_TO_ENABLE = ("to read such pages, install the OCR extra (rapidocr-onnxruntime): "
                  ".venv/bin/pip install -e '.[ocr]', then add the file again")
@@ -64,26 +65,36 @@ def lines_to_text(result) -> str:  # noqa: ANN001
 def ocr_pdf_pages(path: Path, pages: list[int], dpi: int = 150,
                   progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
     """{page (1-based): text} for the given pages; progress(done, total) after each page."""
-    import numpy as np
-    import pypdfium2 as pdfium
-
     if not ocr_available():
         raise IngestError(HOW_TO_ENABLE)
     engine = _get_engine()
     out: dict[int, str] = {}
-    doc = pdfium.PdfDocument(str(path))
-    try:
-        for done, n in enumerate(pages, start=1):
+    for done, n in enumerate(pages, start=1):
+        result, _ = engine(_render_bgr(path, n, dpi), use_cls=False)  # no angle classifier: scans are upright,
+        out[n] = lines_to_text(result)                                  # and it costs ~20% of the time
+        if progress:
+            progress(done, len(pages))
+    return out
+
+
+def _render_bgr(path: Path, n: int, dpi: int):  # noqa: ANN202
+    """Page n as an OpenCV (BGR) array. Only the rendering holds the pdfium lock (rag.pdfium_guard), not the
+    seconds of recognition, so a source preview is not kept waiting by an OCR ingest."""
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    with PDFIUM_LOCK:
+        doc = pdfium.PdfDocument(str(path))
+        try:
             page = doc[n - 1]
             try:
-                image = page.render(scale=dpi / 72, grayscale=False).to_pil().convert("RGB")
+                bitmap = page.render(scale=dpi / 72, grayscale=False)
+                try:
+                    image = bitmap.to_pil().convert("RGB")  # a copy, so the bitmap can be closed here
+                finally:
+                    bitmap.close()
             finally:
                 page.close()
-            # OpenCV's BGR; no angle classifier: scanned pages are upright, and it costs ~20% of the time
-            result, _ = engine(np.asarray(image)[:, :, ::-1], use_cls=False)
-            out[n] = lines_to_text(result)
-            if progress:
-                progress(done, len(pages))
-    finally:
-        doc.close()
-    return out
+        finally:
+            doc.close()
+    return np.asarray(image)[:, :, ::-1]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.loaders.base import IngestError, LoadedDocument, Segment, page_list
 from ingest.loaders.running_lines import strip_running_lines
+from rag.pdfium_guard import PDFIUM_LOCK
 from rag.text import garble_report
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,12 @@ def _title_pattern(title: str) -> re.Pattern[str]:
 
 
 def _extract_pages(path: Path) -> list[tuple[str, bool]]:
-    """(text, has_images) for every page, via pypdfium2."""
+    """(text, has_images) for every page, via pypdfium2 (under the process's pdfium lock: rag.pdfium_guard)."""
+    with PDFIUM_LOCK:
+        return _extract_pages_locked(path)
+
+
+def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
     import pypdfium2 as pdfium
 
     try:
