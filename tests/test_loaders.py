@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from docs import BIG5_TEXT, EN_GUIDE_MD, ZH_TEXT, encrypted_pdf, garbled_pdf, scanned_pdf, zh_pdf
+from docs import BIG5_TEXT, EN_GUIDE_MD, ZH_TEXT, en_pdf, encrypted_pdf, garbled_pdf, scanned_pdf, zh_pdf
 from ingest.chunking import chunk_segments
 from ingest.loaders import IngestError
 from ingest.loaders.markdown import split_markdown
@@ -237,6 +237,38 @@ def test_scanned_chinese_pdf_is_read_by_ocr_with_its_page_numbers(tmp_path):
     by_page = {s.page: "".join(s.text.split()) for s in doc.segments}
     assert "差旅报销制度" in by_page[1] and "五个工作日" in by_page[2] and "年假" in by_page[3]
     assert any("OCR" in w and "1-3" in w for w in doc.warnings)
+
+
+def test_scanned_english_pdf_keeps_its_words_apart(tmp_path):
+    """The recogniser drops most spaces in English print ("observesdistantgalaxies"); the loader puts them back,
+    or a search for "distant galaxies" would never match the page."""
+    from docs import image_only_pdf
+
+    doc = load_pdf(image_only_pdf(en_pdf(tmp_path / "t.pdf"), tmp_path / "scan.pdf"))
+    by_page = {s.page: " ".join(s.text.split()) for s in doc.segments}
+    assert doc.ocr_pages == 2
+    assert "observes distant galaxies in infrared light" in by_page[1]
+    assert "uses a laser interferometer every night" in by_page[2]
+
+
+@pytest.mark.parametrize("line, expected", [
+    # lines as PP-OCRv4 read them from a scanned FinanceBench earnings release
+    ("2023Second-Quarterreportedsalesgrowthof6.3%to$25.5Billion",
+     "2023 Second-Quarter reported sales growth of 6.3% to $25.5 Billion"),
+    ("Companyisincreasing2023full-yearguidancemidpoints", "Company is increasing 2023 full-year guidance midpoints"),
+    ("FORIMMEDIATERELEASE", "FOR IMMEDIATE RELEASE"),
+    ("internationalx", "internationalx"),  # a stray last letter stays on its word (this crashed the loader once)
+    ("growthexcludingCoviD-19Vaccine", "growth excluding CoviD-19 Vaccine"),  # no stray one-letter word
+    # left as they are: Chinese lines, TeX commands, properly spaced English, version-like tokens
+    ("ctexset采用latex3风格的键值设置支持不同类型的选项", "ctexset采用latex3风格的键值设置支持不同类型的选项"),
+    ("\\tableofcontents", "\\tableofcontents"),
+    ("Use \\documentclass{article} with utf8 and Python3 on internationalization.",
+     "Use \\documentclass{article} with utf8 and Python3 on internationalization."),
+])
+def test_ocr_spacing_repair(line, expected):
+    from ingest.loaders.ocr_spacing import restore_spaces
+
+    assert restore_spaces(line) == expected
 
 
 def test_without_the_ocr_extra_the_error_says_how_to_enable_it(tmp_path, monkeypatch):

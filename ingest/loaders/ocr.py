@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.loaders.base import IngestError
+from ingest.loaders.ocr_spacing import restore_spaces
 from rag.pdfium_guard import PDFIUM_LOCK
 
 HOW_TO_ENABLE = ("to read such pages, install the OCR extra (rapidocr-onnxruntime): "
@@ -44,14 +45,14 @@ def _get_engine():  # noqa: ANN202
 
 def lines_to_text(result) -> str:  # noqa: ANN001
     """rapidocr's [(box, text, score), ...] as reading-order lines: boxes on the same row (their vertical
-    centres within half a line height) are joined left to right."""
+    centres within half a line height) are joined left to right; glued English words are spaced again."""
     if not result:
         return ""
     items = []
     for box, text, _score in result:
         ys = [p[1] for p in box]
         xs = [p[0] for p in box]
-        items.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs), text.strip()))
+        items.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs), restore_spaces(text.strip())))
     items.sort(key=lambda t: (t[0], t[2]))
     rows: list[list[tuple]] = []
     for it in items:
