@@ -129,10 +129,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from ingest.loaders.base import IngestError
+    import ingest.loaders.ocr as ocr_module
     from ingest.loaders.ocr import ocr_available
-    from ingest.loaders.ocr import restore_spaces as ocr_restore
     from ingest.loaders.pdf import load_pdf
 
+    ocr_restore = ocr_module.restore_spaces  # switched off for the filings' baseline pass
     if not ocr_available():
         sys.exit("the ocr extra is not installed: .venv/bin/pip install -e '.[ocr]'")
     rows = []
@@ -149,8 +150,6 @@ def main() -> None:
                     no_ocr = "refused"
                 for ocr_dpi, spacing in [(int(x), sp) for x in args.ocr_dpi.split(",")
                                          for sp in ((False, True) if "filing" in s["set"] else (True,))]:
-                    import ingest.loaders.ocr as ocr_module
-
                     ocr_module.restore_spaces = ocr_restore if spacing else (lambda line: line)
                     t0 = time.perf_counter()
                     doc = load_pdf(scan, ocr_dpi=ocr_dpi)
