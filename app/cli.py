@@ -416,6 +416,10 @@ def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]
                     out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
         elif isinstance(ev, Done):
             for claim in ev.unsupported_claims:
+                if claim.get("kind") == "uncited":
+                    err.print("[yellow]warning:[/] this answer cites no passage and most of its words are not in the "
+                              "passages found: it probably comes from the model's own knowledge, not your documents")
+                    continue
                 cites = "".join(f"[{n}]" for n in claim["cites"])
                 err.print(f"[yellow]warning:[/] not found in {cites}: {escape(', '.join(claim['missing']))} "
                           f"— \"{escape(claim['sentence'][:120])}\"")

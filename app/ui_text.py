@@ -107,6 +107,8 @@ EN = {
     "exported": "{n} bad cases exported.",
     "answered": "Answered in {seconds} s · {n} sources",
     "unsupported_claim": "⚠️ Not found in the cited source {cites}: {missing} — check this sentence: “{sentence}”",
+    "uncited_answer": "⚠️ This answer cites no passage of the knowledge base and most of its words are not in the "
+                      "passages found: it probably comes from the model's own knowledge, not from your documents.",
 }
 
 ZH = {
@@ -209,6 +211,7 @@ ZH = {
     "exported": "已导出 {n} 条问题案例。",
     "answered": "用时 {seconds} 秒 · {n} 个来源",
     "unsupported_claim": "⚠️ 引用的来源 {cites} 中没有找到：{missing}，请核实这句话：“{sentence}”",
+    "uncited_answer": "⚠️ 这个回答没有引用知识库中的任何段落，其内容大多不在检索到的段落里：它可能来自模型自身的知识，而不是你的文档。",
 }
 
 

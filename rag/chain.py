@@ -18,8 +18,16 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
-from rag.citations import CitationFilter, SourceEchoFilter, adds_nothing, attribute, quote_for
-from rag.claims import grounding, unsupported_claims
+from rag.citations import (
+    CitationFilter,
+    RefusalHold,
+    SourceEchoFilter,
+    adds_nothing,
+    attribute,
+    quote_for,
+    quote_with_block,
+)
+from rag.claims import grounding, uncited_answer, unsupported_claims
 from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
@@ -27,7 +35,7 @@ from rag.events import Answer, AnswerEvent, Done, Failed, Source, Sources, Statu
 from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import (
-    NO_ANSWER, OTHER_LANGUAGE_HINT, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
+    NO_ANSWER, OTHER_LANGUAGE_HINT, OTHER_LANGUAGE_QUOTE, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
     multi_query_messages,
 )
 from rag.retrieval import SearchHit, search
@@ -298,6 +306,7 @@ class AnswerService:
         timings["before_llm_ms"] = _ms(t0)
         citations = CitationFilter(len(blocks))
         echo = SourceEchoFilter()
+        hold = RefusalHold()
         parts: list[str] = []
         usage = None
         try:
@@ -313,11 +322,13 @@ class AnswerService:
                     timings["ttft_ms"] = _ms(t0)
                     timings["llm_ttft_ms"] = _ms(t2)
                     first = False
-                out = echo.feed(citations.feed(text))
+                out = hold.feed(echo.feed(citations.feed(text)))
                 if out:
                     parts.append(out)
                     yield Token(out)
-            rest = echo.feed(citations.flush()) + echo.flush()
+            rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
+            if held := hold.flush():
+                rest = self._instead_of_refusal(held, lang, asked, blocks, len(corrections), citations)
             if rest:
                 parts.append(rest)
                 yield Token(rest)
@@ -358,14 +369,34 @@ class AnswerService:
             context[attributed - 1].attributed = True
         used = set(citations.cited) | ({s.n for s in context if s.kind == "correction"} if not refused else set())
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
-        claims = [] if refused else unsupported_claims(answer, full_texts)
+        claims = [] if refused else unsupported_claims(answer, full_texts, f"{question} {standalone}",
+                                                       self.settings.claim_min_word_support)
         grounded = None if refused else grounding(answer, list(full_texts.values()), f"{question} {standalone}")
+        if memory := uncited_answer(answer, bool(citations.cited), grounded, self.settings.uncited_min_grounding,
+                                    list(full_texts.values())):
+            claims.append(memory)
         yield Sources(sources)
         yield Done(refused=refused, standalone_question=standalone, unsupported_claims=[c.as_dict() for c in claims],
                    grounding=grounded, timings=timings, retrieved=len(hits), corrections=len(corrections), quoted=quoted,
                    # the server's own count; ours only for a server that reports no usage
                    prompt_tokens=usage["input_tokens"] if usage else self.llm.count_tokens("\n".join(c for _, c in pairs)),
                    completion_tokens=(usage or {}).get("output_tokens"))
+
+    @staticmethod
+    def _instead_of_refusal(reply: str, lang: str, question: str, blocks: list[tuple], n_corrections: int,
+                            citations: CitationFilter) -> str:
+        """The model's refusal, or, when the question and the document blocks are in different languages
+        (where the small model refuses with the answer in front of it: English questions about the Chinese
+        lshort manual), the most relevant sentence of those blocks, cited and said to be a quote."""
+        docs = [b[3] for b in blocks[n_corrections:]]
+        if not is_refusal(reply) or not docs or language_of(" ".join(docs)) == lang:
+            return reply
+        quote, i = quote_with_block(question, docs)
+        if not quote:
+            return reply
+        n = n_corrections + i + 1
+        citations.cited[:] = [n]
+        return f"{OTHER_LANGUAGE_QUOTE[lang]}“{quote}” [{n}]"
 
     def _language_hint(self, lang: str, queries: list[str], retrieved: list[SearchHit]) -> str:
         """For a refusal: a Chinese question, English documents, an embedding model that serves no Chinese (the

@@ -166,7 +166,12 @@ def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
 
 
 def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
-    """The sentence of the cited `blocks` that best matches `question`, for a reply that wrote no answer.
+    """The sentence of the cited `blocks` that best matches `question`, for a reply that wrote no answer."""
+    return quote_with_block(question, blocks, max_chars)[0]
+
+
+def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:
+    """The sentence of `blocks` that best matches `question`, and the index of the block it is from.
 
     Small local models sometimes reply with nothing but "[2]" (or the question again): they found the
     passage but wrote no answer. Quoting the cited passage's best sentence gives the user the source text.
@@ -179,7 +184,7 @@ def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
     asked = set(tokenize(question))
     sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
     if not sentences:
-        return ""
+        return "", None
     words = [set(tokenize(s)) for _, s in sentences]
     overlap = evidence_scores(asked, words)
     wants_number = bool(ASKS_NUMBER.search(question))
@@ -197,4 +202,31 @@ def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
     nxt = best + 1
     if len(quote) < 20 and not quote.endswith(_ENDINGS) and nxt < len(sentences) and sentences[nxt][0] == sentences[best][0]:
         quote = f"{quote} {sentences[nxt][1]}"  # a heading: the sentence after it says what it is about
-    return quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"
+    return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
+
+
+class RefusalHold:
+    """Holds the start of a streamed reply back while it may still be the refusal sentence (NO_ANSWER),
+    so that a refusal can be replaced before the user sees it. Any other reply is delayed by the few
+    tokens it shares with the start of that sentence ("The ...")."""
+
+    def __init__(self) -> None:
+        self.held, self.holding = "", True
+
+    def feed(self, text: str) -> str:
+        from rag.prompts import NO_ANSWER
+
+        if not self.holding:
+            return text
+        self.held += text
+        probe = " ".join(_CITATION.sub(" ", self.held).split())
+        if any(r.startswith(probe) for r in NO_ANSWER.values()):
+            return ""
+        self.holding = False
+        out, self.held = self.held, ""
+        return out
+
+    def flush(self) -> str:
+        """What is still held at the end: the whole reply, which is the refusal (or a start of it)."""
+        out, self.held, self.holding = self.held, "", False
+        return out

@@ -30,9 +30,12 @@ class UnsupportedClaim:
     sentence: str
     cites: list[int]
     missing: list[str] = field(default_factory=list)
+    # "fact": a cited sentence whose facts its blocks lack; "uncited": a whole answer that cites nothing and
+    # whose words are mostly not in the retrieved passages (written from the model's own memory)
+    kind: str = "fact"
 
     def as_dict(self) -> dict:
-        return {"sentence": self.sentence, "cites": self.cites, "missing": self.missing}
+        return {"sentence": self.sentence, "cites": self.cites, "missing": self.missing, "kind": self.kind}
 
 
 def _norm(text: str) -> str:
@@ -65,10 +68,54 @@ def _found(fact: str, block: str) -> bool:
     return n in block or any(c in block for c in _ZH_DIGITS.get(n, ""))
 
 
-def unsupported_claims(answer: str, blocks: dict[int, str]) -> list[UnsupportedClaim]:
-    """Sentences of `answer` that cite blocks (numbered as in `blocks`) but state a checkable fact none of
-    the cited blocks contains. Sentences without citations or without checkable facts are not judged."""
-    normed = {n: _norm(t) for n, t in blocks.items()}
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+# How small models frame an answer ("根据上下文，…", "According to block [1], …"): not claims about the documents.
+_FRAMING = frozenset("""根据 上下文 文中 文档 信息 内容 描述 提到 提供 所述 可知 如下 以下 引用 原文 段落 资料 知识库 回答 答案
+according context block blocks passage passages document documents text mentioned provided information answer""".split())
+
+
+def _words(text: str):  # noqa: ANN202
+    """(surface word, its BM25 tokens) for the words of `text` that carry content (stop words have none)."""
+    from rag.lexical import _CJK_RUN, _WORD, _jieba, tokenize
+
+    for i, part in enumerate(_CJK_RUN.split(text)):
+        for w in (_jieba().cut(part) if i % 2 else _WORD.findall(part)):
+            if w.casefold() in _FRAMING:
+                continue
+            if (len(w) >= 2 if i % 2 else len(w) >= 3 and not w[0].isdigit()) and (toks := tokenize(w)):
+                yield w, toks
+
+
+def word_support(sentence: str, blocks: list[str], question: str = "") -> tuple[float | None, list[str]]:
+    """Share of the sentence's own content words (not in the question) found in `blocks`, and the ones
+    not found. Only words in the blocks' script are judged: an English sentence about a Chinese block
+    (or the reverse) is a translation, not a claim this check can verify. None: nothing to judge."""
+    from rag.lexical import tokenize
+
+    text = " ".join(blocks)
+    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
+    judge_cjk, judge_latin = cjk >= 0.1 * (cjk + latin), cjk < 0.1 * (cjk + latin)
+    asked = set(tokenize(question))
+    seen, normed = set(tokenize(text)), _norm(text)
+    judged, missing = [], []
+    for w, toks in _words(_CITATION.sub(" ", sentence)):
+        if set(toks) <= asked or w.casefold() in question.casefold():
+            continue
+        if not (judge_cjk if _CJK.match(w) else judge_latin):
+            continue
+        judged.append(w)
+        if not (set(toks) <= seen or _norm(w) in normed):
+            missing.append(w)
+    if not judged:
+        return None, []
+    return round(1 - len(missing) / len(judged), 3), list(dict.fromkeys(missing))
+
+
+def cited_sentences(answer: str, valid: set[int] | dict) -> list[tuple[str, list[int]]]:
+    """(sentence, the valid block numbers it cites) for the answer's sentences that cite any."""
     sentences: list[str] = []
     for sentence in split_sentences(_LIST_MARKER.sub("", answer)):
         if sentences and not _CITATION.sub("", sentence).strip(" 。.，,;；"):  # "… payment. [1]": the mark is the
@@ -78,13 +125,36 @@ def unsupported_claims(answer: str, blocks: dict[int, str]) -> list[UnsupportedC
     out = []
     for sentence in sentences:
         cites = sorted({int(n) for m in _CITATION.findall(sentence) for n in re.split(r"\s*[,，、]\s*", m)
-                        if int(n) in blocks})
-        if not cites:
-            continue
+                        if int(n) in valid})
+        if cites:
+            out.append((sentence, cites))
+    return out
+
+
+def unsupported_claims(answer: str, blocks: dict[int, str], question: str = "",
+                       min_word_support: float = 0.0) -> list[UnsupportedClaim]:
+    """Sentences of `answer` that cite blocks (numbered as in `blocks`) but state a checkable fact none of
+    the cited blocks contains, or whose own words are mostly (less than `min_word_support` of them)
+    missing from the cited blocks (a name the model remembered: "…议长是麦卡锡[4]" citing a block that
+    never names him). Sentences without citations are not judged."""
+    normed = {n: _norm(t) for n, t in blocks.items()}
+    out = []
+    for sentence, cites in cited_sentences(answer, blocks):
         missing = [f for f in checkable_facts(sentence) if not any(_found(f, normed[n]) for n in cites)]
+        if min_word_support > 0:
+            share, absent = word_support(sentence, [blocks[n] for n in cites], question)
+            if share is not None and share < min_word_support:
+                missing += [w for w in absent if not any(w in f for f in missing)][:6]
         if missing:
             out.append(UnsupportedClaim(_CITATION.sub("", sentence).strip(), cites, missing))
     return out
+
+
+def lowest_word_support(answer: str, blocks: dict[int, str], question: str = "") -> float | None:
+    """The lowest `word_support` of the answer's cited sentences (what `min_word_support` is chosen on)."""
+    shares = [word_support(s, [blocks[n] for n in cites], question)[0] for s, cites in cited_sentences(answer, blocks)]
+    shares = [x for x in shares if x is not None]
+    return min(shares) if shares else None
 
 
 def grounding(answer: str, blocks: list[str], question: str = "") -> float | None:
@@ -100,3 +170,20 @@ def grounding(answer: str, blocks: list[str], question: str = "") -> float | Non
     for b in blocks:
         seen.update(tokenize(b))
     return round(len(own & seen) / len(own), 3)
+
+
+def uncited_answer(answer: str, cited: bool, grounded: float | None, min_grounding: float,
+                   blocks: list[str] = ()) -> UnsupportedClaim | None:
+    """The whole answer flagged when it cites no passage and less than `min_grounding` of its own words
+    occur in the passages it was given: the model answered from its memory ("use pandas.read_excel")
+    about something the knowledge base does not cover. An uncited answer copied from the passages (a
+    command, a name) scores high and is left alone; one in another language than the passages (an
+    English answer about a Chinese manual) is a translation whose words cannot be looked up."""
+    from rag.text import query_language
+
+    if cited or grounded is None or grounded >= min_grounding:
+        return None
+    if blocks and query_language(answer) != query_language(" ".join(blocks)):
+        return None
+    text = " ".join(_CITATION.sub(" ", answer).split())
+    return UnsupportedClaim(text[:200], [], [], kind="uncited")

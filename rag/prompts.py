@@ -35,6 +35,11 @@ OTHER_LANGUAGE_HINT = (
     "可以用英文再问一次，或换用支持中文的多语言嵌入模型（RAGKB_EMBEDDING_MODEL，之后运行 ragkb reindex）。）")
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
 QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
+# Replaces the small model's refusal when the question and the passages it was given are in different languages
+# (an English question about a Chinese manual): it refuses those even with the answer in block [1].
+OTHER_LANGUAGE_QUOTE = {"zh": "检索到的段落与问题的语言不同，模型没能从中直接读出答案。最相关的原文：",
+                        "en": "The passages found are in another language than the question, and the model did not "
+                              "read an answer out of them. The most relevant passage says: "}
 LANGUAGE_NAME = {"zh": "Chinese (简体中文)", "en": "English"}
 
 # Byte-identical for every request (no per-question text in it): the model server's prompt cache then

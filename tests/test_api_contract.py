@@ -139,6 +139,43 @@ def test_openai_route_answers_and_streams(client):
            422, "invalid_request")
 
 
+MEMORY = "Most companies keep them for about a year in cloud storage such as Amazon S3 or Azure Blob."
+
+
+def _remembering(monkeypatch) -> None:  # noqa: ANN001
+    """The mock model answers from 'memory' (words in no passage, no citation) instead of the context."""
+    import rag.mock
+
+    extractive = rag.mock.extractive_reply
+    monkeypatch.setattr(rag.mock, "extractive_reply",
+                        lambda prompt: MEMORY if "Context blocks:" in prompt else extractive(prompt))
+
+
+def test_an_answer_from_the_models_memory_is_flagged_in_every_face(client, monkeypatch, tmp_path):
+    _remembering(monkeypatch)
+    body = client.post("/api/kbs/docs/ask", json={"question": "How long are backups kept?"}).json()
+    assert body["answer"] == MEMORY and body["sources"] == [] and body["refused"] is False
+    assert [c["kind"] for c in body["unsupported_claims"]] == ["uncited"]
+    # ...and it stays flagged in the stored conversation
+    conv = client.get(f"/api/conversations/{body['conversation_id']}").json()
+    assert conv["messages"][1]["unsupported_claims"][0]["kind"] == "uncited"
+    msgs = [{"role": "user", "content": "How long are backups kept?"}]
+    got = client.post("/v1/chat/completions", json={"model": "docs", "messages": msgs}).json()
+    assert got["choices"][0]["message"]["unsupported_claims"][0]["kind"] == "uncited"
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    monkeypatch.setenv("RAGKB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAGKB_EMBEDDING_MODEL", "mock:hash")
+    monkeypatch.setenv("RAGKB_LLM_MODE", "mock")
+    (tmp_path / "guide.md").write_text(GUIDE, encoding="utf-8")
+    run = CliRunner().invoke
+    assert run(app, ["ingest", "kb", str(tmp_path / "guide.md"), "-q"]).exit_code == 0
+    r = run(app, ["ask", "kb", "How long are backups kept?"])
+    assert MEMORY in r.output and "probably comes from the model's own knowledge" in r.output
+
+
 def test_retrieval_test_explains_the_gate(client):
     hits = client.post("/api/kbs/docs/search", json={"query": "How long are backups kept?", "k": 5, "explain": True}).json()
     top = hits[0]

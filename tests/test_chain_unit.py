@@ -250,6 +250,24 @@ def test_a_number_its_cited_block_does_not_give_is_flagged(kb_store):
     assert done.unsupported_claims == []
 
 
+def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
+    # the gate passes (the passages are about payment), the model answers from what it remembers
+    llm = ScriptedLLM("一般来说，公司会在一个月内通过银行转账支付，具体情况请咨询人力资源部门。")
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert sources == [] and [c["kind"] for c in done.unsupported_claims] == ["uncited"]
+    assert done.grounding < kb_store.settings.uncited_min_grounding and not done.refused
+    assert done.unsupported_claims[0]["sentence"].startswith("一般来说，公司会在一个月内")
+    # an answer in another language than the passages cannot be looked up word by word: not judged
+    from rag.claims import uncited_answer
+
+    assert uncited_answer("Payment takes about a month by bank transfer.", False, 0.1, 0.45,
+                          ["财务部门在五个工作日内完成付款。"]) is None
+    # an answer copied from a block, even uncited, is not the model's memory; nor is a cited one
+    for reply in ("财务部门在收到完整材料后的五个工作日内完成付款。", "财务部门在五个工作日内完成付款[1]。"):
+        _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(reply)), "kb", "报销后多久付款？")
+        assert done.unsupported_claims == [], reply
+
+
 @pytest.mark.parametrize("answer, flagged", [
     ("Run `pip install ragkb` [1].", ["pip install ragkb"]),
     ("Use \\listoffigures [1], then compile 2 times.", ["\\listoffigures"]),  # 2 is written 两 in the block
@@ -265,3 +283,54 @@ def test_checkable_facts_are_looked_up_in_the_cited_block(answer, flagged):
     block = "上限为 1,200 MB。使用 \\tableofcontents 命令，编译两次。参见 “Quick Start” 一节。"
     got = unsupported_claims(answer, {1: block})
     assert [m for c in got for m in c.missing] == flagged
+
+
+@pytest.mark.parametrize("answer, question, block, flagged", [
+    # a name the model remembered, cited to a block that never names it (RGB negatives-only, q213)
+    ("根据上下文，2023年美国众议院议长是麦卡锡。[1]", "2023年美国众议院议长是谁？",
+     "2023年1月，美国众议院经过15轮投票才选出新一届议长。", ["麦卡锡"]),
+    ("The backups are stored for 14 days in the Glacier vault [1].", "How long are backups kept?",
+     "Backups run every night at 02:00 and are kept for 14 days.", ["stored", "Glacier", "vault"]),
+    # copied from the block, or only the question's own words: supported
+    ("西贡商信银行于1991年12月21日成立，总部位于胡志明市[1]。", "西贡商信银行何时成立？",
+     "西贡商信银行（Sacombank）于1991年12月21日成立，总部位于胡志明市。", []),
+    # an English answer about a Chinese block is a translation: only its command is checked
+    ("To generate a table of contents, use the \\tableofcontents command [1].", "How do I generate a table of contents?",
+     "使用 \\tableofcontents 命令生成目录，需要编译两次。", []),
+])
+def test_a_cited_sentence_whose_own_words_its_block_lacks_is_flagged(answer, question, block, flagged):
+    from rag.claims import unsupported_claims
+
+    got = unsupported_claims(answer, {1: block}, question, min_word_support=0.5)
+    assert [m for c in got for m in c.missing] == flagged
+    assert unsupported_claims(answer, {1: block}, question) == []  # off: only numbers, commands, paths, quotes
+
+
+def test_a_refusal_of_an_english_question_about_chinese_passages_becomes_their_best_sentence(tmp_path):
+    """The 0.5B model refuses English questions about the Chinese lshort manual with the answer in block [1]
+    (ls-04 '\\footnote', ls-06, ls-10): the best sentence of the blocks is quoted and cited instead."""
+    from ingest.pipeline import ingest_paths
+    from rag.prompts import OTHER_LANGUAGE_QUOTE
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "手册.md"
+    doc.write_text("# 文档元素\n\n本章介绍文档元素。\n\n## 脚注\n\n使用 \\footnote{内容} 命令可以在页面底部生成脚注。"
+                   "脚注的编号会自动递增。\n\n## 目录\n\n使用 \\tableofcontents 命令生成目录。\n", encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        text, sources, done, events = _run(AnswerService(store, ScriptedLLM(NO_ANSWER["en"])), "kb",
+                                           "What does \\footnote do?")
+        assert text.startswith(OTHER_LANGUAGE_QUOTE["en"]) and "\\footnote{内容}" in text and text.endswith("[1]")
+        assert not done.refused and [s.filename for s in sources] == ["手册.md"]
+        assert NO_ANSWER["en"] not in "".join(e.text for e in events if e.type == "token")  # never shown
+        # same language: the model's refusal stands
+        text, sources, done, _ = _run(AnswerService(store, ScriptedLLM(NO_ANSWER["zh"])), "kb", "脚注用什么命令？")
+        assert text == NO_ANSWER["zh"] and done.refused and sources == []
+        # an answer that merely starts like the refusal is streamed as it is
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("The \\footnote command [1].")), "kb",
+                                "What does \\footnote do?")
+        assert text == "The \\footnote command [1]." and not done.refused
+    finally:
+        store.close()

@@ -136,3 +136,26 @@ def test_a_cited_pdf_page_is_a_link_to_its_highlighted_image(ui, tmp_path):
     html = final[c.sources]
     assert "href='/api/kbs/%E8%B4%A2%E5%8A%A1%20A/documents/" in html and "/pages/2.png?highlight=" in html
     assert "target='_blank'" in html
+
+
+def test_an_answer_from_the_models_memory_is_flagged_now_and_after_a_reload(ui, monkeypatch):
+    import rag.mock
+
+    service, c, doc = ui
+    memory = "一般来说，公司会在一个月内通过银行转账支付，具体情况请咨询人力资源部门。"
+    extractive = rag.mock.extractive_reply
+    monkeypatch.setattr(rag.mock, "extractive_reply",
+                        lambda prompt: memory if "Context blocks:" in prompt else extractive(prompt))
+    kbs = KnowledgeBaseHandlers(service, c)
+    kbs.on_create("财务", ZH)
+    list(kbs.on_ingest("财务", [str(doc)], ZH, progress=lambda *a, **k: None))
+    chat = ChatHandlers(service, c)
+    final = list(chat.on_send("报销后多久付款？", [], "", [], "财务", ZH))[-1]
+    from app.ui_text import ZH as ZH_TEXT
+
+    flag = ZH_TEXT["uncited_answer"]
+    answer = final[c.chatbot][-1]["content"]
+    assert answer.startswith(memory) and answer.endswith(flag)
+    reloaded = chat.on_load(ZH)[c.chatbot][-1]["content"]
+    assert reloaded == answer and flag in reloaded
+    assert "probably comes from the model's own knowledge" in chat.on_load(EN)[c.chatbot][-1]["content"]

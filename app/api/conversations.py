@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from app.api.deps import ERRORS, Service, require_key
-from app.api.models import ConversationDetail, ConversationOut, CorrectionIn, CorrectionOut, FeedbackIn, MessageOut
+from app.api.models import ClaimOut, ConversationDetail, ConversationOut, CorrectionIn, CorrectionOut, FeedbackIn, MessageOut
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)], responses=ERRORS)
 
@@ -24,7 +24,8 @@ def list_conversations(service: Service):
 def read_conversation(conversation_id: str, service: Service):
     c = service.conversation(conversation_id)
     msgs = [MessageOut(id=m.id, role=m.role, content=m.content, sources=m.sources, rating=m.rating,
-                       created_at=m.created_at.isoformat())
+                       created_at=m.created_at.isoformat(), refused=bool(m.meta.get("refused")),
+                       unsupported_claims=[ClaimOut(**c) for c in m.meta.get("unsupported_claims") or []])
             for m in service.messages(conversation_id)]
     return ConversationDetail(**conv_out(c).model_dump(), messages=msgs)
 

@@ -141,6 +141,9 @@ class ClaimOut(BaseModel):
     sentence: str = Field(description="An answer sentence whose checkable facts its cited blocks do not contain.")
     cites: list[int]
     missing: list[str] = Field(description="The numbers, commands, paths, URLs or quoted terms not found.")
+    kind: str = Field("fact", description="'fact': a cited sentence whose facts its blocks lack; 'uncited': the whole "
+                      "answer cites nothing and most of its words are not in the passages found (probably the "
+                      "model's own knowledge).")
 
 
 class AskOut(BaseModel):
@@ -187,6 +190,9 @@ class MessageOut(BaseModel):
     sources: list[dict]
     rating: int | None
     created_at: str
+    refused: bool = False
+    unsupported_claims: list[ClaimOut] = Field(default_factory=list, description="The answer's flags as they were "
+                                               "when it was given (a reloaded answer is never shown as supported).")
 
 
 class ConversationDetail(ConversationOut):

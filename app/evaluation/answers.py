@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
-from rag.claims import unsupported_claims
+from rag.claims import lowest_word_support, unsupported_claims
 from rag.prompts import QUOTE_LEAD, is_refusal
 from rag.settings import Settings
 
@@ -167,7 +167,17 @@ def summarize_replies(rows: list[dict]) -> dict:
             # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_for)
             "quoted_rate": round(sum(r.get("quoted", False) for r in rows) / n, 4),
             "errors": sum(1 for r in rows if r["error"]),
-            **_unsupported_rate(rows)}
+            **_unsupported_rate(rows), **_memory_rate(rows)}
+
+
+def _memory_rate(rows: list[dict]) -> dict:
+    """Share of the answers (not refusals, not errors) flagged as the model's own knowledge, and share of
+    all questions answered without a refusal or that flag (what a user would take as from the documents)."""
+    if not any("memory" in r for r in rows):
+        return {}
+    answered = [r for r in rows if not r["refused"] and not r["error"]]
+    return {"memory_flag_rate": round(sum(r["memory"] for r in answered) / len(answered), 4) if answered else 0.0,
+            "answered_unflagged_rate": round(sum(not r["memory"] for r in answered) / max(1, len(rows)), 4)}
 
 
 def _unsupported_rate(rows: list[dict]) -> dict:
@@ -180,14 +190,17 @@ def _unsupported_rate(rows: list[dict]) -> dict:
             if answered else 0.0}
 
 
-def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], error: str | None) -> dict:
+def score(item: QAItem, kind: str, reply: str, cited: list[tuple[str, str]], error: str | None,
+          min_word_support: float = 0.0) -> dict:
     """Per-question metrics; `cited` is [(doc id, chunk text)] of the chunks the reply cites."""
     text = strip_citations(reply).strip()
     m = reply_metrics(reply, [cited_correct(item, kind, d, t) for d, t in cited], error)
     m["contains"] = float(contains_answer(text, item.answers))
     # the cited chunks, whatever their numbers in the reply: a sentence's facts must be in one of them
     together = "\n".join(t for _, t in cited)
-    m["unsupported"] = bool(unsupported_claims(reply, {n: together for n in range(1, 100)})) if cited else False
+    blocks = {n: together for n in range(1, 100)}
+    m["unsupported"] = bool(unsupported_claims(reply, blocks, item.question, min_word_support)) if cited else False
+    m["word_support"] = lowest_word_support(reply, blocks, item.question) if cited else None
     if kind == "cmrc":
         golds = _flat_answers(item.answers)
         m["em"] = max(cmrc_em(text, g) for g in golds)
@@ -221,7 +234,12 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
             cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
     # the gate refuses before any model call; the chain records its timings only up to where it got
     return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings,
-                                                 "grounding": ans.grounding}
+                                                 "grounding": ans.grounding, "memory": _flagged_memory(ans)}
+
+
+def _flagged_memory(ans) -> bool:  # noqa: ANN001
+    """The answer was flagged as probably the model's own knowledge (rag.claims.uncited_answer)."""
+    return any(c.get("kind") == "uncited" for c in ans.unsupported_claims)
 
 
 class NaiveStuffChain:
@@ -295,7 +313,7 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     t0 = time.perf_counter()
                     for n, item in enumerate(items, start=1):
                         reply, cited, error, seconds, extra = reply_fn(item)
-                        m = score(item, kind, reply, cited, error)
+                        m = score(item, kind, reply, cited, error, s.claim_min_word_support)
                         m["seconds"] = round(seconds, 2)
                         m.update(extra)
                         per_query[key][item.qid] = m

@@ -95,6 +95,8 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "condensed": "condense_ms" in ans.timings, "condense_ms": ans.timings.get("condense_ms"),
                     "standalone_question": ans.standalone_question,
                     "unsupported": bool(ans.unsupported_claims), "grounding": ans.grounding,
+                    "memory": any(c.get("kind") == "uncited" for c in ans.unsupported_claims),
+                    "word_support": _word_support(service, ans, it["question"]),
                     "seconds": round(seconds, 2)}
                 history += [("user", it["question"]), ("assistant", ans.text)]
                 if n % 5 == 0 or n == len(items):
@@ -121,6 +123,10 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                         "unanswerable_refusal_rate": share(oos, "refused"),
                         "unanswerable_refused_without_model": round(
                             sum(r["refused"] and not r["model_called"] for r in oos) / len(oos), 4) if oos else None,
+                        # out-of-scope questions answered and not flagged as the model's own knowledge
+                        "unanswerable_answered_unflagged": round(sum(not r["refused"] and not r["memory"]
+                                                                     for r in oos) / len(oos), 4) if oos else None,
+                        "memory_flag_rate": share(answered, "memory"),
                         "follow_ups_right": share(fups, "contains"),
                         "condense_calls_per_turn": share(later, "condensed"),
                         "condense_ms_p50": _median([r["condense_ms"] for r in later if r["condense_ms"]]),
@@ -132,6 +138,17 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
         (out_dir / f"{devset.stem}.answers.per_query.json").write_text(
             json.dumps(per_q, ensure_ascii=False, indent=1), encoding="utf-8")
     return result
+
+
+def _word_support(service, ans, question: str) -> float | None:  # noqa: ANN001
+    """rag.claims.lowest_word_support of the answer against the chunks it cites (to choose
+    RAGKB_CLAIM_MIN_WORD_SUPPORT on)."""
+    from rag.claims import lowest_word_support
+
+    docs = [s for s in ans.sources if s.kind == "document"]
+    rows = service.answers.store.registry.chunks_by_ids([s.chunk_id for s in docs])
+    blocks = {s.n: rows[s.chunk_id].text for s in docs if s.chunk_id in rows}
+    return lowest_word_support(ans.text, blocks, question) if blocks else None
 
 
 def _median(xs: list[float]) -> float | None:

@@ -26,7 +26,7 @@ class ChatHandlers(Handlers):
             conv = conversations[0]
             cid = conv.id
             stored = self.service.messages(cid, user)
-            messages, ids = chat_messages(stored)
+            messages, ids = chat_messages(stored, request)
             if conv.kb_name in names:
                 kb_value = conv.kb_name
             last = next((m for m in reversed(stored) if m.role == "assistant"), None)
@@ -105,7 +105,7 @@ class ChatHandlers(Handlers):
             stored = self.service.messages(cid, user)
         except RagkbError as exc:
             return {c.conv_status: f"⚠️ {exc}"}
-        messages, ids = chat_messages(stored)
+        messages, ids = chat_messages(stored, request)
         last = next((m for m in reversed(stored) if m.role == "assistant"), None)
         known = conv.kb_name if conv.kb_name in self.kb_choices() else None
         cited = last.sources if last else []

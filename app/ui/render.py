@@ -82,13 +82,16 @@ def result_html(results, request) -> str:  # noqa: ANN001
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def chat_messages(messages) -> tuple[list[dict], list[str]]:  # noqa: ANN001
-    """Stored messages as Chatbot messages, and their ids (for feedback on a row)."""
+def chat_messages(messages, request) -> tuple[list[dict], list[str]]:  # noqa: ANN001
+    """Stored messages as Chatbot messages, and their ids (for feedback on a row). An answer's flags
+    (unsupported claims, model's own knowledge) come back with it: a reload never shows it as supported."""
     out, ids = [], []
     for m in messages:
         content = m.content
         if m.meta.get("error") and m.role == "assistant":
             content = f"⚠️ {m.meta['error']}"
+        elif flags := claim_flags(m.meta.get("unsupported_claims") or [], request):
+            content += "\n\n" + "\n\n".join(flags)
         out.append({"role": m.role, "content": content})
         ids.append(m.id)
     return out, ids
@@ -111,6 +114,8 @@ def feedback_target(messages: list[dict], request) -> str:  # noqa: ANN001
 
 
 def claim_flags(claims: list[dict], request) -> list[str]:  # noqa: ANN001
-    """One line per answer sentence its cited block does not support (never shown as if it did)."""
-    return [text(request, "unsupported_claim", cites="".join(f"[{n}]" for n in c["cites"]),
+    """One line per answer sentence its cited block does not support (never shown as if it did), and one
+    for an answer that cites nothing and probably comes from the model's memory."""
+    return [text(request, "uncited_answer") if c.get("kind") == "uncited" else
+            text(request, "unsupported_claim", cites="".join(f"[{n}]" for n in c["cites"]),
                  missing="、".join(c["missing"]), sentence=c["sentence"][:120]) for c in claims]
