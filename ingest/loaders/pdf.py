@@ -132,7 +132,8 @@ def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
 
 
 def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
-             ocr_dpi: int = 150, on_ocr_page: Callable[[int, int], None] | None = None) -> LoadedDocument:
+             ocr_dpi: int = 150, on_ocr_page: Callable[[int, int], None] | None = None,
+             ocr_model: str = "auto") -> LoadedDocument:
     """`ocr`: read pages without a usable text layer (scanned, or garbled) with OCR when the `ocr` extra
     is installed; `on_ocr_page(done, total)` reports each OCR'd page."""
     from ingest.loaders.ocr import HOW_TO_ENABLE, ocr_available, ocr_pdf_pages
@@ -161,7 +162,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
 
     ocr_done: list[int] = []
     if ocr and (scanned or garbled) and ocr_available():
-        for n, text in ocr_pdf_pages(path, sorted(scanned + garbled), ocr_dpi, on_ocr_page).items():
+        for n, text in ocr_pdf_pages(path, sorted(scanned + garbled), ocr_dpi, on_ocr_page, ocr_model).items():
             # what OCR reads must pass the same checks (a page that shows mojibake OCRs to mojibake)
             if sum(1 for c in text if not c.isspace()) >= min_chars_per_page and \
                     garble_report(text).score < garbled_threshold and _echo_share(text, layers.get(n, "")) < 0.5:
