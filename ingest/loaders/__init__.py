@@ -15,7 +15,7 @@ def file_type(path: Path) -> str | None:
 
 
 def load(path: Path, kind: str, *, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
-         ocr_dpi: int = 150, on_ocr_page=None, ocr_model: str = "auto") -> LoadedDocument:  # noqa: ANN001
+         ocr_dpi: int = 200, on_ocr_page=None, ocr_model: str = "auto") -> LoadedDocument:  # noqa: ANN001
     if kind == "pdf":
         from ingest.loaders.pdf import load_pdf
 

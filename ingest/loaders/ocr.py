@@ -93,7 +93,7 @@ def lines_to_text(result) -> str:  # noqa: ANN001
     return "\n".join(" ".join(t[3] for t in sorted(row, key=lambda t: t[2]) if t[3]) for row in rows)
 
 
-def ocr_pdf_pages(path: Path, pages: list[int], dpi: int = 150,
+def ocr_pdf_pages(path: Path, pages: list[int], dpi: int = 200,
                   progress: Callable[[int, int], None] | None = None, model: str = "auto") -> dict[int, str]:
     """{page (1-based): text} for the given pages; progress(done, total) after each page."""
     if not ocr_available():

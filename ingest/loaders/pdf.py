@@ -132,7 +132,7 @@ def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
 
 
 def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float = 0.25, ocr: bool = True,
-             ocr_dpi: int = 150, on_ocr_page: Callable[[int, int], None] | None = None,
+             ocr_dpi: int = 200, on_ocr_page: Callable[[int, int], None] | None = None,
              ocr_model: str = "auto") -> LoadedDocument:
     """`ocr`: read pages without a usable text layer (scanned, or garbled) with OCR when the `ocr` extra
     is installed; `on_ocr_page(done, total)` reports each OCR'd page."""
