@@ -211,16 +211,17 @@ class RefusalHold:
     tokens it shares with the start of that sentence ("The ...")."""
 
     def __init__(self) -> None:
-        self.held, self.holding = "", True
-
-    def feed(self, text: str) -> str:
         from rag.prompts import NO_ANSWER
 
+        self.held, self.holding = "", True
+        self._refusals = tuple(NO_ANSWER.values())
+
+    def feed(self, text: str) -> str:
         if not self.holding:
             return text
         self.held += text
         probe = " ".join(_CITATION.sub(" ", self.held).split())
-        if any(r.startswith(probe) for r in NO_ANSWER.values()):
+        if any(r.startswith(probe) for r in self._refusals):
             return ""
         self.holding = False
         out, self.held = self.held, ""

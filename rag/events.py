@@ -118,6 +118,11 @@ class Answer:
     unsupported_claims: list[dict] = field(default_factory=list)
     grounding: float | None = None
 
+    @property
+    def from_memory(self) -> bool:
+        """Flagged as probably the model's own knowledge (rag.claims.uncited_answer)."""
+        return any(c.get("kind") == "uncited" for c in self.unsupported_claims)
+
 
 @dataclass
 class AnswerCollector:

@@ -234,12 +234,7 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
             cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
     # the gate refuses before any model call; the chain records its timings only up to where it got
     return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings,
-                                                 "grounding": ans.grounding, "memory": _flagged_memory(ans)}
-
-
-def _flagged_memory(ans) -> bool:  # noqa: ANN001
-    """The answer was flagged as probably the model's own knowledge (rag.claims.uncited_answer)."""
-    return any(c.get("kind") == "uncited" for c in ans.unsupported_claims)
+                                                 "grounding": ans.grounding, "memory": ans.from_memory}
 
 
 class NaiveStuffChain:

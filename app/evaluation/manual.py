@@ -95,7 +95,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "condensed": "condense_ms" in ans.timings, "condense_ms": ans.timings.get("condense_ms"),
                     "standalone_question": ans.standalone_question,
                     "unsupported": bool(ans.unsupported_claims), "grounding": ans.grounding,
-                    "memory": any(c.get("kind") == "uncited" for c in ans.unsupported_claims),
+                    "memory": ans.from_memory,
                     "word_support": _word_support(service, ans, it["question"]),
                     "seconds": round(seconds, 2)}
                 history += [("user", it["question"]), ("assistant", ans.text)]
