@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fakes import ScriptedLLM
@@ -67,6 +69,17 @@ def test_answer_streams_tokens_then_only_cited_sources(kb_store):
     user = llm.calls[0][-1].content
     assert "[1] (file: c/员工手册.pdf, page 2" in user and "Question: 报销后多久付款？" in user
     assert done.timings["before_llm_ms"] >= done.timings["retrieval_ms"]
+
+
+@pytest.mark.parametrize("question, topic", [
+    # the block that answers says "一般需要编译两次源代码": 几次 / 才能 / 需要 must not count against it
+    ("在文档中生成目录需要编译几次才能生效？", {"文档", "生成", "目录", "编译", "生效"}),
+    ("How many times must I compile the table of contents?", {"time", "compil", "tabl", "content"}),
+])
+def test_the_gate_judges_a_block_by_the_question_topic_not_its_asking_words(question, topic):
+    from rag.answerability import topic_words
+
+    assert topic_words(question) == topic
 
 
 def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
