@@ -24,7 +24,6 @@ from rag.citations import (
     SourceEchoFilter,
     adds_nothing,
     attribute,
-    quote_for,
     quote_with_block,
 )
 from rag.claims import grounding, uncited_answer, unsupported_claims
@@ -354,9 +353,10 @@ class AnswerService:
         refused = is_refusal(answer)
         quoted = False
         if citations.cited and adds_nothing(answer, f"{question} {standalone}"):  # e.g. only "[2]": quote what it points to
-            quote = quote_for(standalone, [blocks[n - 1][3] for n in citations.cited])
-            if quote:
-                yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”")
+            quote, i = quote_with_block(standalone, [blocks[n - 1][3] for n in citations.cited])
+            if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
+                mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""
+                yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”{mark}")
                 quoted = True
         attributed = None
         if not refused and not citations.cited:

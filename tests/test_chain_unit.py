@@ -204,6 +204,11 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     # ...and so does a reply that only repeats the question
     text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] 报销后多久付款？")), "kb", "报销后多久付款？")
     assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.quoted is True
+    # a reply of several marks ("[1] [2]"): the quote says which of them it is from
+    text, sources, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] [2]")), "kb", "差旅报销的规定是什么？")
+    assert [s.n for s in sources] == [1, 2] and done.quoted is True
+    quote, mark = re.search(r"\n\n引用原文：“(.+)” \[(\d)\]$", text).groups()
+    assert quote[-8:-1] in "".join(next(s for s in sources if s.n == int(mark)).snippet.split())
     # a real answer, even a bare number, is left alone
     llm = ScriptedLLM("5 [1]")
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
