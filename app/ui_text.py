@@ -6,6 +6,8 @@ Labels use Gradio's I18n (the browser's language picks the table); text produced
 
 from __future__ import annotations
 
+import re
+
 EN = {
     "kb": "Knowledge base",
     "no_kb": "No knowledge base yet: create one below.",
@@ -234,3 +236,28 @@ def lang_of(request) -> str:  # noqa: ANN001
 def text(request, key: str, **kw) -> str:  # noqa: ANN001
     table = ZH if lang_of(request) == "zh" else EN
     return table.get(key, EN.get(key, key)).format(**kw)
+
+
+# Notes the ingest writes in English (the CLI, the API and the stored document keep them so): a Chinese
+# browser sees the common ones in Chinese. A note not listed here is shown as written.
+_NOTES_ZH = [
+    (re.compile(r"read (\d+) page\(s\) by OCR \(pages ([^)]*)\): check the text in the document's chunks"),
+     "已用 OCR 识别 {0} 页（第 {1} 页）：请在文档的片段中核对识别出的文字"),
+    (re.compile(r"(\d+) image\(s\) ignored: only text is searched"), "忽略了 {0} 张图片：只检索文字"),
+    (re.compile(r"skipped pages ([^:]*): garbled text layer"), "跳过第 {0} 页：文字层是乱码"),
+    (re.compile(r"skipped pages ([^:]*): no text layer \(scanned images\); "), "跳过第 {0} 页：没有文字层（扫描的图片）；"),
+    (re.compile(r"to read such pages, install the OCR extra \(rapidocr-onnxruntime\): (.*), then add the file again"),
+     "要读取这些页面，请安装 OCR 扩展（rapidocr-onnxruntime）：{0}，然后重新添加文件"),
+    (re.compile(r"OCR is off \(RAGKB_OCR=false\): turn it on, or OCR the file \(e\.g\. ocrmypdf\) and add it again"),
+     "OCR 已关闭（RAGKB_OCR=false）：请打开它，或先对文件做 OCR（如 ocrmypdf）再添加"),
+    (re.compile(r"OCR found no text on them"), "OCR 在这些页面上没有识别出文字"),
+]
+
+
+def note_text(request, note: str) -> str:  # noqa: ANN001
+    """An ingest note (warning) in the UI language."""
+    if not note or lang_of(request) != "zh":
+        return note
+    for pattern, zh in _NOTES_ZH:
+        note = pattern.sub(lambda m, zh=zh: zh.format(*m.groups()), note)
+    return note

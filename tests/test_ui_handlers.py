@@ -103,6 +103,32 @@ def test_documents_table_headers_follow_the_ui_language(ui):
     assert row["Language"] == "zh" and row["Embedding model"] == "mock:hash" and row["Size"].endswith("KB")
 
 
+def test_ingest_notes_follow_the_ui_language(ui, tmp_path):
+    # the ingest writes its notes in English (CLI, API); the Chinese web UI shows them in Chinese
+    from docs import zh_docx
+
+    service, c, _ = ui
+    kbs = KnowledgeBaseHandlers(service, c)
+    kbs.on_create("制度", ZH)
+    word = zh_docx(tmp_path / "制度.docx", image=True)
+    last = list(kbs.on_ingest("制度", [str(word)], ZH, progress=lambda *a, **k: None))[-1]
+    assert "⚠ 忽略了 1 张图片：只检索文字" in last[c.ingest_results] and "image(s)" not in last[c.ingest_results]
+    zh, en = kbs.on_refresh("制度", ZH)[c.docs], kbs.on_refresh("制度", EN)[c.docs]
+    assert zh["data"][0][-1] == "忽略了 1 张图片：只检索文字"
+    assert en["data"][0][-1] == "1 image(s) ignored: only text is searched"
+
+
+def test_ocr_notes_in_chinese():
+    from app.ui_text import note_text
+    from ingest.loaders.ocr import HOW_TO_ENABLE
+
+    assert note_text(ZH, "read 2 page(s) by OCR (pages 1-2): check the text in the document's chunks") == \
+        "已用 OCR 识别 2 页（第 1-2 页）：请在文档的片段中核对识别出的文字"
+    hint = note_text(ZH, f"skipped pages 3, 5: no text layer (scanned images); {HOW_TO_ENABLE}")
+    assert hint.startswith("跳过第 3, 5 页：没有文字层（扫描的图片）；要读取这些页面，请安装 OCR 扩展") and "pip install" in hint
+    assert note_text(EN, HOW_TO_ENABLE) == HOW_TO_ENABLE
+
+
 def test_source_preview_shows_the_pdf_page_highlighted_or_the_marked_section(ui, tmp_path):
     import numpy as np
 

@@ -6,7 +6,7 @@ import gradio as gr
 
 from app.services import RagkbService
 from app.ui.layout import Layout
-from app.ui_text import text
+from app.ui_text import note_text, text
 from rag.errors import RagkbError
 
 
@@ -44,7 +44,7 @@ class Handlers:
             return {"headers": headers, "data": []}
         return {"headers": headers, "data": [
             [d.filename, text(request, f"status_{d.status}"), d.pages or "", d.chunks, size_label(d.size_bytes), langs.get(d.id, ""),
-             model.rsplit("/", 1)[-1], d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or d.warnings or ""]
+             model.rsplit("/", 1)[-1], d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or note_text(request, d.warnings or "")]
             for d in rows]}
 
     def doc_choices(self, kb: str | None) -> list[str]:

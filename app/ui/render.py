@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from app.ui_text import text
+from app.ui_text import note_text, text
 
 CSS = """
 #sources .source { border-left: 3px solid #7c8db5; padding: 4px 10px; margin: 6px 0; }
@@ -76,7 +76,7 @@ def result_html(results, request) -> str:  # noqa: ANN001
                 text(request, "chunks_only", chunks=r.chunks)
         else:
             detail = r.reason or ""
-        warn = "".join(f"<div class='warning'>⚠ {esc(w)}</div>" for w in r.warnings)
+        warn = "".join(f"<div class='warning'>⚠ {esc(note_text(request, w))}</div>" for w in r.warnings)
         items.append(f"<li class='{cls}' data-status='{esc(r.status)}'><b>{esc(r.name)}</b>: "
                      f"{esc(text(request, label.get(r.status, 'result_failed')))} — {esc(detail)}{warn}</li>")
     return "<ul>" + "".join(items) + "</ul>"
