@@ -19,7 +19,7 @@ from rag.lexical import tokenize
 QUESTION_WORDS = frozenset(tokenize(
     "名字 名称 叫 叫做 称为 称作 提供 作用 用途 用处 功能 含义 意思 区别 不同 方法 方式 办法 步骤 命令 "
     "应该 需要 可以 能够 能 能否 会 该 要求 包括 包含 属于 哪 哪种 哪一个 哪家 第几 几次 几个 几种 几遍 次 多大 多长 多高 多远 "
-    "时候 才能 才 一些 相关 "
+    "时候 一些 相关 "
     "name named called call provide provides use used using purpose mean means meaning way ways step steps "
     "need needs should would could might must happen kind type list give explain describe tell difference "
     "many much often")) | {

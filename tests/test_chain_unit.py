@@ -72,8 +72,9 @@ def test_answer_streams_tokens_then_only_cited_sources(kb_store):
 
 
 @pytest.mark.parametrize("question, topic", [
-    # the block that answers says "一般需要编译两次源代码": 几次 / 才能 / 需要 must not count against it
-    ("在文档中生成目录需要编译几次才能生效？", {"文档", "生成", "目录", "编译", "生效"}),
+    # the block that answers says "一般需要编译两次源代码": 几次 / 需要 must not count against it (才能 stays:
+    # the answer to "…之后必须跟哪个命令才能生效" repeats it, "需要 \\selectfont 命令才能立即生效")
+    ("在文档中生成目录需要编译几次才能生效？", {"文档", "生成", "目录", "编译", "才能", "生效"}),
     ("How many times must I compile the table of contents?", {"time", "compil", "tabl", "content"}),
 ])
 def test_the_gate_judges_a_block_by_the_question_topic_not_its_asking_words(question, topic):
@@ -234,6 +235,10 @@ def test_only_citations_and_quote_for():
     assert quote_for("冷湖市是何时设立的？", city) == "冷湖于1959年设立为市。"
     assert quote_for("松平康忠什么时候被任命？", ["松平康忠", "他在永禄5年（1562年）被任命为知行。"]) \
         == "他在永禄5年（1562年）被任命为知行。"
+    # the asking words (用/哪个/命令) do not pick the sentence: lshort p90, where the other sentence also says 用 … 命令
+    bib = ("1. 首先需要使用命令 \\bibliographystyle 设定参考文献的格式。2. 其次，在正文中引用参考文献。"
+           "接下来用 bibtex 命令处理 demo.aux 辅助文件记录的参考文献格式、引用条目等信息。通常设定为与参考文献的数目一致。")
+    assert quote_for("用哪个命令设定参考文献的格式？", [bib]) == "首先需要使用命令 \\bibliographystyle 设定参考文献的格式。"
 
 
 def test_a_rewrite_that_takes_too_long_gives_way_to_the_referent(kb_store):
