@@ -179,9 +179,10 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> 
     tells nothing apart); a sentence that adds nothing to the question (a heading, a bare name) counts
     little; a number or date counts for questions that ask when / how many.
     """
+    from rag.answerability import topic_words
     from rag.lexical import tokenize
 
-    asked = set(tokenize(question))
+    asked = topic_words(question)  # 用/命令/哪个 say what is asked: a sentence is not better for repeating them
     sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
     if not sentences:
         return "", None
