@@ -71,6 +71,7 @@ EN = {
     "why_cov": "{cov:.0%} of the question's topic words ({op} {min:.0%})",
     "why_dense": "dense similarity {sim:.2f} ({op} {min:.2f})",
     "why_no_dense": "dense similarity not counted: the embedding model does not serve this language",
+    "why_top": "in the prompt all the same: the best-ranked chunk goes in whenever another chunk is kept",
     "status_ready": "ready", "status_failed": "failed", "status_ingesting": "ingesting", "status_deleting": "deleting",
     # handler text
     "created": "Created knowledge base “{name}”.",
@@ -176,6 +177,7 @@ ZH = {
     "why_cov": "问题主题词覆盖 {cov:.0%}（{op} {min:.0%}）",
     "why_dense": "向量相似度 {sim:.2f}（{op} {min:.2f}）",
     "why_no_dense": "不计向量相似度：嵌入模型不支持这种语言",
+    "why_top": "仍进入提示词：只要有其他片段被保留，排名第一的片段总会进入",
     "status_ready": "可用", "status_failed": "失败", "status_ingesting": "导入中", "status_deleting": "删除中",
     "created": "已新建知识库“{name}”。",
     "renamed": "已重命名为“{name}”。",

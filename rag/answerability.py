@@ -61,3 +61,15 @@ def explain(ev: Evidence, min_coverage: float, min_dense: float) -> str:
 def passes(ev: Evidence, min_coverage: float, min_dense: float) -> bool:
     """The gate for one block: enough of the question's topic words, or close in embedding space."""
     return ev.coverage >= min_coverage or (ev.dense is not None and ev.dense >= min_dense)
+
+
+def prompt_picks(kept: list[bool], k: int) -> list[int]:
+    """Positions (in retrieval order) of the blocks the model sees: none when no block passes the gate (a
+    refusal without a model call); otherwise the best-ranked block, even when it fails the gate, then the
+    blocks that pass, at most k. The best-ranked block may name its subject by other words than the question
+    (lshort's cross-reference section says \\label, not 标签, and lost the prompt to a PDF-bookmark block that
+    repeats 标签 and 设置); on the manual dev sets keeping it answered one more question and lost none."""
+    if not any(kept):
+        return []
+    picks = [0] + [i for i, ok in enumerate(kept) if ok and i > 0]
+    return picks[:k]

@@ -19,6 +19,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import RunnableLambda
 
 from rag.citations import (
+    BlankRunGuard,
     CitationFilter,
     RefusalHold,
     SourceEchoFilter,
@@ -56,7 +57,7 @@ class ExplainedHit:
     coverage: float  # share of the question's topic words in the block (IDF-weighted)
     dense: float | None  # cosine similarity, None when the embedder does not serve the language
     kept: bool  # the gate keeps it as evidence
-    in_prompt: bool  # kept and among the first RAGKB_ANSWER_K kept: the model would see it
+    in_prompt: bool  # the model would see it (rag.answerability.prompt_picks)
     why: str
 
 
@@ -163,33 +164,35 @@ class AnswerService:
         return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score, dense_counts) for h in hits]
 
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
-        """Hits that are evidence for the question (rag.answerability: its topic words, or close in embedding
-        space, with any of its formulations). When none is, the chain refuses without a model call."""
-        from rag.answerability import passes
+        """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
+        question (its topic words, or close in embedding space, with any of its formulations), and the chain
+        refuses without a model call; else the best-ranked hit and the hits that are evidence, RAGKB_ANSWER_K at most."""
+        from rag.answerability import passes, prompt_picks
 
         questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
-        keep = []
+        kept = []
         for h, ev in zip(hits, self.evidence(kb, questions, hits)):
             h.extra["coverage"] = round(ev.coverage, 3)
-            if passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity):
-                keep.append(h)
-        return keep
+            kept.append(passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity))
+        return [hits[i] for i in prompt_picks(kept, self.settings.answer_k)]
 
     def explain(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
         """The retrieval test: the ranked blocks the chain would see for `query` (same retrieval, same
         reranker), each with the gate's verdict and why, and whether it would go into the prompt."""
-        from rag.answerability import explain, passes
+        from rag.answerability import explain, passes, prompt_picks
 
         hits = self.rerank(query, self.retrieve(kb, [query], k or self.settings.answer_k))
-        out, in_prompt = [], 0
-        for h, ev in zip(hits, self.evidence(kb, [query], hits)):
-            kept = passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
-            prompt = kept and in_prompt < self.settings.answer_k
-            in_prompt += prompt
-            out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept, prompt,
-                                    explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)))
+        evs = self.evidence(kb, [query], hits)
+        kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
+        picks = set(prompt_picks(kept, self.settings.answer_k))
+        out = []
+        for i, (h, ev) in enumerate(zip(hits, evs)):
+            why = explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
+            if i in picks and not kept[i]:
+                why += "; in the prompt all the same: the best-ranked block goes in whenever another block passes"
+            out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept[i], i in picks, why))
         return out
 
     def corrections_for(self, kb: str, questions: list[str]) -> list:
@@ -258,7 +261,7 @@ class AnswerService:
                 queries += self.reformulate(standalone)
             t1 = time.perf_counter()
             retrieved = self.rerank(standalone, self.retrieve(kb, queries, self.settings.answer_k))
-            hits = self.relevant(kb, queries, retrieved)[: self.settings.answer_k]
+            hits = self.relevant(kb, queries, retrieved)
             corrections = self.corrections_for(kb, [question, *queries])
             timings["retrieval_ms"] = _ms(t1)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
@@ -306,6 +309,7 @@ class AnswerService:
         citations = CitationFilter(len(blocks))
         echo = SourceEchoFilter()
         hold = RefusalHold()
+        blank = BlankRunGuard()
         parts: list[str] = []
         usage = None
         try:
@@ -325,6 +329,8 @@ class AnswerService:
                 if out:
                     parts.append(out)
                     yield Token(out)
+                if blank.feed(text):  # closing the stream stops the server's generation too
+                    break
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
                 rest = self._instead_of_refusal(held, lang, asked, blocks, len(corrections), citations)

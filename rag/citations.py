@@ -90,6 +90,22 @@ class SourceEchoFilter:
         return rest
 
 
+class BlankRunGuard:
+    """Ends a reply that has turned into blank space. The small model sometimes writes "[1]" and then only
+    spaces until its token limit: 11 s of nothing for one lshort dev question on this machine. A run of
+    `limit` blank characters (code indentation is far shorter) means the answer is over."""
+
+    def __init__(self, limit: int = 48) -> None:
+        self.limit = limit
+        self.run = 0
+
+    def feed(self, text: str) -> bool:
+        """True when the reply so far ends in `limit` or more blank characters."""
+        body = text.rstrip()
+        self.run = len(text) - len(body) if body else self.run + len(text)
+        return self.run >= self.limit
+
+
 def cited_numbers(text: str, n_blocks: int) -> list[int]:
     f = CitationFilter(n_blocks)
     f.feed(text)

@@ -357,3 +357,67 @@ def test_a_refusal_of_an_english_question_about_chinese_passages_becomes_their_b
         assert text == "The \\footnote command [1]." and not done.refused
     finally:
         store.close()
+
+
+def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate():
+    from rag.answerability import prompt_picks
+
+    assert prompt_picks([False, False, False], 4) == []  # nothing is evidence: refused without a model call
+    assert prompt_picks([False, True, False, True], 4) == [0, 1, 3]
+    assert prompt_picks([True, False, True], 4) == [0, 2]
+    assert prompt_picks([False, True, True, True, True], 3) == [0, 1, 2]
+
+
+def test_a_section_that_names_its_subject_by_other_words_still_reaches_the_model(tmp_path):
+    """lshort's cross-reference section (BM25 #1 for '交叉引用时用什么命令设置标签？') says \\label, not 标签/设置,
+    and failed the gate, while the PDF-bookmark section passed on 标签 and 设置: the model saw only that one and
+    answered \\pdfbookmark. The best-ranked block now goes into the prompt whenever another block passes."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "手册.md"
+    doc.write_text(
+        "# 交叉引用\n\n交叉引用是自动排版功能之一。在能够被交叉引用的地方使用 \\label{name} 命令，交叉引用的编号"
+        "由 \\ref 给出，交叉引用的页码由 \\pageref 给出。交叉引用需要编译两次。\n\n"
+        "# PDF 书签\n\n和交叉引用类似，\\pdfbookmark 命令设置书签的标签和锚点。书签显示在阅读器的侧栏里，"
+        "按章节层次排列，点击即可跳转到对应位置，生成书签也需要多次编译源代码。\n\n"
+        "# 页面设置\n\n用 geometry 宏包设置页边距，设置纸张大小。\n\n# 列表\n\n列表的标签可以用 enumitem 宏包设置。\n\n"
+        "# 图表\n\n图表的标签写在标题之后。\n\n# 脚注\n\n脚注命令在页面底部生成脚注。\n", encoding="utf-8")
+    # an embedder that serves no Chinese (like the default one): the gate and the ranking are lexical
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash",
+                                        embedding_languages="en", _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        question = "交叉引用时用什么命令设置标签？"
+        llm = ScriptedLLM("用 \\label 命令 [1]。")
+        service = AnswerService(store, llm)
+        ranked = service.explain("kb", question)
+        top = ranked[0]
+        assert "\\label" in top.hit.text and not top.kept and top.in_prompt  # fails the gate, shown all the same
+        assert "all the same" in top.why
+        assert any(e.kept and "\\pdfbookmark" in e.hit.text for e in ranked)
+        text, sources, done, _ = _run(service, "kb", question)
+        prompt = llm.calls[0][-1].content
+        assert "\\label{name}" in prompt and "\\pdfbookmark" in prompt
+        assert prompt.index("\\label{name}") < prompt.index("\\pdfbookmark")  # as block [1]
+        assert [s.section for s in sources] == [top.hit.section] and not done.refused
+        # with no block passing, still no model call
+        _, _, done, _ = _run(AnswerService(store, ScriptedLLM()), "kb", "法国的首都是哪里？")
+        assert done.refused
+    finally:
+        store.close()
+
+
+def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
+    """lshort ls-14: the model wrote "[1]" and then spaces until its token limit (11 s of nothing here); the
+    stream is closed after a long blank run, and the bare citation gets its quote as usual."""
+    from rag.citations import BlankRunGuard
+
+    llm = ScriptedLLM("[1]" + " " * 60 + "\n" * 30 + "never shown")
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert "never shown" not in text and "五个工作日" in text  # the quote of block [1]
+    assert [s.n for s in sources] == [1] and not done.refused
+    guard = BlankRunGuard(limit=10)
+    assert not guard.feed("def f():\n        return 1\n")  # code indentation is no blank run
+    assert not guard.feed("ok     ") and guard.feed("      ")  # a run across chunks counts

@@ -100,7 +100,8 @@ class SearchIn(StrictBody):
 
 class GateOut(BaseModel):
     kept: bool = Field(description="The answer gate keeps this block as evidence for the question.")
-    in_prompt: bool = Field(description="Kept and among the first RAGKB_ANSWER_K kept: the model would see it.")
+    in_prompt: bool = Field(description="The model would see it: when any block is kept, the best-ranked block and the kept "
+                           "ones, RAGKB_ANSWER_K at most; none when no block is kept (a refusal without a model call).")
     coverage: float = Field(description="IDF-weighted share of the question's topic words in the block.")
     dense_similarity: float | None = Field(description="Cosine similarity; null when the embedder does not "
                                            "serve the question's language.")

@@ -18,6 +18,8 @@ def why_text(e, request, min_coverage: float, min_dense: float) -> str:  # noqa:
         parts.append(text(request, "why_no_dense"))
     else:
         parts.append(text(request, "why_dense", sim=e.dense, op=">=" if e.dense >= min_dense else "<", min=min_dense))
+    if e.in_prompt and not e.kept:
+        parts.append(text(request, "why_top"))
     return "; ".join(parts)
 
 
