@@ -124,21 +124,32 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5, question
     Small local models often answer correctly from a block but forget to cite it. An answer whose
     words mostly occur in one block came from that block; anything less is left uncited. A one-word
     answer ("\\fontsize", "UTF8") that the question does not contain came from the best-ranked block
-    (blocks are in rank order) that holds it.
+    (blocks are in rank order) that holds it. The block must hold the answer's checkable facts (commands,
+    numbers, paths, quoted terms: rag.claims), and among those the one with most of the answer's own words
+    (not the question's) wins: "交叉引用时用 \\label 命令设置标签。" repeats the question's words, which
+    lshort's PDF-bookmark block holds more of, but only the cross-reference block says \\label.
     """
+    from rag.claims import _found, _norm, checkable_facts
     from rag.lexical import tokenize
 
     words = set(tokenize(answer))
-    if len(words) == 1 and not words & set(tokenize(question)):
+    asked = set(tokenize(question))
+    if len(words) == 1 and not words & asked:
         return next((n for n, text in enumerate(blocks, start=1) if words <= set(tokenize(text))), None)
     if len(words) < 2:
         return None
-    best, best_share = None, 0.0
+    facts = checkable_facts(answer)
+    own = (words - asked) or words
+    best, best_key = None, (0.0, 0.0)
     for n, text in enumerate(blocks, start=1):
-        share = len(words & set(tokenize(text))) / len(words)
-        if share > best_share:
-            best, best_share = n, share
-    return best if best_share >= min_overlap else None
+        tokens = set(tokenize(text))
+        share = len(words & tokens) / len(words)
+        if share < min_overlap or not all(_found(f, _norm(text)) for f in facts):
+            continue
+        key = (len(own & tokens) / len(own), share)
+        if key > best_key:
+            best, best_key = n, key
+    return best
 
 
 SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")

@@ -402,6 +402,10 @@ def test_a_section_that_names_its_subject_by_other_words_still_reaches_the_model
         assert "\\label{name}" in prompt and "\\pdfbookmark" in prompt
         assert prompt.index("\\label{name}") < prompt.index("\\pdfbookmark")  # as block [1]
         assert [s.section for s in sources] == [top.hit.section] and not done.refused
+        # the model forgets to cite: the block that says \\label is attributed, not the bookmark block that
+        # holds more of the question's words
+        text, sources, _, _ = _run(AnswerService(store, ScriptedLLM("交叉引用时用 \\label 命令设置标签。")), "kb", question)
+        assert text.endswith(" [1]") and [(s.section, s.attributed) for s in sources] == [(top.hit.section, True)]
         # with no block passing, still no model call
         _, _, done, _ = _run(AnswerService(store, ScriptedLLM()), "kb", "法国的首都是哪里？")
         assert done.refused
