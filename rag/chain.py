@@ -163,30 +163,34 @@ class AnswerService:
         word_sets = [topic_words(q) for q in questions]
         return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score, dense_counts) for h in hits]
 
+    def _gate(self, kb: str, questions: list[str], hits: list[SearchHit]) -> tuple[list, list[bool], list[int]]:
+        """Each hit's evidence, whether the gate keeps it, and the positions the model sees
+        (rag.answerability.prompt_picks)."""
+        from rag.answerability import passes, prompt_picks
+
+        evs = self.evidence(kb, questions, hits)
+        kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
+        return evs, kept, prompt_picks(kept, self.settings.answer_k)
+
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
         question (its topic words, or close in embedding space, with any of its formulations), and the chain
         refuses without a model call; else the best-ranked hit and the hits that are evidence, RAGKB_ANSWER_K at most."""
-        from rag.answerability import passes, prompt_picks
-
         questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
-        kept = []
-        for h, ev in zip(hits, self.evidence(kb, questions, hits)):
+        evs, _, picks = self._gate(kb, questions, hits)
+        for h, ev in zip(hits, evs):
             h.extra["coverage"] = round(ev.coverage, 3)
-            kept.append(passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity))
-        return [hits[i] for i in prompt_picks(kept, self.settings.answer_k)]
+        return [hits[i] for i in picks]
 
     def explain(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
         """The retrieval test: the ranked blocks the chain would see for `query` (same retrieval, same
         reranker), each with the gate's verdict and why, and whether it would go into the prompt."""
-        from rag.answerability import explain, passes, prompt_picks
+        from rag.answerability import explain
 
         hits = self.rerank(query, self.retrieve(kb, [query], k or self.settings.answer_k))
-        evs = self.evidence(kb, [query], hits)
-        kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
-        picks = set(prompt_picks(kept, self.settings.answer_k))
+        evs, kept, picks = self._gate(kb, [query], hits)
         out = []
         for i, (h, ev) in enumerate(zip(hits, evs)):
             why = explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)

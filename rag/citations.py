@@ -129,7 +129,7 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5, question
     (not the question's) wins: "交叉引用时用 \\label 命令设置标签。" repeats the question's words, which
     lshort's PDF-bookmark block holds more of, but only the cross-reference block says \\label.
     """
-    from rag.claims import _found, _norm, checkable_facts
+    from rag.claims import checkable_facts, holds_facts
     from rag.lexical import tokenize
 
     words = set(tokenize(answer))
@@ -144,7 +144,7 @@ def attribute(answer: str, blocks: list[str], min_overlap: float = 0.5, question
     for n, text in enumerate(blocks, start=1):
         tokens = set(tokenize(text))
         share = len(words & tokens) / len(words)
-        if share < min_overlap or not all(_found(f, _norm(text)) for f in facts):
+        if share < min_overlap or not holds_facts(text, facts):
             continue
         key = (len(own & tokens) / len(own), share)
         if key > best_key:
@@ -190,11 +190,6 @@ def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
     tells nothing apart)."""
     spread = Counter(w for ws in words for w in ws & asked)
     return [sum(1 / spread[w] for w in ws & asked) for ws in words]
-
-
-def quote_for(question: str, blocks: list[str], max_chars: int = 300) -> str:
-    """The sentence of the cited `blocks` that best matches `question`, for a reply that wrote no answer."""
-    return quote_with_block(question, blocks, max_chars)[0]
 
 
 def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:

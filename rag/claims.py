@@ -68,6 +68,12 @@ def _found(fact: str, block: str) -> bool:
     return n in block or any(c in block for c in _ZH_DIGITS.get(n, ""))
 
 
+def holds_facts(block: str, facts: list[str]) -> bool:
+    """Every one of `facts` (checkable_facts) is in `block`, normalised for width, case and separators."""
+    normed = _norm(block)
+    return all(_found(f, normed) for f in facts)
+
+
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 

@@ -216,8 +216,11 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     assert text == "5 [1]" and done.quoted is False
 
 
-def test_only_citations_and_quote_for():
-    from rag.citations import adds_nothing, only_citations, quote_for
+def test_only_citations_and_quote_with_block():
+    from rag.citations import adds_nothing, only_citations, quote_with_block
+
+    def quote_for(question, blocks):  # the quoted sentence alone
+        return quote_with_block(question, blocks)[0]
 
     assert only_citations("[2]") and only_citations(" [1][3]。") and only_citations("[2].")
     assert not only_citations("见[2]") and not only_citations("1998 [1]") and not only_citations("。")

@@ -164,7 +164,7 @@ def summarize_replies(rows: list[dict]) -> dict:
             "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
             # replies with nothing but citation marks ("[2]"): the small embedded model does this
             "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
-            # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_for)
+            # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_with_block)
             "quoted_rate": round(sum(r.get("quoted", False) for r in rows) / n, 4),
             "errors": sum(1 for r in rows if r["error"]),
             **_unsupported_rate(rows), **_memory_rate(rows)}
