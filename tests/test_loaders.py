@@ -69,6 +69,12 @@ def test_running_line_rules_keep_body_text():
     assert out[5].startswith("}")
     assert changed == 2 * 8 - 1  # no "Table of Contents" removal on page 5 (the brace is the edge there)
 
+    # a bare "n / N" footer goes whole, "/ N" included (it was left in every chunk and quoted)
+    topics = "简介 安装 备份 日志 网络 附录".split()
+    paged = {n: f"{topics[n - 1]}\n本页讲{topics[n - 1]}。\n{n} / 6" for n in range(1, 7)}
+    out, _ = strip_running_lines(paged)
+    assert all(out[n] == f"{topics[n - 1]}\n本页讲{topics[n - 1]}。" for n in range(1, 7)), out
+
     chapters = {n: f"Chapter {n}\nThe story of part {n} begins here." for n in range(1, 4)}
     assert strip_running_lines(chapters) == (chapters, 0)  # three pages: headings, not running headers
 

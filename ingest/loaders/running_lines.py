@@ -52,11 +52,14 @@ def _number(token: str) -> int | None:
 def _page_numbers(line: str, page: int) -> list[tuple[int, tuple[int, int]]]:
     """[(page - n, span of n)] for a number n at the start and at the end of the line
     ("第 1 节 介绍 2": both 1 and 2; which one is the page number shows across pages)."""
-    out = []
+    out: list[tuple[int, tuple[int, int]]] = []
     for pattern in (_LEADING, _TRAILING):
         m = pattern.search(line)
         if m and (n := _number(m.group(1))):
-            out.append((page - n, m.span()))
+            if out and out[0][0] == page - n and m.start() <= out[0][1][0]:  # "12 / 95": the whole "n / N", not "12"
+                out[0] = (page - n, m.span())
+            else:
+                out.append((page - n, m.span()))
     return out
 
 
