@@ -256,6 +256,18 @@ _NOTES_ZH = [
 ]
 
 
+# The chain's progress lines (rag.chain yields them in English for every face).
+_STATUS_ZH = {
+    "understanding the follow-up question": "正在理解追问",
+    "searching with the question in the documents' language": "正在用文档的语言检索这个问题",
+}
+
+
+def status_text(request, status: str) -> str:  # noqa: ANN001
+    """A progress line of the answer chain in the UI language."""
+    return _STATUS_ZH.get(status, status) if lang_of(request) == "zh" else status
+
+
 def note_text(request, note: str) -> str:  # noqa: ANN001
     """An ingest note (warning) in the UI language."""
     if not note or lang_of(request) != "zh":

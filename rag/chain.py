@@ -36,7 +36,7 @@ from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import (
     NO_ANSWER, OTHER_LANGUAGE_HINT, OTHER_LANGUAGE_QUOTE, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
-    multi_query_messages,
+    multi_query_messages, translate_messages,
 )
 from rag.retrieval import SearchHit, search
 from rag.store import KnowledgeBaseStore
@@ -101,6 +101,35 @@ class AnswerService:
                 "".join(last_user.split()) not in "".join(text.split()):  # not just both questions pasted together
             return text, True
         return fallback, False
+
+    def translate(self, question: str, target: str) -> str | None:
+        """`question` in language `target` ('zh'/'en') by the model, capped like the follow-up rewrite; None when
+        it took too long or did not come back as a translated question (small models answer instead)."""
+        s = self.settings
+        source = language_of(question)
+        try:
+            chain = RunnableLambda(lambda q: _messages(translate_messages(q, source, target))) | \
+                self.llm.chat_model(temperature=0.0, max_tokens=s.condense_max_tokens,
+                                    timeout=min(s.condense_timeout, s.llm_timeout)) | StrOutputParser()
+            out = chain.invoke(question).strip().splitlines()
+        except Exception as exc:
+            if "Timeout" not in type(exc).__name__:
+                raise
+            log.info("question translation took over %.0f s; searched in the question's language only",
+                     s.condense_timeout)
+            return None
+        text = _TRANSLATION_LABEL.sub("", out[0] if out else "").strip().strip('"“”`')
+        return text if _plausible_translation(text, question, target) else None
+
+    def _other_language(self, question: str, retrieved: list[SearchHit]) -> str | None:
+        """The language to translate `question` into before searching again: the other one, when most blocks
+        retrieved for it are written in it (an English question about a Chinese manual). Else None: no model call.
+        (Also translating when only some are and none is evidence let "在 Word 中插入页码？" through the gate on
+        ctex's English code listings, answered from the model's memory.)"""
+        if not self.settings.translate_question or not retrieved:
+            return None
+        other = {"zh": "en", "en": "zh"}[language_of(question)]
+        return other if 2 * sum(language_of(h.text) == other for h in retrieved) > len(retrieved) else None
 
     def reformulate(self, question: str) -> list[str]:
         n = self.settings.multi_query_count
@@ -170,7 +199,10 @@ class AnswerService:
 
         evs = self.evidence(kb, questions, hits)
         kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
-        return evs, kept, prompt_picks(kept, self.settings.answer_k)
+        s = self.settings
+        dense_kept = [ev.dense is not None and ev.dense >= s.min_dense_similarity for ev in evs]
+        return evs, kept, prompt_picks(kept, s.answer_k, [ev.coverage for ev in evs], s.prompt_min_relative_coverage,
+                                       dense_kept)
 
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
@@ -265,9 +297,23 @@ class AnswerService:
                 queries += self.reformulate(standalone)
             t1 = time.perf_counter()
             retrieved = self.rerank(standalone, self.retrieve(kb, queries, self.settings.answer_k))
-            hits = self.relevant(kb, queries, retrieved)
-            corrections = self.corrections_for(kb, [question, *queries])
             timings["retrieval_ms"] = _ms(t1)
+            hits = self.relevant(kb, queries, retrieved)
+            translated = None
+            if (target := self._other_language(standalone, retrieved)) is not None:
+                yield Status("searching with the question in the documents' language")
+                t3 = time.perf_counter()
+                translated = self.translate(standalone, target)
+                timings["translate_ms"] = _ms(t3)
+                if translated:
+                    queries.append(translated)
+                    t3 = time.perf_counter()
+                    fused = self.rerank(standalone, self.retrieve(kb, queries, self.settings.answer_k))
+                    # the fused ranking can push out the one block that was evidence: then keep the first ranking
+                    if (fused_hits := self.relevant(kb, queries, fused)) or not hits:
+                        retrieved, hits = fused, fused_hits
+                    timings["retrieval_ms"] += _ms(t3)
+            corrections = self.corrections_for(kb, [question, *queries])
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
             yield Failed(str(exc))
             yield Done(timings=timings)
@@ -296,9 +342,12 @@ class AnswerService:
         if follow_up and not rewritten:
             earlier = _last_exchange(history)
         asked = standalone if rewritten else question
+        # The model is asked the user's question (asked in the passages' language, or with both, it answered
+        # fewer dev questions right); the passages' sentences are matched with its words and their own.
+        matched = f"{asked} {translated}" if translated else asked
         full_texts = {n: b[3] for n, b in enumerate(blocks, start=1)}  # claims are checked on whole blocks
         try:
-            blocks = self.fit_context(asked, blocks, fixed=set(range(len(corrections))))
+            blocks = self.fit_context(matched, blocks, fixed=set(range(len(corrections))))
             pairs = answer_messages(asked, blocks, earlier)
         except Exception as exc:
             if not _is_llm_error(exc) and not isinstance(exc, RagkbError):
@@ -337,7 +386,7 @@ class AnswerService:
                     break
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
-                rest = self._instead_of_refusal(held, lang, asked, blocks, len(corrections), citations)
+                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations)
             if rest:
                 parts.append(rest)
                 yield Token(rest)
@@ -362,15 +411,16 @@ class AnswerService:
             return
         refused = is_refusal(answer)
         quoted = False
-        if citations.cited and adds_nothing(answer, f"{question} {standalone}"):  # e.g. only "[2]": quote what it points to
-            quote, i = quote_with_block(standalone, [blocks[n - 1][3] for n in citations.cited])
+        asked_all = " ".join(dict.fromkeys(q for q in (question, standalone, translated) if q))
+        if citations.cited and adds_nothing(answer, asked_all):  # e.g. only "[2]": quote what it points to
+            quote, i = quote_with_block(f"{standalone} {translated or ''}", [blocks[n - 1][3] for n in citations.cited])
             if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
                 mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""
                 yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”{mark}")
                 quoted = True
         attributed = None
         if not refused and not citations.cited:
-            attributed = attribute(answer, [b[3] for b in blocks], question=asked)
+            attributed = attribute(answer, [b[3] for b in blocks], question=f"{asked} {translated or ''}")
             if attributed is not None:
                 citations.cited.append(attributed)
                 yield Token(f" [{attributed}]")
@@ -379,9 +429,8 @@ class AnswerService:
             context[attributed - 1].attributed = True
         used = set(citations.cited) | ({s.n for s in context if s.kind == "correction"} if not refused else set())
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
-        claims = [] if refused else unsupported_claims(answer, full_texts, f"{question} {standalone}",
-                                                       self.settings.claim_min_word_support)
-        grounded = None if refused else grounding(answer, list(full_texts.values()), f"{question} {standalone}")
+        claims = [] if refused else unsupported_claims(answer, full_texts, asked_all, self.settings.claim_min_word_support)
+        grounded = None if refused else grounding(answer, list(full_texts.values()), asked_all)
         if memory := uncited_answer(answer, bool(citations.cited), grounded, self.settings.uncited_min_grounding,
                                     list(full_texts.values())):
             claims.append(memory)
@@ -448,6 +497,21 @@ def _last_exchange(history: list[tuple[str, str]]) -> list[tuple[str, str]]:
 # What small models put before a rewrite: "Rewritten question:", "Standalone question:", "改写后的问题："
 _REWRITE_LABEL = re.compile(r"^\s*(?:(?:rewritten|standalone|complete|full|new)\s+)?(?:follow-up\s+)?question\s*[:：]|"
                             r"^\s*(?:改写后?的?|重写后?的?|独立|完整的?)?问题\s*[:：]", re.IGNORECASE)
+
+
+_TRANSLATION_LABEL = re.compile(r"^\s*(?:chinese|english|translation|中文|英文|翻译)\s*[:：]\s*", re.IGNORECASE)
+
+
+def _plausible_translation(text: str, question: str, target: str) -> bool:
+    """A translated question, not an answer: in the target language, about as long, still a question when the
+    original was one ("What is the capital of Australia?" came back as "澳大利亚的首都是悉尼。")."""
+    from rag.text import query_language
+
+    if not text or text == question.strip() or len(text) > 2 * len(question) + 40 or "[" in text:
+        return False
+    if query_language(text) != target:
+        return False
+    return not question.strip().endswith(("?", "？")) or text.endswith(("?", "？"))
 
 
 def _plausible_rewrite(text: str, question: str) -> bool:

@@ -53,9 +53,11 @@ def extractive_reply(prompt: str) -> str:
     """What the mock model says to the last user message of a ragkb prompt."""
     from rag.prompts import NO_ANSWER, language_of
 
-    if "Context blocks:" not in prompt:  # condense / multi-query: the question itself
-        follow = re.search(r"Follow-up question: (.*)", prompt)
-        return (follow.group(1) if follow else prompt).strip()
+    if "Context blocks:" not in prompt:  # condense / translate / multi-query: the question itself
+        follow = re.search(r"Follow-up question: (.*)|^(?:English|Chinese): (.*)", prompt, re.MULTILINE)
+        if follow:
+            return (follow.group(1) or follow.group(2)).strip()
+        return prompt.strip()
     question = prompt.rsplit("Question:", 1)[-1].split("\n", 1)[0].strip()
     asked = set(_features(question))
     best, best_n, best_overlap = "", 0, 0

@@ -73,6 +73,24 @@ CONDENSE_USER = """Previous question: {previous}
 Follow-up question: {question}
 Rewrite the follow-up question so that it can be understood alone, using the same language. Replace words like it/they/它/这个 with the thing they refer to from the previous question. Write only the rewritten question."""
 
+# For a question in another language than the passages it found (an English question about a Chinese manual):
+# the documents' own words find the right pages and sentences. Framed as "English: ... / Chinese:" because the
+# small embedded model answers a bare question instead of translating it.
+TRANSLATE_SYSTEM = ("You are a translator. You translate {source} text into {target}. You never answer questions; "
+                    "you only translate them.")
+TRANSLATE_USER = """Translate this {source} question into {target}. Do not answer it.
+{source_short}: {question}
+{target_short}:"""
+_LANGUAGE_SHORT = {"zh": "Chinese", "en": "English"}
+
+
+def translate_messages(question: str, source: str, target: str) -> list[tuple[str, str]]:
+    names = {"zh": "Simplified Chinese", "en": "English"}
+    return [("system", TRANSLATE_SYSTEM.format(source=names[source], target=names[target])),
+            ("user", TRANSLATE_USER.format(source=names[source], target=names[target], question=question.strip(),
+                                           source_short=_LANGUAGE_SHORT[source], target_short=_LANGUAGE_SHORT[target]))]
+
+
 MULTI_QUERY_SYSTEM = """Write {n} different search queries that would find documents answering the user's question. Use the language of the question. Output one query per line, nothing else."""
 
 

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     condense_timeout: float = Field(15.0, gt=0, description="Seconds the follow-up rewrite may take; past that "
                                     "the follow-up is made standalone without the model (its back-reference "
                                     "replaced by the previous question's topic).")
+    translate_question: bool = Field(
+        True, description="When a block retrieved for a question is in the other language (an English question about "
+        "a Chinese manual, a bilingual knowledge base), let the model translate the question (one short call, capped "
+        "like the follow-up rewrite) and search and judge the evidence with both: the documents' own words find the "
+        "pages that the question's words cannot.")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
     multi_query_count: int = Field(3, ge=1, le=8)
     rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")
@@ -132,6 +137,9 @@ class Settings(BaseSettings):
         0.4, description="...or when this IDF-weighted share of the question's topic words (question words such as "
                          "什么/名字/提供/how/which left out) occurs in it. With no such chunk the answer is a refusal "
                          "without a model call.")
+    prompt_min_relative_coverage: float = Field(
+        0.0, ge=0, le=1, description="A block that passes the gate still stays out of the prompt when its coverage is "
+        "below this share of the best block's (unless its dense similarity passed); the best-ranked block always goes in.")
     # Chosen on the dev sets (README, "Claims checked against their sources"): 0 right answers flagged of 48.
     claim_min_word_support: float = Field(
         0.7, ge=0, le=1, description="A cited sentence with less than this share of its own words (not the question's) "

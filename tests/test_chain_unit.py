@@ -369,6 +369,12 @@ def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate
     assert prompt_picks([False, True, False, True], 4) == [0, 1, 3]
     assert prompt_picks([True, False, True], 4) == [0, 2]
     assert prompt_picks([False, True, True, True, True], 3) == [0, 1, 2]
+    # with a relative floor, a block sharing half the words of the best one stays out (unless its dense similarity
+    # passed); the best-ranked block always goes in
+    cov = [1.0, 0.7, 0.5, 0.8]
+    assert prompt_picks([True] * 4, 4, cov, 0.6) == [0, 1, 3]
+    assert prompt_picks([True] * 4, 4, cov, 0.6, [False, False, True, False]) == [0, 1, 2, 3]
+    assert prompt_picks([False, True, True], 4, [0.3, 1.0, 0.5], 0.6) == [0, 1]
 
 
 def test_a_section_that_names_its_subject_by_other_words_still_reaches_the_model(tmp_path):

@@ -25,6 +25,7 @@ PAGES = [
      ("p", "To register a colleague, run kbctl user create NAME on the gateway host. The new login belongs to "
            "the viewer group until an administrator promotes it with kbctl user promote NAME.")],
     [("h", "第 4 章 日志"), ("p", "日志每 7 天轮转一次。Log files rotate every 7 days and are kept for 90 days.")],
+    [("h", "第 5 章 网络"), ("p", "网关默认监听 8443 端口。防火墙需要放行这个端口，客户端才能连接。")],
 ]
 
 
@@ -84,4 +85,18 @@ def test_a_session_with_a_two_language_manual(manual):
 
     # no answer quotes the running header or the page footer
     for ans in (first, second, third, fourth):
-        assert "v2" not in ans.text and "/ 5" not in ans.text, ans.text
+        assert "v2" not in ans.text and "/ 6" not in ans.text, ans.text
+
+
+def test_an_english_question_about_a_page_written_only_in_chinese(manual):
+    """Page 6 says "网关默认监听 8443 端口" and nothing in English: no word of the question is on it, so without
+    the translation the gate refuses (no block is evidence). The question is translated, searched in both
+    languages, and answered from page 6."""
+    ans = manual.answer("manual", "Which port does the gateway listen on by default?", [])
+    assert ans.error is None, ans.error
+    assert "translate_ms" in ans.timings
+    assert not ans.refused and "8443" in ans.text and _pages(ans) == {6}, (ans.text, _pages(ans))
+
+    # out of scope in the other language: translated too, and still refused before the answer call
+    off = manual.answer("manual", "How do I center a div with CSS?", [])
+    assert off.refused and off.text.strip() == NO_ANSWER["en"] and "before_llm_ms" not in off.timings

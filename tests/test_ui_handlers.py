@@ -185,3 +185,18 @@ def test_an_answer_from_the_models_memory_is_flagged_now_and_after_a_reload(ui, 
     reloaded = chat.on_load(ZH)[c.chatbot][-1]["content"]
     assert reloaded == answer and flag in reloaded
     assert "probably comes from the model's own knowledge" in chat.on_load(EN)[c.chatbot][-1]["content"]
+
+
+def test_progress_lines_follow_the_ui_language(ui):
+    """A follow-up shows "understanding the follow-up question" while it is resolved: in Chinese for a Chinese browser."""
+    service, c, doc = ui
+    kbs = KnowledgeBaseHandlers(service, c)
+    kbs.on_create("财务", ZH)
+    list(kbs.on_ingest("财务", [str(doc)], ZH, progress=lambda *a, **k: None))
+    chat = ChatHandlers(service, c)
+    first = list(chat.on_send("报销后多久付款？", [], "", [], "财务", ZH))[-1]
+    shown = [s[c.chatbot][-1]["content"] for s in
+             chat.on_send("它需要附上什么？", first[c.chatbot], first[c.conv_id], first[c.msg_ids], "财务", ZH)
+             if c.chatbot in s]
+    assert "_正在理解追问…_" in shown, shown
+    assert not any("understanding" in s for s in shown)

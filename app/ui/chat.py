@@ -9,7 +9,7 @@ import gradio as gr
 from app.ui.common import Handlers, user_of
 from app.ui.preview import preview_update
 from app.ui.render import chat_messages, claim_flags, feedback_target, last_answer_id, sources_html
-from app.ui_text import text
+from app.ui_text import status_text, text
 from rag.errors import RagkbError
 from rag.events import AnswerCollector, Done, Failed, Started, Status, Token
 
@@ -62,7 +62,7 @@ class ChatHandlers(Handlers):
                     cid, ids[-2] = ev.conversation_id, ev.question_id
                     yield {c.conv_id: cid, c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid)}
                 elif isinstance(ev, Status) and not got.parts:
-                    history[-1] = {"role": "assistant", "content": f"_{ev.text}…_"}
+                    history[-1] = {"role": "assistant", "content": f"_{status_text(request, ev.text)}…_"}
                     yield {c.chatbot: history}
                 elif isinstance(ev, (Token, Failed)):
                     history[-1] = {"role": "assistant", "content": self._shown(got, request)}
