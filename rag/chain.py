@@ -82,9 +82,8 @@ class AnswerService:
         last_user = next((c for r, c in reversed(recent) if r == "user"), "")
         if not recent or not last_user:
             return question, False
-        fallback = substitute_referent(question, last_user)
         if not self.settings.condense_question:
-            return fallback, False
+            return self._substituted(question, last_user), False
         s = self.settings
         try:
             chain = RunnableLambda(lambda q: _messages(condense_messages(q, recent))) | \
@@ -95,12 +94,22 @@ class AnswerService:
             if "Timeout" not in type(exc).__name__:
                 raise
             log.info("follow-up rewrite took over %.0f s; resolved without the model", s.condense_timeout)
-            return fallback, False
+            return self._substituted(question, last_user), False
         text = _REWRITE_LABEL.sub("", out[0].strip() if out else "").strip().strip('"“”')
         if _plausible_rewrite(text, question) and text != question and \
                 "".join(last_user.split()) not in "".join(text.split()):  # not just both questions pasted together
             return text, True
-        return fallback, False
+        return self._substituted(question, last_user), False
+
+    def _substituted(self, question: str, last_user: str) -> str:
+        """The follow-up with its back-reference replaced by the previous question's topic (`substitute_referent`).
+        A previous question in the other language is translated first (one capped call): its English topic in a
+        Chinese follow-up ("commands produce the number and the page of a cross reference需要编译几次？") matched
+        neither language's words and the gate refused a question the manual answers."""
+        lang = language_of(question)
+        if self.settings.translate_question and language_of(last_user) != lang:
+            last_user = self.translate(last_user, lang) or last_user
+        return substitute_referent(question, last_user)
 
     def translate(self, question: str, target: str) -> str | None:
         """`question` in language `target` ('zh'/'en') by the model, capped like the follow-up rewrite; None when

@@ -46,7 +46,9 @@ def needs_context(question: str) -> bool:
 
 # What a question asks with, not what it is about: dropped when the question becomes a topic.
 _ZH_QUESTION_WORDS = frozenset("什么 哪些 哪个 哪里 哪 怎么 怎样 怎么样 如何 为什么 为何 多少 几 吗 呢 吧 是 请问 "
-                               "请 能否 可以 是否 有没有 是不是 要 需要 我 我们 你".split())
+                               "请 能否 可以 是否 有没有 是不是 要 需要 我 我们 你 哪条 哪种 哪款 哪位 哪家 哪一个 哪一种".split())
+# Measure words after 哪/几 ("哪 种 字体" as jieba cuts it): part of the asking, not of the topic.
+_MEASURE = frozenset("个 种 条 款 位 家 项 类 样 次 天 件 本 张".split())
 _EN_QUESTION_LEAD = re.compile(
     r"^\s*(?:(?:how|what|which|who|where|when|why)(?:\s+(?:much|many|long|often|kind of|type of))?"
     r"(?:\s+(?:do|does|did|is|are|was|were|can|could|should|would|will|to))?(?:\s+(?:i|we|you|one))?"
@@ -61,7 +63,9 @@ def question_topic(question: str) -> str:
 
     q = question.strip().rstrip("?？!！。. ")
     if _CJK_RUN.search(q):
-        words = [w for w in _jieba().cut(q) if w not in _ZH_QUESTION_WORDS and w not in "？?，,。"]
+        cut = list(_jieba().cut(q))
+        words = [w for i, w in enumerate(cut) if w not in _ZH_QUESTION_WORDS and w not in "？?，,。"
+                 and not (w in _MEASURE and i > 0 and cut[i - 1] in ("哪", "几"))]
         return " ".join("".join(words).split())
     return _EN_QUESTION_LEAD.sub("", q, count=1).strip()
 

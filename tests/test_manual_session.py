@@ -3,6 +3,8 @@ and the embedded llama.cpp server: what the issue's session got wrong must now g
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ingest.pipeline import ingest_paths
@@ -100,3 +102,16 @@ def test_an_english_question_about_a_page_written_only_in_chinese(manual):
     # out of scope in the other language: translated too, and still refused before the answer call
     off = manual.answer("manual", "How do I center a div with CSS?", [])
     assert off.refused and off.text.strip() == NO_ANSWER["en"] and "before_llm_ms" not in off.timings
+
+
+def test_a_chinese_follow_up_to_an_english_question(manual):
+    """The follow-up's back-reference is replaced by the previous question's topic when the model's rewrite is not
+    usable; that topic is translated first, since an English topic in a Chinese question matches neither language's
+    words and the gate refused what page 6 answers."""
+    history = [("user", "Which port does the gateway listen on by default?"),
+               ("assistant", "The gateway listens on port 8443 by default. [1]")]
+    ans = manual.answer("manual", "防火墙要为它做什么？", history)
+    assert ans.error is None, ans.error
+    assert "condense_ms" in ans.timings
+    assert not re.search(r"[A-Za-z]{3,}", ans.standalone_question), ans.standalone_question
+    assert not ans.refused and 6 in _pages(ans), (ans.standalone_question, ans.text, _pages(ans))

@@ -101,6 +101,9 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
     ("它需要编译几次？", "如何在文档中生成目录？", "在文档中生成目录需要编译几次？"),
     ("它们有大小限制吗？", "ragkb 支持哪些文件格式？", "ragkb 支持文件格式有大小限制吗？"),
     ("英文呢？", "怎么设置中文字体？", "设置中文字体 英文呢？"),
+    # the measure word after 哪 asks too ("哪 种" as jieba cuts it), as does 哪条
+    ("它有什么缺点？", "哪种字体最常用？", "字体最常用有什么缺点？"),
+    ("它们需要编译几次？", "哪条命令生成引用的页码？", "命令生成引用的页码需要编译几次？"),
     ("How many times do I compile it?", "How do I generate a table of contents?",
      "How many times do I compile generate a table of contents?"),
     ("What about its page numbers?", "How do I generate a table of contents?",
