@@ -184,12 +184,17 @@ def uncited_answer(answer: str, cited: bool, grounded: float | None, min_groundi
     occur in the passages it was given: the model answered from its memory ("use pandas.read_excel")
     about something the knowledge base does not cover. An uncited answer copied from the passages (a
     command, a name) scores high and is left alone; one in another language than the passages (an
-    English answer about a Chinese manual) is a translation whose words cannot be looked up."""
+    English answer about a Chinese manual) is a translation whose words cannot be looked up, unless it names
+    commands, numbers or quoted terms that none of the passages holds."""
     from rag.text import query_language
 
     if cited or grounded is None or grounded >= min_grounding:
         return None
-    if blocks and query_language(answer) != query_language(" ".join(blocks)):
-        return None
     text = " ".join(_CITATION.sub(" ", answer).split())
+    if blocks and query_language(answer) != query_language(" ".join(blocks)):
+        # its words cannot be looked up, its commands, numbers and names can: "\newcommand defines a new
+        # command." given only passages about pictures is the model's memory
+        facts = checkable_facts(text)
+        if not facts or all(any(holds_facts(b, [f]) for b in blocks) for f in facts):
+            return None
     return UnsupportedClaim(text[:200], [], [], kind="uncited")

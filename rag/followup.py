@@ -41,7 +41,28 @@ def needs_context(question: str) -> bool:
     for i, part in enumerate(_CJK_RUN.split(q)):
         if i % 2 == 1 and any(w in _ZH_BACK for w in _jieba().cut(part)):
             return True
+    if _names_its_subject(q):  # "What is xelatex?", "什么是 BibTeX？": one word, but a subject of its own
+        return False
     return len(set(tokenize(q)) - _ASKING) < 2  # "英文呢？", "why?", "超过了怎么办？": too little to stand alone
+
+
+# "What is X?" / "What does X do?" / "X 是什么？" / "什么是 X？": a definition question about a named thing.
+_EN_DEFINE = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?!an?\b|the\b)(?P<t>[^\s?]+)\s*\??\s*$|"
+                        r"^\s*what\s+(?:does|do)\s+(?P<t2>[^\s?]+)\s+(?:do|mean|stand\s+for)\s*\??\s*$", re.IGNORECASE)
+_EN_POINTERS = frozenset("it its this that these those they them he she him her one".split())
+_ZH_DEFINE = re.compile(r"^\s*(?:什么是|何为|何谓)\s*(?P<t>[^？?]+?)\s*[？?]?\s*$|"
+                        r"^\s*(?P<t2>[^？?]+?)\s*(?:是什么|是啥|是做什么的|是干什么的|是干嘛的|有什么用|是什么意思)\s*[？?]?\s*$")
+
+
+def _names_its_subject(question: str) -> bool:
+    """A definition question whose subject is a name: in English any single word without an article
+    ("What is the price?" asks about something said before; "What is xelatex?" does not); in Chinese a
+    term written in Latin letters, digits or a command (区别是什么？ needs the conversation; Docker 是什么？ does not)."""
+    if m := _EN_DEFINE.match(question):
+        return (m.group("t") or m.group("t2")).lower() not in _EN_POINTERS
+    m = _ZH_DEFINE.match(question)
+    term = (m.group("t") or m.group("t2")) if m else ""
+    return bool(term) and re.fullmatch(r"[\\A-Za-z0-9_.+\-]+(?:\s+[\\A-Za-z0-9_.+\-]+)?", term.strip()) is not None
 
 
 # What a question asks with, not what it is about: dropped when the question becomes a topic.
@@ -67,6 +88,8 @@ def question_topic(question: str) -> str:
         words = [w for i, w in enumerate(cut) if w not in _ZH_QUESTION_WORDS and w not in "？?，,。"
                  and not (w in _MEASURE and i > 0 and cut[i - 1] in ("哪", "几"))]
         return " ".join("".join(words).split())
+    if (m := _EN_DEFINE.match(question)) and m.group("t2"):  # "What does \newcommand do?" -> "\newcommand"
+        return m.group("t2")
     return _EN_QUESTION_LEAD.sub("", q, count=1).strip()
 
 

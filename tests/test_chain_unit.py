@@ -288,6 +288,10 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
 
     assert uncited_answer("Payment takes about a month by bank transfer.", False, 0.1, 0.45,
                           ["财务部门在五个工作日内完成付款。"]) is None
+    # ... but its commands, numbers and names can: a command no passage holds is the model's memory
+    pictures = ["插入图片使用 \\includegraphics 命令，需要 graphicx 宏包。"]
+    assert uncited_answer("\\newcommand does define a new command.", False, 0.0, 0.45, pictures).kind == "uncited"
+    assert uncited_answer("Use \\includegraphics from graphicx.", False, 0.0, 0.45, pictures) is None
     # an answer copied from a block, even uncited, is not the model's memory; nor is a cited one
     for reply in ("财务部门在收到完整材料后的五个工作日内完成付款。", "财务部门在五个工作日内完成付款[1]。"):
         _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(reply)), "kb", "报销后多久付款？")

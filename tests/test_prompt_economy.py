@@ -54,14 +54,18 @@ def test_sentences_join_pdf_line_breaks_inside_chinese():
 @pytest.mark.parametrize("question", ["如何插入图片？", "怎样设置页边距？", "LaTeX 和 TeX 有什么区别？",
                                       "How do I add a new user account?", "How long does reimbursement take?",
                                       "What is the difference between LaTeX and TeX?",
-                                      "How do I list all bibliography entries, including those never cited?"])
+                                      "How do I list all bibliography entries, including those never cited?",
+                                      # one word, but a named subject of its own: not glued to the last question
+                                      "What does \\newcommand do?", "What is xelatex?", "什么是 BibTeX？",
+                                      "xelatex 是什么？", "\\newcommand 是做什么的？"])
 def test_complete_questions_stand_alone(question):
     assert not needs_context(question)
 
 
 @pytest.mark.parametrize("question", ["它支持哪些格式？", "超过了怎么办？", "英文呢？", "那英文版呢？", "有什么要求？",
                                       "What about travel?", "Is it free?", "Which formats?", "And on Windows?",
-                                      "What does this command do?"])
+                                      "What does this command do?", "What does that mean?", "What is the price?",
+                                      "区别是什么？", "那个是什么？"])
 def test_follow_ups_that_refer_back_need_the_conversation(question):
     assert needs_context(question)
 
@@ -108,6 +112,7 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
      "How many times do I compile generate a table of contents?"),
     ("What about its page numbers?", "How do I generate a table of contents?",
      "What about generate a table of contents's page numbers?"),
+    ("How many arguments can it take?", "What does \\newcommand do?", "How many arguments can \\newcommand take?"),
     # elliptic follow-ups: the previous question asked again, the new words in place of the old ones
     ("那用 LuaLaTeX 编译呢？", "使用 XeLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？", "用 LuaLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？"),
     ("那报销住宿费呢？", "怎么报销差旅交通费？", "怎么报销住宿费？"),
