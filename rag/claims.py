@@ -194,7 +194,7 @@ def uncited_answer(answer: str, cited: bool, grounded: float | None, min_groundi
     if blocks and query_language(answer) != query_language(" ".join(blocks)):
         # its words cannot be looked up, its commands, numbers and names can: "\newcommand defines a new
         # command." given only passages about pictures is the model's memory
-        facts = checkable_facts(text)
-        if not facts or all(any(holds_facts(b, [f]) for b in blocks) for f in facts):
+        normed = [_norm(b) for b in blocks]  # once, not once per fact
+        if all(any(_found(f, n) for n in normed) for f in checkable_facts(text)):  # no facts: nothing to judge
             return None
     return UnsupportedClaim(text[:200], [], [], kind="uncited")
