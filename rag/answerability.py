@@ -9,9 +9,12 @@ answerable question must reach the model, so its thresholds are set for <= 2% fa
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 from rag.lexical import tokenize
+from rag.text import query_language
 
 # Words that say what is asked, not what it is about (after rag.lexical's stop words): a block that answers
 # "X 的名字是什么 / X 提供什么" rarely repeats 名字 or 提供, and one that answers "要编译几次才能生效" says
@@ -30,6 +33,54 @@ def topic_words(question: str) -> set[str]:
     else is left)."""
     tokens = set(tokenize(question))
     return (tokens - QUESTION_WORDS) or tokens
+
+
+# A command (\\href), or a Latin-script word with its inner digits and joiners (Python, ctex.sty, C++, iPhone14)
+_NAME = re.compile(r"\\[A-Za-z@]+|[A-Za-z][A-Za-z0-9]*(?:[.+#\-][A-Za-z0-9+#]+)*")
+_PART = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+[A-Za-z][A-Za-z0-9]*")
+
+
+def names(question: str) -> list[str]:
+    """The words of a question that name a thing, by their script and shape alone: a command (\\graphicspath),
+    and in a question written in Chinese, a Latin-script word of three letters or more (Python, Excel, hyperref).
+    English questions name things with ordinary words too: measured on SciFact, taking their capitalised
+    abbreviations for names refused 8% of answerable claims (VSMCs, OmpF: their abstracts spell them otherwise)."""
+    zh = query_language(question) == "zh"
+    out = []
+    for m in _NAME.finditer(question):
+        w = m.group()
+        if w.startswith("\\") or (zh and sum(c.isalpha() for c in w) >= 3):
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
+def unknown_names(question: str, index, texts, limit: int = 200) -> list[str]:  # noqa: ANN001
+    """The question's names (`names`) that the knowledge base never mentions: no chunk holds any word of the
+    name as a word of its own. Asked how to read an Excel file with Python, a LaTeX manual has nothing to say,
+    however many of the question's other words (读取, 文件) it shares.
+
+    `index` is the knowledge base's rag.lexical.BM25Index (its stemmed words find the candidate chunks), `texts`
+    maps chunk ids to their text (the words themselves decide: lshort's "excellent" stems to "excel" and is not
+    Excel). A word in more than `limit` chunks counts as mentioned."""
+    out = []
+    for name in names(question):
+        parts = [p.lower() for p in _PART.findall(name)]
+        if parts and not any(_mentioned(p, index, texts, limit) for p in parts):
+            out.append(name)
+    return out
+
+
+def _mentioned(word: str, index, texts, limit: int) -> bool:  # noqa: ANN001
+    stems = tokenize(word)
+    if not stems:  # a stop word ("for", "the") names nothing
+        return True
+    ids = index.chunks_with(stems[0], limit)
+    if ids is None:
+        return True
+    if not ids:
+        return False
+    pattern = re.compile(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])")
+    return any(pattern.search(unicodedata.normalize("NFKC", t).lower()) for t in texts(ids).values())
 
 
 @dataclass

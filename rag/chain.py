@@ -35,7 +35,7 @@ from rag.events import Answer, AnswerEvent, Done, Failed, Source, Sources, Statu
 from rag.followup import needs_context, substitute_referent
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import (
-    NO_ANSWER, OTHER_LANGUAGE_HINT, OTHER_LANGUAGE_QUOTE, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
+    NEVER_MENTIONED, NO_ANSWER, OTHER_LANGUAGE_HINT, OTHER_LANGUAGE_QUOTE, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
     multi_query_messages, translate_messages,
 )
 from rag.retrieval import SearchHit, search
@@ -208,10 +208,24 @@ class AnswerService:
 
         evs = self.evidence(kb, questions, hits)
         kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
+        if questions and self.unknown_names(kb, questions[0]):
+            kept = [False] * len(kept)
         s = self.settings
         dense_kept = [ev.dense is not None and ev.dense >= s.min_dense_similarity for ev in evs]
         return evs, kept, prompt_picks(kept, s.answer_k, [ev.coverage for ev in evs], s.prompt_min_relative_coverage,
                                        dense_kept)
+
+    def unknown_names(self, kb: str, question: str) -> list[str]:
+        """What the question names that no chunk of the knowledge base mentions (rag.answerability.unknown_names);
+        with any, the gate refuses. Empty with RAGKB_REFUSE_UNKNOWN_NAMES off."""
+        if not self.settings.refuse_unknown_names:
+            return []
+        from rag.answerability import unknown_names
+
+        def texts(ids: list[str]) -> dict[str, str]:
+            return {cid: r.text for cid, r in self.store.registry.chunks_by_ids(ids).items()}
+
+        return unknown_names(question, self.store.bm25(self.store.get_row(kb)), texts)
 
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
@@ -232,9 +246,12 @@ class AnswerService:
 
         hits = self.rerank(query, self.retrieve(kb, [query], k or self.settings.answer_k))
         evs, kept, picks = self._gate(kb, [query], hits)
+        unknown = self.unknown_names(kb, query)
         out = []
         for i, (h, ev) in enumerate(zip(hits, evs)):
             why = explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
+            if unknown:
+                why += f"; the question names {', '.join(unknown)}, which no chunk mentions: refused whatever the coverage"
             if i in picks and not kept[i]:
                 why += "; in the prompt all the same: the best-ranked block goes in whenever another block passes"
             out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept[i], i in picks, why))
@@ -309,7 +326,8 @@ class AnswerService:
             timings["retrieval_ms"] = _ms(t1)
             hits = self.relevant(kb, queries, retrieved)
             translated = None
-            if (target := self._other_language(standalone, retrieved)) is not None:
+            unknown = self.unknown_names(kb, standalone)  # refused below: no translation call for it
+            if not unknown and (target := self._other_language(standalone, retrieved)) is not None:
                 yield Status("searching with the question in the documents' language")
                 t3 = time.perf_counter()
                 translated = self.translate(standalone, target)
@@ -335,10 +353,15 @@ class AnswerService:
             raise
 
         if not hits and not corrections:
-            yield Token(NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
+            if unknown:
+                named = "、".join(f"“{n}”" for n in unknown) if lang == "zh" else ", ".join(f"“{n}”" for n in unknown)
+                yield Token(f"{NO_ANSWER[lang]}{'' if lang == 'zh' else ' '}{NEVER_MENTIONED[lang].format(names=named)}")
+            else:
+                yield Token(NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
             yield Sources([])
             yield Done(refused=True, standalone_question=standalone, timings=timings,
-                       reason="nothing relevant retrieved")
+                       reason=f"the knowledge base never mentions {', '.join(unknown)}" if unknown
+                       else "nothing relevant retrieved")
             return
 
         t2 = time.perf_counter()

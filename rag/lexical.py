@@ -136,15 +136,33 @@ class BM25Index:
             return None
 
     # -- querying -------------------------------------------------------------------------
+    def document_frequency(self, token: str) -> int:
+        """How many indexed chunks hold the token."""
+        if self._retriever is None:
+            return 0
+        t = self._retriever.vocab_dict.get(token)
+        if t is None:
+            return 0
+        indptr = self._retriever.scores["indptr"]
+        return int(indptr[t + 1] - indptr[t])
+
+    def chunks_with(self, token: str, limit: int) -> list[str] | None:
+        """Ids of the chunks that hold the token, or None when more than `limit` do."""
+        if self._retriever is None:
+            return []
+        t = self._retriever.vocab_dict.get(token)
+        if t is None:
+            return []
+        indptr = self._retriever.scores["indptr"]
+        start, end = int(indptr[t]), int(indptr[t + 1])
+        if end - start > limit:
+            return None
+        return [self.ids[int(i)] for i in self._retriever.scores["indices"][start:end]]
+
     def idf(self, token: str) -> float:
         """Inverse document frequency over the indexed chunks; an unseen word gets the highest value."""
         n = len(self.ids)
-        df = 0
-        if self._retriever is not None:
-            t = self._retriever.vocab_dict.get(token)
-            if t is not None:
-                indptr = self._retriever.scores["indptr"]
-                df = int(indptr[t + 1] - indptr[t])
+        df = self.document_frequency(token)
         return float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
 
     def coverage(self, query: str, chunk_tokens: list[str] | set[str]) -> float:

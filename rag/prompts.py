@@ -33,6 +33,8 @@ def is_refusal(reply: str) -> bool:
 OTHER_LANGUAGE_HINT = (
     "\n\n（检索到的内容是英文的，而当前的嵌入模型 {model} 只能按英文语义匹配，中文问题只能按字面匹配英文文档。"
     "可以用英文再问一次，或换用支持中文的多语言嵌入模型（RAGKB_EMBEDDING_MODEL，之后运行 ragkb reindex）。）")
+# Said after the refusal when the question names something no document mentions (rag.answerability.unknown_names).
+NEVER_MENTIONED = {"zh": "知识库的文档中没有出现 {names}。", "en": "No document in the knowledge base mentions {names}."}
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
 QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
 # Replaces the small model's refusal when the question and the passages it was given are in different languages

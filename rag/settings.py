@@ -137,6 +137,10 @@ class Settings(BaseSettings):
         0.4, description="...or when this IDF-weighted share of the question's topic words (question words such as "
                          "什么/名字/提供/how/which left out) occurs in it. With no such chunk the answer is a refusal "
                          "without a model call.")
+    refuse_unknown_names: bool = Field(
+        True, description="Refuse without a model call when the question names something (a Latin-script word in a "
+        "Chinese question, a command, a word with two capitals) that no chunk of the knowledge base mentions, "
+        "and say which: 'How do I read an Excel file with Python?' asked of a LaTeX manual.")
     prompt_min_relative_coverage: float = Field(
         0.0, ge=0, le=1, description="A block that passes the gate still stays out of the prompt when its coverage is "
         "below this share of the best block's (unless its dense similarity passed); the best-ranked block always goes in.")

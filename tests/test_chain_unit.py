@@ -92,6 +92,56 @@ def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     assert llm.calls == []
 
 
+@pytest.mark.parametrize("question, named", [
+    ("如何用 Python 读取 Excel 文件？", ["Python", "Excel"]),
+    ("想在导言区用 \\ctexset 指定字库", ["\\ctexset"]),
+    ("ctex.sty 提供什么？", ["ctex.sty"]),
+    ("What does \\graphicspath do?", ["\\graphicspath"]),
+    # English questions name things with ordinary words too (SciFact's claims: abbreviations their abstracts spell
+    # otherwise), and so do units and one-letter words in Chinese ones
+    ("Who won the 2018 FIFA World Cup?", []),
+    ("How Do I Install It On Windows?", []),
+    ("页边距设为 2cm 怎么写？", []),
+    ("C 语言的循环怎么写？", []),
+])
+def test_what_a_question_names(question, named):
+    from rag.answerability import names
+
+    assert names(question) == named
+
+
+def test_a_question_naming_what_no_document_mentions_is_refused_and_says_what(kb_store):
+    """报销单, 发票 and 原件 are in the handbook, so the question passes the gate on its other words (62% of its
+    topic words with the rule off); the handbook never says Excel. The small model answered such questions from
+    memory (lshort: 'read an Excel file with Python' passed on 读取 and 文件)."""
+    llm = ScriptedLLM()  # any model call would fail
+    service = AnswerService(kb_store, llm)
+    text, sources, done, _ = _run(service, "kb", "报销单需要附上发票原件，用 Excel 做的报销单可以吗？")
+    assert done.refused and sources == [] and llm.calls == []
+    assert text.startswith(NO_ANSWER["zh"]) and "“Excel”" in text, text
+    assert "Excel" in done.reason
+    # the retrieval test says why every block was dropped
+    assert all(not e.kept and not e.in_prompt and "names Excel, which no chunk mentions" in e.why
+               for e in service.explain("kb", "报销单需要附上发票原件，用 Excel 做的报销单可以吗？"))
+    text, _, done, _ = _run(service, "kb", "Falcon 望远镜用 JWST 的仪器校准吗？")
+    assert done.refused and "“JWST”" in text and llm.calls == [], text
+    # the words decide, not their stems: the Falcon PDF's "Calibration" stems like Calibre (the e-book program)
+    text, _, done, _ = _run(service, "kb", "报销单需要附上发票原件，用 Calibre 转换的可以吗？")
+    assert done.refused and "“Calibre”" in text and llm.calls == [], text
+    # names the documents do use are no reason to refuse: the model is asked
+    llm = ScriptedLLM("系统依赖 Python 3.11 和 SQLite 数据库[1]。")
+    _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "系统依赖哪个版本的 Python 和 SQLite？")
+    assert len(llm.calls) == 1 and not done.refused
+
+
+def test_with_the_names_rule_off_the_question_goes_to_the_model(kb_store):
+    llm = ScriptedLLM("可以先填写报销单[1]。")
+    service = AnswerService(kb_store, llm)
+    service.settings = service.settings.model_copy(update={"refuse_unknown_names": False})
+    _, _, done, _ = _run(service, "kb", "报销单需要附上发票原件，用 Excel 做的报销单可以吗？")
+    assert len(llm.calls) == 1 and not done.refused
+
+
 def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do(kb_store):
     # the default embedder matches English only: "Falcon" finds the English PDF, nothing else can match
     llm = ScriptedLLM()

@@ -85,6 +85,14 @@ def test_a_session_with_a_two_language_manual(manual):
     assert fifth.refused and fifth.text.strip() == NO_ANSWER["zh"]
     assert "before_llm_ms" not in fifth.timings and not fifth.sources
 
+    # out of scope with the manual's own words (备份, 文件): they pass the gate, but no page mentions Python;
+    # refused before any model call, saying so (lshort's "如何用 Python 读取 Excel 文件？" was answered from memory)
+    sixth = ask("如何用 Python 读取备份文件？")
+    assert sixth.refused and sixth.text.startswith(NO_ANSWER["zh"]) and "“Python”" in sixth.text, sixth.text
+    assert "before_llm_ms" not in sixth.timings and not sixth.sources
+    checks = manual.explain("manual", "如何用 Python 读取备份文件？")
+    assert any(e.coverage >= manual.settings.min_lexical_coverage for e in checks)  # its words alone would pass
+
     # no answer quotes the running header or the page footer
     for ans in (first, second, third, fourth):
         assert "v2" not in ans.text and "/ 6" not in ans.text, ans.text

@@ -43,6 +43,7 @@ class Case:
     kind: str  # "answerable" | "negatives_only" | "out_of_scope"
     blocks: list[dict] = field(default_factory=list)  # per retrieved block: coverage, old_coverage, dense, cjk
     cross: bool = False
+    unknown: list[str] = field(default_factory=list)  # names in the question no chunk mentions
 
     @property
     def answerable(self) -> bool:
@@ -75,6 +76,8 @@ def cross_language(question: str, texts: list[str]) -> bool:
 def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str) -> Case:  # noqa: ANN001
     """The blocks the answer chain would retrieve for `question`, with the gate's signals (the chain's own
     `AnswerService.evidence`) and the old rule's coverage of all the question's words."""
+    from rag.answerability import unknown_names
+
     store = service.store
     hits = service.rerank(question, service.retrieve(kb, [question], service.settings.answer_k))
     index = store.bm25(store.get_row(kb))
@@ -84,7 +87,8 @@ def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str
         tokens = rows[h.chunk_id].tokens.split(" ") if h.chunk_id in rows else []
         blocks.append({"coverage": round(ev.coverage, 4), "old_coverage": round(index.coverage(question, tokens), 4),
                        "dense": None if ev.dense is None else round(ev.dense, 4)})
-    return Case(set_name, qid, question, kind, blocks, cross_language(question, [h.text for h in hits]))
+    return Case(set_name, qid, question, kind, blocks, cross_language(question, [h.text for h in hits]),
+                unknown_names(question, index, lambda ids: {c: r.text for c, r in store.registry.chunks_by_ids(ids).items()}))
 
 
 def collect(public: Path, settings: Settings, limit: int = 100, progress=print) -> list[Case]:  # noqa: ANN001
@@ -158,8 +162,11 @@ class Rule:
     min_coverage: float
     min_dense: float
     cross_passes: bool  # a cross-language question always reaches the model
+    names: bool = False  # a question naming something no chunk mentions is refused
 
     def refuses(self, case: Case) -> bool:
+        if self.names and case.unknown:
+            return True
         if self.cross_passes and case.cross:
             return False
         return not any(b[self.signal] >= self.min_coverage or (b["dense"] is not None and b["dense"] >= self.min_dense)
@@ -167,7 +174,8 @@ class Rule:
 
     def label(self) -> str:
         return (f"{self.signal} >= {self.min_coverage:g} or dense >= {self.min_dense:g}"
-                + ("; cross-language passes" if self.cross_passes else ""))
+                + ("; cross-language passes" if self.cross_passes else "")
+                + ("; refuses names no chunk mentions" if self.names else ""))
 
 
 def rates(rule: Rule, cases: list[Case]) -> dict:
@@ -196,10 +204,11 @@ def choose(cases: list[Case]) -> tuple[Rule, list[tuple[Rule, dict]]]:
     grid = []
     for signal in ("coverage", "old_coverage"):
         for cross in (True, False):
-            for c10 in range(10, 85, 5):
-                for d100 in range(20, 75, 5):
-                    rule = Rule(signal, c10 / 100, d100 / 100, cross)
-                    grid.append((rule, rates(rule, cases)))
+            for names in (False, True):
+                for c10 in range(10, 85, 5):
+                    for d100 in range(20, 75, 5):
+                        rule = Rule(signal, c10 / 100, d100 / 100, cross, names)
+                        grid.append((rule, rates(rule, cases)))
 
     def ok(r: dict) -> bool:
         return all(v["false_refusal_rate"] is None or v["false_refusal_rate"] <= MAX_FALSE_REFUSALS
@@ -224,12 +233,16 @@ def evaluate(public: Path, settings: Settings, limit: int = 100, cases_path: Pat
         if cases_path:
             cases_path.parent.mkdir(parents=True, exist_ok=True)
             cases_path.write_text(json.dumps([asdict(c) for c in cases], ensure_ascii=False), encoding="utf-8")
-    current = Rule("coverage", settings.min_lexical_coverage, settings.min_dense_similarity, False)
+    current = Rule("coverage", settings.min_lexical_coverage, settings.min_dense_similarity, False,
+                   settings.refuse_unknown_names)
+    # the same thresholds with the unknown-names refusal switched the other way: what that rule alone changes
+    flipped = Rule(current.signal, current.min_coverage, current.min_dense, False, not current.names)
     best, _grid = choose(cases)
     result: dict = {"_meta": {"questions": len(cases), "limit": limit, "embedding_model": settings.embedding_model,
                               "max_false_refusals": MAX_FALSE_REFUSALS,
-                              "rules": {"old": OLD_RULE.label(), "current": current.label(), "best": best.label()}}}
-    for name, rule in (("old", OLD_RULE), ("current", current), ("best", best)):
+                              "rules": {"old": OLD_RULE.label(), "current": current.label(),
+                                        "names flipped": flipped.label(), "best": best.label()}}}
+    for name, rule in (("old", OLD_RULE), ("current", current), ("names flipped", flipped), ("best", best)):
         for set_name, r in rates(rule, cases).items():
             result[f"{name} · {set_name}"] = r
     return result
