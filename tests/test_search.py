@@ -78,3 +78,34 @@ def test_empty_query_and_empty_kb(kb_store):
     assert search(kb_store, "公司资料", "   ") == []
     kb_store.create("空的")
     assert search(kb_store, "空的", "anything") == []
+
+
+def test_the_default_embedder_gives_sentence_transformers_vectors_without_it(tmp_path):
+    """The packaged MiniLM runs on transformers alone (rag.mean_pooling, ~3 s less import per process); its vectors
+    must be the ones sentence-transformers gives, or knowledge bases embedded before would no longer match."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    from rag.embeddings import embedding_dimension, get_embeddings, resolve_model_path
+    from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
+
+    emb = get_embeddings(Settings(data_dir=tmp_path / "data", _env_file=None))
+    assert isinstance(emb, MeanPooledEmbeddings) and embedding_dimension(emb) == 384
+    path = resolve_model_path("all-MiniLM-L6-v2")
+    reference = HuggingFaceEmbeddings(model_name=path, encode_kwargs={"normalize_embeddings": True})
+    texts = ["报销单需要附上发票原件。", "Which command inserts a footnote?", "  two\nlines  ", "",
+             "长文本" * 300 + " past the 256-token limit " * 60, "mixed 中文 and English \\label{sec:x}"]
+    assert np.abs(np.array(emb.embed_documents(texts)) - np.array(reference.embed_documents(texts))).max() < 1e-5
+    assert np.abs(np.array(emb.embed_query(texts[1])) - np.array(reference.embed_query(texts[1]))).max() < 1e-5
+    # a model that does more than mean pooling goes to sentence-transformers
+    cls = tmp_path / "cls-model"
+    cls.mkdir()
+    for name in ("modules.json", "sentence_bert_config.json"):
+        (cls / name).write_text((Path(path) / name).read_text())
+    (cls / "1_Pooling").mkdir()
+    (cls / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True,
+                                                               "pooling_mode_mean_tokens": False}))
+    assert plain_mean_pooling(path) and not plain_mean_pooling(cls) and not plain_mean_pooling(tmp_path / "none")
