@@ -56,7 +56,32 @@ def store(settings: Settings):
     s.close()
 
 
+def seed_packaged_model(data_dir: Path) -> None:
+    """Hard-link the packaged model, assembled and verified once per machine, into a fresh data directory. The
+    app would assemble it there itself (concatenate the parts, sha256 490 MB: 1-2 s); dozens of test data
+    directories made that minutes of the suite. The app still checks the link against the stamp it trusts
+    (size and mtime) and reassembles on a mismatch; assembling itself is tested on its own (test_local_model)."""
+    import tempfile
+
+    from rag.local_llm import DEFAULT_MODEL_FILE, assemble_default_model
+
+    cache = Path(tempfile.gettempdir()) / f"ragkb-test-model-{os.getuid()}"
+    source = assemble_default_model(cache)
+    models = data_dir / "models"
+    target = models / DEFAULT_MODEL_FILE
+    if target.exists():
+        return
+    models.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:  # another file system: the app assembles its own copy
+        return
+    stamp = source.with_name(source.name + ".verified")
+    (models / stamp.name).write_text(stamp.read_text())
+
+
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    seed_packaged_model(data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
     env.update(OFFLINE_ENV)
     env["RAGKB_DATA_DIR"] = str(data_dir)

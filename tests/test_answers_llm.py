@@ -228,10 +228,21 @@ def test_hanging_server_times_out_with_a_clear_error(env):
         srv.close()
 
 
-def test_cli_ask_streams_answer_and_sources(tmp_path):
-    data = tmp_path / "data"
-    assert subprocess.run([ragkb_exe(), "ingest", "demo", str(SAMPLES)], env=cli_env(data), cwd=REPO,
-                          capture_output=True, timeout=300).returncode == 0
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory) -> Path:
+    """A data directory holding the bundled samples in knowledge base "demo", ingested once for the CLI tests
+    below (`ragkb ingest` itself is tested in test_cli.py)."""
+    data = tmp_path_factory.mktemp("cli") / "data"
+    store = KnowledgeBaseStore(Settings(data_dir=data, _env_file=None))
+    try:
+        assert not ingest_paths(store, "demo", [SAMPLES]).failed
+    finally:
+        store.close()
+    return data
+
+
+def test_cli_ask_streams_answer_and_sources(demo_data):
+    data = demo_data
     r = subprocess.run([ragkb_exe(), "ask", "demo", "支持哪些文件格式？"], env=cli_env(data), cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -243,10 +254,8 @@ def test_cli_ask_streams_answer_and_sources(tmp_path):
     assert r.returncode == 2 and "not reachable" in r.stderr
 
 
-def test_cli_chat_keeps_the_conversation(tmp_path):
-    data = tmp_path / "data"
-    assert subprocess.run([ragkb_exe(), "ingest", "demo", str(SAMPLES)], env=cli_env(data), cwd=REPO,
-                          capture_output=True, timeout=300).returncode == 0
+def test_cli_chat_keeps_the_conversation(demo_data):
+    data = demo_data
     r = subprocess.run([ragkb_exe(), "chat", "demo"], env=cli_env(data), cwd=REPO, capture_output=True, text=True,
                        input="ragkb 是什么？\n它支持哪些格式？\n\n", timeout=600)
     assert r.returncode == 0, r.stderr

@@ -244,7 +244,7 @@ def test_two_browsers_chat_while_a_third_uploads(tmp_path, files):
     """The queue answers several chats at once and ingest runs beside them: every page gets its result."""
     big = tmp_path / "big.md"
     big.write_text("\n".join(f"## Part {i}\n\n" + f"Paragraph {i} about maintenance windows and backups. " * 20
-                             for i in range(150)), encoding="utf-8")
+                             for i in range(80)), encoding="utf-8")
     with running_server(tmp_path / "data", tmp_path / "serve.log") as url, browser() as b:
         setup = b.new_page(locale="en-US")
         setup.goto(url, wait_until="domcontentloaded")
