@@ -478,14 +478,27 @@ class AnswerService:
                             citations: CitationFilter) -> str:
         """The model's refusal, or, when the question and the document blocks are in different languages
         (where the small model refuses with the answer in front of it: English questions about the Chinese
-        lshort manual), the most relevant sentence of those blocks, cited and said to be a quote."""
+        lshort manual), the most relevant sentence of the blocks in the other language, cited and said to be a
+        quote. For an English question each block is judged alone: ctex's blocks mix Chinese prose with code
+        listings, joined they read as English, and "What does \\ctexset do?" was refused with "\\ctexset 采用
+        LATEX3 风格的键值设置…" in block [2]."""
+        if not is_refusal(reply):
+            return reply
+        # the refusal in the user's language: the model refused a rewritten Chinese follow-up in English
+        refusal = NO_ANSWER[lang]
         docs = [b[3] for b in blocks[n_corrections:]]
-        if not is_refusal(reply) or not docs or language_of(" ".join(docs)) == lang:
-            return reply
-        quote, i = quote_with_block(question, docs)
+        if not docs:
+            return refusal
+        if lang == "en":  # block by block: code listings made ctex's Chinese blocks read as English when joined
+            other = [i for i, d in enumerate(docs) if language_of(d) == "zh"]
+        else:
+            other = list(range(len(docs))) if language_of(" ".join(docs)) != lang else []
+        if not other:
+            return refusal
+        quote, i = quote_with_block(question, [docs[j] for j in other])
         if not quote:
-            return reply
-        n = n_corrections + i + 1
+            return refusal
+        n = n_corrections + other[i] + 1
         citations.cited[:] = [n]
         return f"{OTHER_LANGUAGE_QUOTE[lang]}“{quote}” [{n}]"
 

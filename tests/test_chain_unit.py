@@ -410,10 +410,37 @@ def test_a_refusal_of_an_english_question_about_chinese_passages_becomes_their_b
         # same language: the model's refusal stands
         text, sources, done, _ = _run(AnswerService(store, ScriptedLLM(NO_ANSWER["zh"])), "kb", "脚注用什么命令？")
         assert text == NO_ANSWER["zh"] and done.refused and sources == []
+        # ... shown in the user's language whichever the model used (it refused a Chinese follow-up in English)
+        text, sources, done, _ = _run(AnswerService(store, ScriptedLLM(NO_ANSWER["en"] + " [1]")), "kb", "脚注用什么命令？")
+        assert text == NO_ANSWER["zh"] and done.refused and sources == []
         # an answer that merely starts like the refusal is streamed as it is
         text, _, done, _ = _run(AnswerService(store, ScriptedLLM("The \\footnote command [1].")), "kb",
                                 "What does \\footnote do?")
         assert text == "The \\footnote command [1]." and not done.refused
+    finally:
+        store.close()
+
+
+def test_a_refused_english_question_gets_the_quote_from_the_chinese_block_among_code_listings(tmp_path):
+    """ctex's manual: Chinese prose between code listings. Joined, the blocks read as English, so the model's
+    refusal of "What does \\ctexset do?" stood although a Chinese block answered it; now that block is quoted."""
+    from ingest.pipeline import ingest_paths
+    from rag.prompts import OTHER_LANGUAGE_QUOTE
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    code = "\n".join(f"{n} \\NewDocumentCommand \\ctexset {{ }} {{ \\ctex_set:n }} % line {n} of the implementation"
+                     for n in range(2329, 2345))
+    doc = tmp_path / "ctex.md"
+    doc.write_text(f"# 用户设置接口\n\n```\n{code}\n```\n\n# 设置方法\n\n\\ctexset 采用键值方式设置 CTeX 宏集的各项选项。\n",
+                   encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", translate_question=False,
+                                        _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        text, sources, done, _ = _run(AnswerService(store, ScriptedLLM(NO_ANSWER["en"])), "kb", "What does \\ctexset do?")
+        assert text.startswith(OTHER_LANGUAGE_QUOTE["en"]) and "采用键值方式设置" in text, text
+        assert not done.refused and len(sources) == 1 and "采用键值方式" in sources[0].snippet
     finally:
         store.close()
 
