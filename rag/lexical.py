@@ -136,28 +136,25 @@ class BM25Index:
             return None
 
     # -- querying -------------------------------------------------------------------------
+    def _postings(self, token: str) -> tuple[int, int]:
+        """Where the token's chunks lie in the index's sparse matrix (start, end); (0, 0) when it is in none."""
+        t = self._retriever.vocab_dict.get(token) if self._retriever is not None else None
+        if t is None:
+            return 0, 0
+        indptr = self._retriever.scores["indptr"]
+        return int(indptr[t]), int(indptr[t + 1])
+
     def document_frequency(self, token: str) -> int:
         """How many indexed chunks hold the token."""
-        if self._retriever is None:
-            return 0
-        t = self._retriever.vocab_dict.get(token)
-        if t is None:
-            return 0
-        indptr = self._retriever.scores["indptr"]
-        return int(indptr[t + 1] - indptr[t])
+        start, end = self._postings(token)
+        return end - start
 
     def chunks_with(self, token: str, limit: int) -> list[str] | None:
         """Ids of the chunks that hold the token, or None when more than `limit` do."""
-        if self._retriever is None:
-            return []
-        t = self._retriever.vocab_dict.get(token)
-        if t is None:
-            return []
-        indptr = self._retriever.scores["indptr"]
-        start, end = int(indptr[t]), int(indptr[t + 1])
+        start, end = self._postings(token)
         if end - start > limit:
             return None
-        return [self.ids[int(i)] for i in self._retriever.scores["indices"][start:end]]
+        return [self.ids[int(i)] for i in self._retriever.scores["indices"][start:end]] if end > start else []
 
     def idf(self, token: str) -> float:
         """Inverse document frequency over the indexed chunks; an unseen word gets the highest value."""

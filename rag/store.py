@@ -359,6 +359,10 @@ class KnowledgeBaseStore:
         keys = self.registry.disabled_keys(kb.id)
         return doc, [(r, (doc.filename, text_key(r.text)) not in keys) for r in self.registry.chunk_rows(kb.id, [doc.id])]
 
+    def chunk_texts(self, ids: list[str]) -> dict[str, str]:
+        """The text of each of these chunks, by id."""
+        return {cid: r.text for cid, r in self.registry.chunks_by_ids(ids).items()}
+
     def set_chunk_enabled(self, name: str, chunk_id: str, enabled: bool) -> tuple[ChunkRow, str]:
         """Switch a chunk on or off; returns it and its file name."""
         kb = self.get_row(name)

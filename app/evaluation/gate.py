@@ -88,7 +88,7 @@ def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str
         blocks.append({"coverage": round(ev.coverage, 4), "old_coverage": round(index.coverage(question, tokens), 4),
                        "dense": None if ev.dense is None else round(ev.dense, 4)})
     return Case(set_name, qid, question, kind, blocks, cross_language(question, [h.text for h in hits]),
-                unknown_names(question, index, lambda ids: {c: r.text for c, r in store.registry.chunks_by_ids(ids).items()}))
+                unknown_names(question, index, store.chunk_texts))
 
 
 def collect(public: Path, settings: Settings, limit: int = 100, progress=print) -> list[Case]:  # noqa: ANN001
