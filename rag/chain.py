@@ -208,7 +208,7 @@ class AnswerService:
 
         evs = self.evidence(kb, questions, hits)
         kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
-        if questions and self.unknown_names(kb, questions[0]):
+        if any(kept) and questions and self.unknown_names(kb, questions[0]):  # refused anyway when none passes
             kept = [False] * len(kept)
         s = self.settings
         dense_kept = [ev.dense is not None and ev.dense >= s.min_dense_similarity for ev in evs]
@@ -222,10 +222,7 @@ class AnswerService:
             return []
         from rag.answerability import unknown_names
 
-        def texts(ids: list[str]) -> dict[str, str]:
-            return {cid: r.text for cid, r in self.store.registry.chunks_by_ids(ids).items()}
-
-        return unknown_names(question, self.store.bm25(self.store.get_row(kb)), texts)
+        return unknown_names(question, self.store.bm25(self.store.get_row(kb)), self.store.chunk_texts)
 
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
@@ -246,7 +243,7 @@ class AnswerService:
 
         hits = self.rerank(query, self.retrieve(kb, [query], k or self.settings.answer_k))
         evs, kept, picks = self._gate(kb, [query], hits)
-        unknown = self.unknown_names(kb, query)
+        unknown = [] if any(kept) else self.unknown_names(kb, query)  # a question with such a name keeps no block
         out = []
         for i, (h, ev) in enumerate(zip(hits, evs)):
             why = explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
@@ -326,7 +323,8 @@ class AnswerService:
             timings["retrieval_ms"] = _ms(t1)
             hits = self.relevant(kb, queries, retrieved)
             translated = None
-            unknown = self.unknown_names(kb, standalone)  # refused below: no translation call for it
+            # what it names that no chunk mentions (the gate then kept nothing): refused below, no translation call
+            unknown = [] if hits else self.unknown_names(kb, standalone)
             if not unknown and (target := self._other_language(standalone, retrieved)) is not None:
                 yield Status("searching with the question in the documents' language")
                 t3 = time.perf_counter()
@@ -354,7 +352,7 @@ class AnswerService:
 
         if not hits and not corrections:
             if unknown:
-                named = "、".join(f"“{n}”" for n in unknown) if lang == "zh" else ", ".join(f"“{n}”" for n in unknown)
+                named = ("、" if lang == "zh" else ", ").join(f"“{n}”" for n in unknown)
                 yield Token(f"{NO_ANSWER[lang]}{'' if lang == 'zh' else ' '}{NEVER_MENTIONED[lang].format(names=named)}")
             else:
                 yield Token(NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
