@@ -14,18 +14,21 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.pipeline import (  # noqa: F401  (the statuses are re-exported for the faces)
     FAILED, INGESTED, REPLACED, SKIPPED, FileResult, IngestSummary, ProgressFn, ingest_files, ingest_paths, too_large,
     unsupported_type,
 )
-from rag.chain import AnswerService, ExplainedHit
 from rag.conversations import Conversation, ConversationStore, Message
 from rag.errors import RagkbError
 from rag.events import AnswerCollector, AnswerEvent, Started
 from rag.retrieval import SearchHit
 from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
+
+if TYPE_CHECKING:
+    from rag.chain import AnswerService, ExplainedHit
 
 
 class UploadRejected(RagkbError):
@@ -85,14 +88,27 @@ class RagkbService:
         self.settings = settings or (store.settings if store else Settings())
         self.store = store or KnowledgeBaseStore(self.settings)
         self.conversations = ConversationStore(self.store.registry)
-        self.answers = AnswerService(self.store, llm=llm, conversations=self.conversations)
+        self._llm, self._answers, self._answers_lock = llm, None, threading.Lock()
         self._ingest_lock = threading.Lock()  # one ingest at a time per process: the CPU is the limit
+
+    @property
+    def answers(self) -> AnswerService:
+        """The answer chain, made on first use: importing it (LangChain's OpenAI client) costs commands that
+        never answer (ragkb kb list, ingest, docs, search) about half a second each."""
+        if self._answers is None:
+            with self._answers_lock:
+                if self._answers is None:
+                    from rag.chain import AnswerService
+
+                    self._answers = AnswerService(self.store, llm=self._llm, conversations=self.conversations)
+        return self._answers
 
     def warm_up(self) -> None:
         self.answers.warm_up()
 
     def close(self) -> None:
-        self.answers.llm.close()
+        if self._answers is not None:
+            self._answers.llm.close()
         self.store.close()
 
     # -- knowledge bases --------------------------------------------------------------------
