@@ -66,6 +66,8 @@ def test_answer_scoring_follows_cmrc_and_rgb_rules():
     # RGB: every element must appear; a list element is satisfied by any alternative
     assert contains_answer("首趟班列从南宁出发，2022年1月1日。", ["南宁", ["1月1日", "元旦"]])
     assert not contains_answer("首趟班列从南宁出发。", ["南宁", ["1月1日", "元旦"]])
+    # an answer that is only a symbol is looked for as written (normalising would erase it: always "found")
+    assert contains_answer("行内公式由一对 $ 符号包裹。", ["$"]) and not contains_answer("行内公式用数学符号包裹。", ["$"])
     assert is_refusal("知识库中没有找到能回答这个问题的内容。") and is_refusal("I don't know.")
     assert not is_refusal("报销需要发票原件。") and not is_refusal("")  # an empty reply is counted as empty
     item = QAItem("q", "报销需要什么", ["发票原件"], {"d1"})

@@ -122,15 +122,24 @@ def normalize_answer(text: str) -> str:
 
 
 def contains_answer(reply: str, answers: list) -> bool:
-    """RGB's rule: every element appears in the reply; a list element is satisfied by any alternative."""
+    """RGB's rule: every element appears in the reply; a list element is satisfied by any alternative. An answer
+    that is only symbols (lshort's "$" for "行内公式用什么符号包裹？"), which normalising would erase, must appear
+    as written."""
     r = normalize_answer(reply)
     if not answers:
         return False
     for element in answers:
         alts = element if isinstance(element, list) else [element]
-        if not any(normalize_answer(str(a)) and normalize_answer(str(a)) in r for a in alts):
+        if not any(_in_reply(str(a), reply, r) for a in alts):
             return False
     return True
+
+
+def _in_reply(answer: str, reply: str, normalized_reply: str) -> bool:
+    if n := normalize_answer(answer):
+        return n in normalized_reply
+    answer = unicodedata.normalize("NFKC", answer).strip()
+    return bool(answer) and answer in unicodedata.normalize("NFKC", reply)
 
 
 def _flat_answers(answers: list) -> list[str]:
