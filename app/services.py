@@ -23,12 +23,12 @@ from ingest.pipeline import (  # noqa: F401  (the statuses are re-exported for t
 from rag.conversations import Conversation, ConversationStore, Message
 from rag.errors import RagkbError
 from rag.events import AnswerCollector, AnswerEvent, Started
-from rag.retrieval import SearchHit
 from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
 
 if TYPE_CHECKING:
     from rag.chain import AnswerService, ExplainedHit
+    from rag.retrieval import SearchHit
 
 
 class UploadRejected(RagkbError):
