@@ -25,6 +25,7 @@ from rag.citations import (
     SourceEchoFilter,
     adds_nothing,
     attribute,
+    names_nothing,
     quote_with_block,
 )
 from rag.claims import grounding, uncited_answer, unsupported_claims
@@ -440,20 +441,22 @@ class AnswerService:
             yield Done(timings=timings, partial="")
             return
         refused = is_refusal(answer)
-        quoted = False
         asked_all = " ".join(dict.fromkeys(q for q in (question, standalone, translated) if q))
-        if citations.cited and adds_nothing(answer, asked_all):  # e.g. only "[2]": quote what it points to
-            quote, i = quote_with_block(f"{standalone} {translated or ''}", [blocks[n - 1][3] for n in citations.cited])
-            if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
-                mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""
-                yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”{mark}")
-                quoted = True
         attributed = None
         if not refused and not citations.cited:
             attributed = attribute(answer, [b[3] for b in blocks], question=f"{asked} {translated or ''}")
             if attributed is not None:
                 citations.cited.append(attributed)
                 yield Token(f" [{attributed}]")
+        quoted = False
+        # e.g. only "[2]", or no command named for "用什么命令…": quote what it points to
+        if citations.cited and (adds_nothing(answer, asked_all) or (
+                not refused and self.settings.quote_unnamed and names_nothing(answer, asked_all))):
+            quote, i = quote_with_block(f"{standalone} {translated or ''}", [blocks[n - 1][3] for n in citations.cited])
+            if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
+                mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""
+                yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”{mark}")
+                quoted = True
         timings["total_ms"] = _ms(t0)
         if attributed is not None:
             context[attributed - 1].attributed = True

@@ -178,6 +178,35 @@ def adds_nothing(answer: str, question: str) -> bool:
     return rest != answer and set(tokenize(rest)) <= set(tokenize(question))
 
 
+# A question that asks for a name: a command, package, option, symbol... ("用什么命令", "哪个宏包", "Which environment")
+ASKS_NAME = re.compile(
+    r"(?:什么|哪个|哪一个|哪些|哪种|何种)\s*(?:命令|指令|宏包|宏|符号|选项|参数|环境|文档类|编码|发行版|函数|关键字)"
+    r"|(?:命令|宏包|符号|选项|参数|环境|文档类|编码|发行版|函数)(?:是|叫)(?:什么|哪些|哪个)"
+    r"|\b(?:which|what)\s+(?:[\w-]+\s+){0,2}(?:command|environment|option|package|symbol|macro|class|encoding|function|keyword)",
+    re.IGNORECASE)
+_SYMBOL = re.compile(r"[$&%#~^_{}|\\<>@=]")
+# a Latin-script word shaped like a name in English text: a capital, digit, dot or joiner inside (xeCJK, ctex.sty)
+_SHAPED = re.compile(r"\b[A-Za-z]+(?:[A-Z0-9]|[.\-_][A-Za-z0-9])[A-Za-z0-9.\-_]*")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[.+#\-][A-Za-z0-9+#]+)*")
+
+
+def names_nothing(answer: str, question: str) -> bool:
+    """True when the question asks for a name (a command, a package, a symbol) and the cited reply gives none
+    that the question does not already hold: "行内公式用数学符号包裹。" for "行内公式用什么符号包裹？", or
+    "使用 LuaLaTeX 编译。" for "用 LuaLaTeX 编译时用哪个宏包？". The small model paraphrased around the answer;
+    the cited passage says it."""
+    if not ASKS_NAME.search(question):
+        return False
+    from rag.claims import _norm, checkable_facts
+    from rag.text import query_language
+
+    rest = _CITATION.sub(" ", answer)
+    found = checkable_facts(rest) + _SYMBOL.findall(rest)
+    found += (_LATIN_WORD if query_language(question) == "zh" else _SHAPED).findall(rest)
+    asked = _norm(question)
+    return not any((n := _norm(x)) and n not in asked for x in found)
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a chunk, with PDF line breaks inside Chinese sentences joined ("付\\n款" -> "付款")."""
     text = CJK_LINE_BREAK.sub("", text)

@@ -138,9 +138,13 @@ class Settings(BaseSettings):
                          "什么/名字/提供/how/which left out) occurs in it. With no such chunk the answer is a refusal "
                          "without a model call.")
     refuse_unknown_names: bool = Field(
-        True, description="Refuse without a model call when the question names something (a Latin-script word in a "
-        "Chinese question, a command, a word with two capitals) that no chunk of the knowledge base mentions, "
-        "and say which: 'How do I read an Excel file with Python?' asked of a LaTeX manual.")
+        True, description="Refuse without a model call when the question names something (a command; a Latin-script "
+        "word in a Chinese question) that no chunk of the knowledge base mentions, and say which: "
+        "'如何用 Python 读取 Excel 文件？' asked of a LaTeX manual.")
+    quote_unnamed: bool = Field(
+        True, description="When a question asks for a name (a command, package, option, symbol) and the cited reply "
+        "gives none beyond the question's own words ('行内公式用数学符号包裹。'), add the cited passage's best "
+        "sentence, as for a reply that is only citation marks.")
     prompt_min_relative_coverage: float = Field(
         0.0, ge=0, le=1, description="A block that passes the gate still stays out of the prompt when its coverage is "
         "below this share of the best block's (unless its dense similarity passed); the best-ranked block always goes in.")

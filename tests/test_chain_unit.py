@@ -445,6 +445,53 @@ def test_a_refused_english_question_gets_the_quote_from_the_chinese_block_among_
         store.close()
 
 
+@pytest.mark.parametrize("reply, question, quoted", [
+    ("行内公式用数学符号包裹。 [1]", "行内公式用什么符号包裹？", True),  # lshort: the model paraphrased "$ … $"
+    ("行内公式用 $ 符号包裹。 [1]", "行内公式用什么符号包裹？", False),
+    ("使用 LuaLaTeX 编译。 [1]", "用 LuaLaTeX 编译时用哪个宏包支持中文？", True),  # only the question's own name
+    ("使用 fontspec 宏包。 [1]", "用 XeLaTeX 编译时用哪个宏包支持中文？", False),
+    ("\\fontsize [1]", "用什么命令设定任意大小的字号？", False),
+    ("[1] TeX Live", "现今的两个主流 TeX 发行版是什么？", False),  # Live: a name the question does not hold
+    ("Use the environment for equations. [1]", "Which environment typesets a numbered display equation?", True),
+    ("CTeX assumes UTF8. [2]", "Which encoding does CTeX assume when none is declared?", False),
+    ("\\ctexset 设置各项选项。 [1]", "\\ctexset 命令有什么作用？", False),  # not asking for a name
+    ("报销需要发票原件。 [1]", "报销需要什么？", False),
+])
+def test_a_reply_naming_nothing_asked_for_is_recognised(reply, question, quoted):
+    from rag.citations import names_nothing
+
+    assert names_nothing(reply, question) is quoted
+
+
+def test_a_reply_that_names_no_command_gets_the_cited_sentence_that_does(tmp_path):
+    """lshort p51: "行内公式用什么符号包裹？" was answered "行内公式用数学符号包裹。 [1]", true and useless; the cited
+    block says "$"."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "math.md"
+    doc.write_text("# 行内和行间公式\n\n数学公式有两种排版方式。行内公式用一对 $ 符号包裹，如 $a+b$。"
+                   "行间公式独占一行。\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    try:
+        ingest_paths(store, "kb", [doc])
+        text, sources, done, _ = _run(AnswerService(store, ScriptedLLM("行内公式用数学符号包裹。 [1]")), "kb",
+                                      "行内公式用什么符号包裹？")
+        assert text.startswith("行内公式用数学符号包裹。 [1]\n\n引用原文：“") and "一对 $ 符号包裹" in text, text
+        assert done.quoted and [s.n for s in sources] == [1]
+        # the same reply without its mark (as on lshort): attributed to the block, then quoted from it
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("行内公式用数学符号包裹。")), "kb", "行内公式用什么符号包裹？")
+        assert text.startswith("行内公式用数学符号包裹。 [1]\n\n引用原文：“") and "一对 $ 符号包裹" in text, text
+        store.settings = settings.model_copy(update={"quote_unnamed": False})  # the setting turns it off
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("行内公式用数学符号包裹。 [1]")), "kb",
+                                "行内公式用什么符号包裹？")
+        assert text == "行内公式用数学符号包裹。 [1]" and not done.quoted
+    finally:
+        store.close()
+
+
 def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate():
     from rag.answerability import prompt_picks
 
