@@ -221,6 +221,16 @@ def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
     return [sum(1 / spread[w] for w in ws & asked) for ws in words]
 
 
+_LISTING_LINE = re.compile(r"(?:^|\s)\d{1,5} (?=[{}\\%<〈])")
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def code_listing(sentence: str) -> bool:
+    """A sentence cut out of a code listing: numbered source lines ("16 { 17 Please~update~…", ctex's
+    implementation chapters) or LaTeX3 code with no Chinese and ~ for its spaces."""
+    return len(_LISTING_LINE.findall(sentence)) >= 2 or (not _HAN.search(sentence) and sentence.count("~") >= 3)
+
+
 def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:
     """The sentence of `blocks` that best matches `question`, and the index of the block it is from.
 
@@ -244,6 +254,8 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> 
     def score(i: int) -> tuple[float, int]:
         value = overlap[i]
         if not words[i] - asked:
+            value *= 0.1
+        if code_listing(sentences[i][1]):  # a user asked in words: numbered source lines are no answer to quote
             value *= 0.1
         if wants_number and NUMBER.search(sentences[i][1]):
             value += 0.5

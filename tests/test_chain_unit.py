@@ -292,6 +292,12 @@ def test_only_citations_and_quote_with_block():
     bib = ("1. 首先需要使用命令 \\bibliographystyle 设定参考文献的格式。2. 其次，在正文中引用参考文献。"
            "接下来用 bibtex 命令处理 demo.aux 辅助文件记录的参考文献格式、引用条目等信息。通常设定为与参考文献的数目一致。")
     assert quote_for("用哪个命令设定参考文献的格式？", [bib]) == "首先需要使用命令 \\bibliographystyle 设定参考文献的格式。"
+    # a numbered code listing is not quoted as the answer when a sentence in words holds the question's words (ctex)
+    listing = ("33 { \\msg_critical:nnx { ctex } { engine-not-supported } } 34 〈/class|ctex〉 35 〈*class|ctex〉 "
+               "slides document class ctexbeamer loads beamer 36 { ctex }。")
+    prose = "The ctexbeamer class is for slides。"
+    assert quote_for("Which document class is meant for slides?", [listing, prose]) == prose
+    assert quote_for("Which document class is meant for slides?", [listing]).startswith("33 {")  # the only one left
 
 
 def test_a_rewrite_that_takes_too_long_gives_way_to_the_referent(kb_store):
