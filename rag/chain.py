@@ -449,9 +449,10 @@ class AnswerService:
                 citations.cited.append(attributed)
                 yield Token(f" [{attributed}]")
         quoted = False
-        # e.g. only "[2]", or no command named for "用什么命令…": quote what it points to
-        if citations.cited and (adds_nothing(answer, asked_all) or (
-                not refused and self.settings.quote_unnamed and names_nothing(answer, asked_all))):
+        shown = answer if attributed is None else f"{answer} [{attributed}]"  # what the user reads
+        # e.g. only "[2]", the question repeated, or no command named for "用什么命令…": quote what it points to
+        if citations.cited and (adds_nothing(shown, asked_all) or (
+                not refused and self.settings.quote_unnamed and names_nothing(shown, asked_all))):
             quote, i = quote_with_block(f"{standalone} {translated or ''}", [blocks[n - 1][3] for n in citations.cited])
             if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
                 mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""

@@ -175,7 +175,15 @@ def adds_nothing(answer: str, question: str) -> bool:
     from rag.lexical import tokenize
 
     rest = _CITATION.sub("", answer)
-    return rest != answer and set(tokenize(rest)) <= set(tokenize(question))
+    if rest == answer:
+        return False
+    if set(tokenize(rest)) <= set(tokenize(question)):
+        return True
+    # the word segmenter splits the same Chinese words differently in the two sentences ("行间公式加编号。" for
+    # "行间公式怎样加编号？"): compare the Chinese characters, and the other words as words
+    han = set(_HAN.findall(rest))
+    return bool(han) and han <= set(_HAN.findall(question)) and \
+        set(tokenize(_HAN.sub(" ", rest))) <= set(tokenize(question))
 
 
 # A question that asks for a name: a command, package, option, symbol... ("用什么命令", "哪个宏包", "Which environment")

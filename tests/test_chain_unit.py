@@ -255,6 +255,9 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
     # ...and so does a reply that only repeats the question
     text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] 报销后多久付款？")), "kb", "报销后多久付款？")
     assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.quoted is True
+    # ...also without the mark (CMRC: "龙胆被称为什么？" for "龙胆又被称之为什么？"): attributed, then quoted
+    text, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM("报销后多久付款？")), "kb", "报销后多久付款？")
+    assert "引用原文：“财务部门在收到完整材料后的五个工作日内完成付款。”" in text and done.quoted is True, text
     # a reply of several marks ("[1] [2]"): the quote says which of them it is from
     text, sources, done, _ = _run(AnswerService(kb_store, ScriptedLLM("[1] [2]")), "kb", "差旅报销的规定是什么？")
     assert [s.n for s in sources] == [1, 2] and done.quoted is True
@@ -276,6 +279,9 @@ def test_only_citations_and_quote_with_block():
     assert not only_citations("见[2]") and not only_citations("1998 [1]") and not only_citations("。")
     assert adds_nothing("[1] 报销后多久付款？", "报销后多久付款") and not adds_nothing("报销后多久付款？", "报销后多久付款")
     assert not adds_nothing("五个工作日[1]", "报销后多久付款") and adds_nothing("[2]", "anything")
+    # the same words segmented otherwise in the reply (jieba: 行间公式 / 行间 公式) still add nothing
+    assert adds_nothing("行间公式加编号。 [1]", "行间公式怎样加编号？") and adds_nothing("龙胆被称为什么？ [1]", "龙胆又被称之为什么？")
+    assert not adds_nothing("行间公式用 equation 环境加编号。 [1]", "行间公式怎样加编号？")
     block = "第三章 报销\n员工出差应提前申请。财务部门在收到材料后五个工作日内付款。逾期不补。"
     assert quote_for("多久付款？", [block]) == "财务部门在收到材料后五个工作日内付款。"
     en = "Leave policy. Employees get five days of annual leave. Sick leave is separate."
