@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from rag.text import HAN
+
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\]")
 _OPENERS = {"[": "]", "【": "】"}
 
@@ -181,9 +183,9 @@ def adds_nothing(answer: str, question: str) -> bool:
         return True
     # the word segmenter splits the same Chinese words differently in the two sentences ("行间公式加编号。" for
     # "行间公式怎样加编号？"): compare the Chinese characters, and the other words as words
-    han = set(_HAN.findall(rest))
-    return bool(han) and han <= set(_HAN.findall(question)) and \
-        set(tokenize(_HAN.sub(" ", rest))) <= set(tokenize(question))
+    han = set(HAN.findall(rest))
+    return bool(han) and han <= set(HAN.findall(question)) and \
+        set(tokenize(HAN.sub(" ", rest))) <= set(tokenize(question))
 
 
 # A question that asks for a name: a command, package, option, symbol... ("用什么命令", "哪个宏包", "Which environment")
@@ -230,13 +232,12 @@ def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
 
 
 _LISTING_LINE = re.compile(r"(?:^|\s)\d{1,5} (?=[{}\\%<〈])")
-_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def code_listing(sentence: str) -> bool:
     """A sentence cut out of a code listing: numbered source lines ("16 { 17 Please~update~…", ctex's
     implementation chapters) or LaTeX3 code with no Chinese and ~ for its spaces."""
-    return len(_LISTING_LINE.findall(sentence)) >= 2 or (not _HAN.search(sentence) and sentence.count("~") >= 3)
+    return len(_LISTING_LINE.findall(sentence)) >= 2 or (not HAN.search(sentence) and sentence.count("~") >= 3)
 
 
 def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from rag.citations import _CITATION, split_sentences
+from rag.text import HAN
 
 _URL = re.compile(r"https?://[^\s<>\"'）)\]】]+", re.IGNORECASE)
 _PATH = re.compile(r"(?<![\w/])(?:~|\.{1,2})?/(?:[\w.\-]+/)*[\w.\-]+|\b[A-Za-z]:\\[\w\\.\-]+")
@@ -74,7 +75,6 @@ def holds_facts(block: str, facts: list[str]) -> bool:
     return all(_found(f, normed) for f in facts)
 
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 
@@ -102,7 +102,7 @@ def word_support(sentence: str, blocks: list[str], question: str = "") -> tuple[
     from rag.lexical import tokenize
 
     text = " ".join(blocks)
-    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
+    cjk, latin = len(HAN.findall(text)), len(_LATIN.findall(text))
     judge_cjk, judge_latin = cjk >= 0.1 * (cjk + latin), cjk < 0.1 * (cjk + latin)
     asked = set(tokenize(question))
     seen, normed = set(tokenize(text)), _norm(text)
@@ -110,7 +110,7 @@ def word_support(sentence: str, blocks: list[str], question: str = "") -> tuple[
     for w, toks in _words(_CITATION.sub(" ", sentence)):
         if set(toks) <= asked or w.casefold() in question.casefold():
             continue
-        if not (judge_cjk if _CJK.match(w) else judge_latin):
+        if not (judge_cjk if HAN.match(w) else judge_latin):
             continue
         judged.append(w)
         if not (set(toks) <= seen or _norm(w) in normed):
