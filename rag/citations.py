@@ -179,13 +179,13 @@ def adds_nothing(answer: str, question: str) -> bool:
     rest = _CITATION.sub("", answer)
     if rest == answer:
         return False
-    if set(tokenize(rest)) <= set(tokenize(question)):
+    asked = set(tokenize(question))
+    if set(tokenize(rest)) <= asked:
         return True
     # the word segmenter splits the same Chinese words differently in the two sentences ("行间公式加编号。" for
     # "行间公式怎样加编号？"): compare the Chinese characters, and the other words as words
     han = set(HAN.findall(rest))
-    return bool(han) and han <= set(HAN.findall(question)) and \
-        set(tokenize(HAN.sub(" ", rest))) <= set(tokenize(question))
+    return bool(han) and han <= set(HAN.findall(question)) and set(tokenize(HAN.sub(" ", rest))) <= asked
 
 
 # A question that asks for a name: a command, package, option, symbol... ("用什么命令", "哪个宏包", "Which environment")
@@ -197,7 +197,6 @@ ASKS_NAME = re.compile(
 _SYMBOL = re.compile(r"[$&%#~^_{}|\\<>@=]")
 # a Latin-script word shaped like a name in English text: a capital, digit, dot or joiner inside (xeCJK, ctex.sty)
 _SHAPED = re.compile(r"\b[A-Za-z]+(?:[A-Z0-9]|[.\-_][A-Za-z0-9])[A-Za-z0-9.\-_]*")
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[.+#\-][A-Za-z0-9+#]+)*")
 
 
 def names_nothing(answer: str, question: str) -> bool:
@@ -207,12 +206,13 @@ def names_nothing(answer: str, question: str) -> bool:
     the cited passage says it."""
     if not ASKS_NAME.search(question):
         return False
+    from rag.answerability import _NAME  # commands and Latin-script words, as the unknown-names check reads them
     from rag.claims import _norm, checkable_facts
     from rag.text import query_language
 
     rest = _CITATION.sub(" ", answer)
     found = checkable_facts(rest) + _SYMBOL.findall(rest)
-    found += (_LATIN_WORD if query_language(question) == "zh" else _SHAPED).findall(rest)
+    found += (_NAME if query_language(question) == "zh" else _SHAPED).findall(rest)
     asked = _norm(question)
     return not any((n := _norm(x)) and n not in asked for x in found)
 
