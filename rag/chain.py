@@ -24,6 +24,7 @@ from rag.citations import (
     RefusalHold,
     SourceEchoFilter,
     adds_nothing,
+    better_block,
     attribute,
     names_nothing,
     quote_with_block,
@@ -453,9 +454,18 @@ class AnswerService:
         # e.g. only "[2]", the question repeated, or no command named for "用什么命令…": quote what it points to
         if citations.cited and (adds_nothing(shown, asked_all) or (
                 not refused and self.settings.quote_unnamed and names_nothing(shown, asked_all))):
-            quote, i = quote_with_block(f"{standalone} {translated or ''}", [blocks[n - 1][3] for n in citations.cited])
-            if quote:  # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
+            quoted_q = f"{standalone} {translated or ''}"
+            texts = [b[3] for b in blocks]
+            other = better_block(quoted_q, texts, [n - 1 for n in citations.cited], self.settings.quote_other_block_margin)
+            if other is not None:  # the model marked a block that does not say it; another one plainly does
+                citations.cited.append(other + 1)
+                quote, i = quote_with_block(quoted_q, [texts[other]])
+                mark = f" [{other + 1}]"
+            else:
+                quote, i = quote_with_block(quoted_q, [texts[n - 1] for n in citations.cited])
+                # several blocks cited ("[1] [2] [3] [4]"): say which one the quote is from
                 mark = f" [{citations.cited[i]}]" if len(set(citations.cited)) > 1 else ""
+            if quote:
                 yield Token(f"\n\n{QUOTE_LEAD[lang]}“{quote}”{mark}")
                 quoted = True
         timings["total_ms"] = _ms(t0)

@@ -240,6 +240,29 @@ def code_listing(sentence: str) -> bool:
     return len(_LISTING_LINE.findall(sentence)) >= 2 or (not HAN.search(sentence) and sentence.count("~") >= 3)
 
 
+def _scored_sentences(question: str, blocks: list[str]) -> list[tuple[int, str, float]]:
+    """(block index, sentence, score) for every sentence of `blocks`, scored as `quote_with_block` explains."""
+    from rag.answerability import topic_words
+    from rag.lexical import tokenize
+
+    asked = topic_words(question)  # 用/命令/哪个 say what is asked: a sentence is not better for repeating them
+    sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
+    words = [set(tokenize(s)) for _, s in sentences]
+    overlap = evidence_scores(asked, words)
+    wants_number = bool(ASKS_NUMBER.search(question))
+    out = []
+    for i, (b, s) in enumerate(sentences):
+        value = overlap[i]
+        if not words[i] - asked:
+            value *= 0.1
+        if code_listing(s):  # a user asked in words: numbered source lines are no answer to quote
+            value *= 0.1
+        if wants_number and NUMBER.search(s):
+            value += 0.5
+        out.append((b, s, value))
+    return out
+
+
 def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:
     """The sentence of `blocks` that best matches `question`, and the index of the block it is from.
 
@@ -249,33 +272,30 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> 
     tells nothing apart); a sentence that adds nothing to the question (a heading, a bare name) counts
     little; a number or date counts for questions that ask when / how many.
     """
-    from rag.answerability import topic_words
-    from rag.lexical import tokenize
-
-    asked = topic_words(question)  # 用/命令/哪个 say what is asked: a sentence is not better for repeating them
-    sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
+    sentences = _scored_sentences(question, blocks)
     if not sentences:
         return "", None
-    words = [set(tokenize(s)) for _, s in sentences]
-    overlap = evidence_scores(asked, words)
-    wants_number = bool(ASKS_NUMBER.search(question))
-
-    def score(i: int) -> tuple[float, int]:
-        value = overlap[i]
-        if not words[i] - asked:
-            value *= 0.1
-        if code_listing(sentences[i][1]):  # a user asked in words: numbered source lines are no answer to quote
-            value *= 0.1
-        if wants_number and NUMBER.search(sentences[i][1]):
-            value += 0.5
-        return value, -i
-
-    best = max(range(len(sentences)), key=score)
+    best = max(range(len(sentences)), key=lambda i: (sentences[i][2], -i))
     quote = sentences[best][1]
     nxt = best + 1
     if len(quote) < 20 and not quote.endswith(_ENDINGS) and nxt < len(sentences) and sentences[nxt][0] == sentences[best][0]:
         quote = f"{quote} {sentences[nxt][1]}"  # a heading: the sentence after it says what it is about
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
+
+
+def better_block(question: str, blocks: list[str], cited: list[int], margin: float) -> int | None:
+    """The index of an uncited block whose best sentence matches `question` at least `margin` times better than
+    any sentence of the cited blocks (indexes in `cited`), or None. The small model sometimes marks the wrong
+    block: "[3]" for "hyperref 宏包中哪个命令把一段文字作为超链接？" where [3] is about \\hyperref and [1] says
+    "把一段文字作为超链接： \\href{⟨url⟩}{⟨text⟩}"."""
+    best: dict[int, float] = {}
+    for b, _, value in _scored_sentences(question, blocks):
+        best[b] = max(best.get(b, 0.0), value)
+    if not best or margin <= 0:
+        return None
+    top = max(best, key=lambda b: (best[b], -b))
+    cited_best = max((best.get(b, 0.0) for b in cited), default=0.0)
+    return top if top not in cited and best[top] > 0 and best[top] >= margin * cited_best else None
 
 
 class RefusalHold:

@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         True, description="When a question asks for a name (a command, package, option, symbol) and the cited reply "
         "gives none beyond the question's own words ('行内公式用数学符号包裹。'), add the cited passage's best "
         "sentence, as for a reply that is only citation marks.")
+    quote_other_block_margin: float = Field(
+        3.0, ge=0, description="When a reply gets the quote of its cited block (it is only citation marks, repeats the "
+        "question, or names nothing asked for), quote an uncited block instead when its best sentence matches the "
+        "question at least this many times better than the cited blocks' best. 0: always the cited block.")
     prompt_min_relative_coverage: float = Field(
         0.0, ge=0, le=1, description="A block that passes the gate still stays out of the prompt when its coverage is "
         "below this share of the best block's (unless its dense similarity passed); the best-ranked block always goes in.")
