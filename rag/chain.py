@@ -24,8 +24,9 @@ from rag.citations import (
     RefusalHold,
     SourceEchoFilter,
     adds_nothing,
-    better_block,
     attribute,
+    better_block,
+    names_fewer,
     names_nothing,
     quote_with_block,
 )
@@ -451,9 +452,9 @@ class AnswerService:
                 yield Token(f" [{attributed}]")
         quoted = False
         shown = answer if attributed is None else f"{answer} [{attributed}]"  # what the user reads
-        # e.g. only "[2]", the question repeated, or no command named for "用什么命令…": quote what it points to
-        if citations.cited and (adds_nothing(shown, asked_all) or (
-                not refused and self.settings.quote_unnamed and names_nothing(shown, asked_all))):
+        # e.g. only "[2]", the question repeated, no command named for "用什么命令…", or one of "两个…": quote the source
+        if citations.cited and (adds_nothing(shown, asked_all) or (not refused and self.settings.quote_unnamed and (
+                names_nothing(shown, asked_all) or names_fewer(shown, asked_all)))):
             quoted_q = f"{standalone} {translated or ''}"
             texts = [b[3] for b in blocks]
             other = better_block(quoted_q, texts, [n - 1 for n in citations.cited], self.settings.quote_other_block_margin)

@@ -217,6 +217,27 @@ def names_nothing(answer: str, question: str) -> bool:
     return not any((n := _norm(x)) and n not in asked for x in found)
 
 
+# A question that asks for a given number of things: "现今的两个主流 TeX 发行版是什么？", "中国足球“五大恶人”是哪些人？",
+# "What are the two main distributions?"
+_COUNTS = {"两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+ASKS_COUNT = re.compile(
+    r"([两二三四五六2-6])\s*(?:个|种|类|项|大|条|位|部|家|样)[^，,？?。]{0,16}?(?:是什么|是哪|有哪些|分别|包括|指什么|叫什么)"
+    r"|\b(?:what|which)\s+(?:are\s+)?(?:the\s+)?(two|three|four|five|six)\b", re.IGNORECASE)
+_ITEM_SEPARATORS = re.compile(r"以及|和|与|及|、|[,，;；/]|\band\b|\bor\b", re.IGNORECASE)
+
+
+def names_fewer(answer: str, question: str) -> bool:
+    """True when the question asks for a number of things ("两个主流发行版是什么？") and the cited reply lists fewer
+    ("[1] TEX Live"): the small model tends to stop at the first item of a list it was given whole."""
+    m = ASKS_COUNT.search(question)
+    if not m:
+        return False
+    word = (m.group(1) or m.group(2)).lower()
+    wanted = int(word) if word.isdigit() else _COUNTS[word]
+    items = [x for x in _ITEM_SEPARATORS.split(_CITATION.sub(" ", answer)) if x.strip(" \t\n。.!！")]
+    return len(items) < wanted
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of a chunk, with PDF line breaks inside Chinese sentences joined ("付\\n款" -> "付款")."""
     text = CJK_LINE_BREAK.sub("", text)
@@ -231,6 +252,8 @@ def evidence_scores(asked: set[str], words: list[set[str]]) -> list[float]:
     return [sum(1 / spread[w] for w in ws & asked) for ws in words]
 
 
+_BULLET = re.compile(r"[•·▪●◦‣]\s*\S")
+_LIST_INTRO = re.compile(r"[：:]\s*(?:[•·▪●◦‣]|$)")
 _LISTING_LINE = re.compile(r"(?:^|\s)\d{1,5} (?=[{}\\%<〈])")
 
 
@@ -280,6 +303,12 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> 
     nxt = best + 1
     if len(quote) < 20 and not quote.endswith(_ENDINGS) and nxt < len(sentences) and sentences[nxt][0] == sentences[best][0]:
         quote = f"{quote} {sentences[nxt][1]}"  # a heading: the sentence after it says what it is about
+    elif _LIST_INTRO.search(quote):  # "两个主流发行版为： • TeX Live …": the other items' first sentences belong to it
+        items = [s for b, s, _ in sentences[nxt:] if b == sentences[best][0] and _BULLET.match(s)]
+        for item in items[:5]:
+            if len(quote) + len(item) + 3 > max_chars:
+                break
+            quote = f"{quote} … {item}"
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
 
 

@@ -555,6 +555,53 @@ def test_a_marks_only_reply_pointing_at_the_wrong_block_gets_the_quote_of_the_bl
         store.close()
 
 
+@pytest.mark.parametrize("reply, question, fewer", [
+    ("[1] TEX Live", "现今的两个主流 TeX 发行版是什么？", True),  # lshort p115: the model stopped at the first item
+    ("TeX Live 和 MiKTeX [1]", "现今的两个主流 TeX 发行版是什么？", False),
+    ("[1] TeX Live、MiKTeX", "现今的两个主流 TeX 发行版是什么？", False),
+    ("[2] 范志毅、郝海东", "中国足球“五大恶人”是哪些人？", True),
+    ("TeX Live [1]", "What are the two main TeX distributions?", True),
+    ("TeX Live and MiKTeX [1]", "What are the two main TeX distributions?", False),
+    ("系统备份保留 14 天。 [1]", "系统备份保留多少天？", False),  # asks for a number, not for things
+])
+def test_a_reply_listing_fewer_things_than_asked_for_is_recognised(reply, question, fewer):
+    from rag.citations import names_fewer
+
+    assert names_fewer(reply, question) is fewer
+
+
+LIST_BLOCK = ("各式各样的 TeX 发行版经过十多年的发展，现今的两个主流发行版为：\n• TeX Live\nTeX Live 由类 UNIX 系统上的 teTeX 发展"
+              "并取而代之，最终成为跨平台的 TeX 发行版。TeX Live 自 2011 年起以年份作为版本号。\n• MiKTeX\nMiKTeX 是主要用于 "
+              "Windows 平台的一个稳定发展的 TeX 发行版。它集成了编辑器 TeXworks。")
+
+
+def test_a_quoted_list_introduction_brings_the_first_sentence_of_each_item():
+    from rag.citations import quote_with_block
+
+    quote, _ = quote_with_block("现今的两个主流 TeX 发行版是什么？", [LIST_BLOCK])
+    assert quote.startswith("各式各样的") and "• TeX Live" in quote and "… • MiKTeX MiKTeX 是主要用于 Windows" in quote
+    assert "版本号" not in quote and "TeXworks" not in quote  # the items' first sentences only
+
+
+def test_a_reply_naming_one_of_two_things_gets_the_quoted_list(tmp_path):
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "tex.md"
+    doc.write_text(f"# TeX 发行版简介\n\n{LIST_BLOCK}\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    try:
+        ingest_paths(store, "kb", [doc])
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("[1] TeX Live")), "kb", "现今的两个主流 TeX 发行版是什么？")
+        assert text.startswith("[1] TeX Live\n\n引用原文：“") and "MiKTeX 是主要用于 Windows" in text and done.quoted, text
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("[1] TeX Live 和 MiKTeX")), "kb", "现今的两个主流 TeX 发行版是什么？")
+        assert text == "[1] TeX Live 和 MiKTeX" and not done.quoted
+    finally:
+        store.close()
+
+
 def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate():
     from rag.answerability import prompt_picks
 
