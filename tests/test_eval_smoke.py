@@ -364,3 +364,28 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "none.jsonl")], cwd=REPO,
                        env=cli_env(model_data_dir), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "none.jsonl: not found" in r.stdout + r.stderr
+
+
+def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_new():
+    """The dev sets (where rules are tuned) and the held-out file (where they are checked) load as the manual
+    evaluation reads them: unique ids, a follow-up after the question it follows, pages for every answerable
+    question; and no held-out question is a dev-set question."""
+    from app.evaluation.manual import conversation_order
+
+    files = sorted((REPO / "app" / "evaluation" / "devsets").glob("*.jsonl"))
+    held = sorted((REPO / "app" / "evaluation" / "heldout").glob("*.jsonl"))
+    assert files and held
+    questions: dict[str, set[str]] = {"dev": set(), "held": set()}
+    for path in [*files, *held]:
+        items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = [it["id"] for it in items]
+        assert len(ids) == len(set(ids)), path
+        order = [it["id"] for it in conversation_order(items)]
+        assert sorted(order) == sorted(ids), path
+        for it in items:
+            assert it["question"].strip() and it["lang"] in ("zh", "en"), (path, it)
+            assert bool(it["answers"]) == bool(it["pages"]), (path, it)  # answerable <=> where the answer is
+            if it.get("follows"):
+                assert order.index(it["follows"]) == order.index(it["id"]) - 1, (path, it)
+        questions["held" if path in held else "dev"] |= {it["question"] for it in items}
+    assert not questions["held"] & questions["dev"]
