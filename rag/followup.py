@@ -144,8 +144,10 @@ def substitute_parallel(question: str, previous: str) -> str | None:
         return None
     raw = _words(fragment)
     new = [i for i, w in enumerate(raw) if _WORD.search(w)]  # positions of real words in `raw`
-    if not 2 <= len(new) <= 4 or any(_asks(raw[i]) for i in new):
+    if any(_asks(raw[i]) for i in new):
         return None  # "那列出参考文献用哪个命令？" asks a question of its own
+    if not 2 <= len(new) <= 4:
+        return _parallel_by_characters(fragment, previous)
     old = _words(previous)
     content = [i for i, w in enumerate(old) if _WORD.search(w)]
     known = {w.lower() for w in old}
@@ -178,6 +180,31 @@ def substitute_parallel(question: str, previous: str) -> str | None:
                     continue
                 first, last = content[ks[0]], content[ks[-1]]
                 return "".join(old[:first]) + text + "".join(old[last + 1:])
+    return _parallel_by_characters(fragment, previous)
+
+
+_HAN_FRAGMENT = re.compile(r"[\u4e00-\u9fff]{3,8}")
+_ALL_HAN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def _parallel_by_characters(fragment: str, previous: str) -> str | None:
+    """The same, by characters, for a Chinese fragment that jieba cuts differently from the previous question
+    ("有序列表" -> 有 / 序列表, "无序列表" -> 无序 / 列表): the fragment shares its end (or its start), two characters
+    or more, with the previous question, and its other characters take the place of as many characters there.
+    "那有序列表呢？" after "无序列表用哪个环境？" -> "有序列表用哪个环境？"."""
+    if not _HAN_FRAGMENT.fullmatch(fragment):
+        return None
+    for n in range(len(fragment) - 1, 1, -1):  # the longest shared part first; at least one new character
+        head, tail = fragment[:-n], fragment[-n:]  # new characters, then the shared part
+        i = previous.find(tail)
+        swapped = previous[i - len(head):i] if i >= len(head) else ""
+        if swapped and _ALL_HAN.fullmatch(swapped) and swapped != head:
+            return previous[:i - len(head)] + fragment + previous[i + n:]
+        shared, rest = fragment[:n], fragment[n:]  # the shared part, then new characters
+        j = previous.find(shared)
+        swapped = previous[j + n:j + n + len(rest)] if j >= 0 else ""
+        if len(swapped) == len(rest) and _ALL_HAN.fullmatch(swapped) and swapped != rest:
+            return previous[:j] + fragment + previous[j + n + len(rest):]
     return None
 
 

@@ -116,6 +116,9 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
     # elliptic follow-ups: the previous question asked again, the new words in place of the old ones
     ("那用 LuaLaTeX 编译呢？", "使用 XeLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？", "用 LuaLaTeX 编译时 CTeX 宏集用哪个宏包支持中文？"),
     ("那报销住宿费呢？", "怎么报销差旅交通费？", "怎么报销住宿费？"),
+    # jieba cuts 有序列表 as 有 / 序列表 and 无序列表 as 无序 / 列表: matched by characters (lshort held-out lh-15)
+    ("那有序列表呢？", "无序列表用哪个环境？", "有序列表用哪个环境？"),
+    ("那住宿费呢？", "怎么报销交通费？", "报销交通费 那住宿费呢？"),  # one shared character is no anchor
     ("What about on Windows?", "How do I install ragkb on Linux?", "How do I install ragkb on Windows?"),
     ("And for travel expenses?", "How long does reimbursement take for office supplies?",
      "How long does reimbursement take for travel expenses?"),
