@@ -75,6 +75,7 @@ class AnswerService:
         self._reranker = None
         self._vectors: dict[str, list[float]] = {}  # text -> embedding, for matching corrections
         self._vectors_lock = threading.Lock()
+        self._language_shares: dict[tuple[str, int], dict[str, float]] = {}
 
     # -- steps ------------------------------------------------------------------------------
     def condense(self, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:
@@ -133,15 +134,34 @@ class AnswerService:
         text = _TRANSLATION_LABEL.sub("", out[0] if out else "").strip().strip('"“”`')
         return text if _plausible_translation(text, question, target) else None
 
-    def _other_language(self, question: str, retrieved: list[SearchHit]) -> str | None:
+    def _other_language(self, kb: str, question: str, retrieved: list[SearchHit]) -> str | None:
         """The language to translate `question` into before searching again: the other one, when most blocks
         retrieved for it are written in it (an English question about a Chinese manual). Else None: no model call.
         (Also translating when only some are and none is evidence let "在 Word 中插入页码？" through the gate on
         ctex's English code listings, answered from the model's memory.)"""
         if not self.settings.translate_question or not retrieved:
             return None
-        other = {"zh": "en", "en": "zh"}[language_of(question)]
-        return other if 2 * sum(language_of(h.text) == other for h in retrieved) > len(retrieved) else None
+        lang = language_of(question)
+        other = {"zh": "en", "en": "zh"}[lang]
+        if 2 * sum(language_of(h.text) == other for h in retrieved) > len(retrieved):
+            return other
+        share = self.settings.translate_below_share
+        return other if share and self.language_share(kb, lang) < share else None
+
+    def language_share(self, kb: str, lang: str) -> float:
+        """The share of the knowledge base's chunks written in `lang` ('zh'/'en'), counted once per change of the
+        knowledge base (its generation)."""
+        from collections import Counter
+
+        row = self.store.get_row(kb)
+        key = (row.id, self.store.registry.generation(row.id))
+        shares = self._language_shares.get(key)
+        if shares is None:
+            rows = self.store.registry.chunk_rows(row.id, self.store.registry.ready_doc_ids(row.id))
+            counts = Counter(language_of(r.text) for r in rows)
+            shares = {k: v / max(1, len(rows)) for k, v in counts.items()}
+            self._language_shares = {key: shares, **{k: v for k, v in self._language_shares.items() if k[0] != row.id}}
+        return shares.get(lang, 0.0)
 
     def reformulate(self, question: str) -> list[str]:
         n = self.settings.multi_query_count
@@ -328,7 +348,7 @@ class AnswerService:
             translated = None
             # what it names that no chunk mentions (the gate then kept nothing): refused below, no translation call
             unknown = [] if hits else self.unknown_names(kb, standalone)
-            if not unknown and (target := self._other_language(standalone, retrieved)) is not None:
+            if not unknown and (target := self._other_language(kb, standalone, retrieved)) is not None:
                 yield Status("searching with the question in the documents' language")
                 t3 = time.perf_counter()
                 translated = self.translate(standalone, target)

@@ -674,3 +674,33 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
     guard = BlankRunGuard(limit=10)
     assert not guard.feed("def f():\n        return 1\n")  # code indentation is no blank run
     assert not guard.feed("ok     ") and guard.feed("      ")  # a run across chunks counts
+
+
+def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_whatever_was_retrieved(tmp_path):
+    """A Chinese manual with an English appendix: an English question retrieves the appendix, so the retrieved
+    blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (off by default) translates a question whose
+    language holds less than that share of the chunks."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "manual.md"
+    chapters = "".join(f"# 第 {i} 章\n\n本章介绍排版的第 {i} 个主题，例如图片、表格和公式的用法。\n\n" for i in range(1, 15))
+    license = "".join(f"# License {i}\n\nTransparent image formats of section {i} include PNG, XCF and JPG.\n\n"
+                      for i in range(1, 6))
+    doc.write_text(chapters + license, encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", chunk_size=80, chunk_overlap=0,
+                        _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    try:
+        ingest_paths(store, "kb", [doc])
+        service = AnswerService(store, ScriptedLLM("PNG [1]"))
+        assert 0 < service.language_share("kb", "en") < 0.5 < service.language_share("kb", "zh")
+        _, _, done, _ = _run(service, "kb", "Which image formats are transparent?")
+        assert "translate_ms" not in done.timings  # the English appendix answered it: no translation
+        store.settings = settings.model_copy(update={"translate_below_share": 0.5})
+        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
+        _, _, done, _ = _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
+        assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
+    finally:
+        store.close()
