@@ -114,3 +114,22 @@ def wait_http(proc, url: str, log_path: Path, what: str, timeout: float,  # noqa
             pass
         assert time.monotonic() < deadline, f"{what} did not start:\n" + log_path.read_text(errors="replace")[-3000:]
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def shared_model_url(tmp_path_factory):
+    """One embedded model server (the app's own, on loopback) for smoke runs of commands that are not about starting
+    one, reached through RAGKB_LLM_BASE_URL as a user's own server would be: each `ragkb eval` or benchmark would
+    otherwise start one and prefill the system prompt cold, seconds per test. Starting the embedded server is
+    tested in test_answers_llm (and bench/answer_latency measures it)."""
+    from rag.local_llm import DEFAULT_MODEL_ALIAS, DEFAULT_MODEL_FILE, LocalLLMServer
+
+    data = tmp_path_factory.mktemp("shared-llm")
+    seed_packaged_model(data)
+    s = Settings(_env_file=None)  # the server the app would start: same context size, threads and slots
+    server = LocalLLMServer(data / "models" / DEFAULT_MODEL_FILE, DEFAULT_MODEL_ALIAS, data / "llm-server.log",
+                            n_ctx=s.llm_local_ctx, threads=s.llm_local_threads, slots=s.concurrency)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -17,9 +17,9 @@ from conftest import REPO, cli_env
 pytestmark = pytest.mark.slow
 
 
-def bench(tmp_path, *args: str, timeout: int = 600) -> str:
+def bench(tmp_path, *args: str, timeout: int = 600, **env: str) -> str:
     # short answers: the benchmarks' speed is not what a smoke run is for
-    r = subprocess.run([sys.executable, *args], cwd=REPO, env=cli_env(tmp_path / "data", RAGKB_LLM_MAX_TOKENS="64"),
+    r = subprocess.run([sys.executable, *args], cwd=REPO, env=cli_env(tmp_path / "data", RAGKB_LLM_MAX_TOKENS="64", **env),
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r.stdout
@@ -61,7 +61,7 @@ def test_answer_latency_reports_the_apps_overhead(tmp_path):
 
 
 @pytest.mark.llm
-def test_web_latency_uploads_a_pdf_and_streams_questions_through_a_real_serve(tmp_path):
+def test_web_latency_uploads_a_pdf_and_streams_questions_through_a_real_serve(tmp_path, shared_model_url):
     import json
 
     from docs import zh_pdf
@@ -72,7 +72,7 @@ def test_web_latency_uploads_a_pdf_and_streams_questions_through_a_real_serve(tm
         {"question": "财务部门多久完成付款？", "answers": ["五个工作日"]},
         {"question": "Who won the 1998 FIFA World Cup?", "answers": []}]), encoding="utf-8")
     out = bench(tmp_path, "bench/answer_latency.py", "--web", "--pdf", str(pdf), "--devset", str(devset),
-                "--budgets", "default", timeout=900)
+                "--budgets", "default", timeout=900, RAGKB_LLM_BASE_URL=shared_model_url)
     row = re.search(r"^\| evidence within budget \(default\) \| (\d+) / \d+ \| ([\d.]+) s \| ([\d.]+) s \| [\d.]+ s \| "
                     r"\d/1 \| 0/1 \| (\d)/1 \| ([\d.]+) s \| [\d.]+ s \| [\d.]+ s \|$", out, re.M)
     assert row, out

@@ -112,34 +112,14 @@ def model_data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("eval-data")
 
 
-@pytest.fixture(scope="module")
-def model_url(model_data_dir):
-    """One embedded model server (the app's own, on loopback) for these smoke runs, reached through
-    RAGKB_LLM_BASE_URL as a user's own server would be: each `ragkb eval` would otherwise start one and prefill the
-    system prompt cold, seconds per test; starting the embedded server is tested in test_answers_llm."""
-    from conftest import seed_packaged_model
-    from rag.local_llm import DEFAULT_MODEL_ALIAS, DEFAULT_MODEL_FILE, LocalLLMServer
-    from rag.settings import Settings
-
-    seed_packaged_model(model_data_dir)
-    s = Settings(_env_file=None)  # the server the app would start: same context size, threads and slots
-    server = LocalLLMServer(model_data_dir / "models" / DEFAULT_MODEL_FILE, DEFAULT_MODEL_ALIAS,
-                            model_data_dir / "shared-llm-server.log", n_ctx=s.llm_local_ctx,
-                            threads=s.llm_local_threads, slots=s.concurrency)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
 @pytest.mark.llm
 @pytest.mark.parametrize("kind", ["cmrc", "rgb"])
-def test_eval_answers_scores_ragkb_and_the_naive_chain(tmp_path, kind, model_data_dir, model_url):
+def test_eval_answers_scores_ragkb_and_the_naive_chain(tmp_path, kind, model_data_dir, shared_model_url):
     write_qa_set(tmp_path / kind, kind)
     # the naive baseline runs on the CMRC-style set only: a smoke run, kept short
     extra = ["--no-baseline"] if kind == "rgb" else []
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / kind), "--out-dir", str(tmp_path / "out"), *extra],
-                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=model_url),
+                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=shared_model_url),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((tmp_path / "out" / f"{kind}.answers.json").read_text(encoding="utf-8"))
@@ -205,7 +185,7 @@ def test_eval_pdf_against_truth_and_pypdf(tmp_path):
 
 
 @pytest.mark.llm
-def test_eval_financebench_page_recall_and_cited_pages(tmp_path, model_data_dir, model_url):
+def test_eval_financebench_page_recall_and_cited_pages(tmp_path, model_data_dir, shared_model_url):
     from pdfgen import make_pdf
 
     root = tmp_path / "fb"
@@ -224,7 +204,7 @@ def test_eval_financebench_page_recall_and_cited_pages(tmp_path, model_data_dir,
     (root / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in qs), encoding="utf-8")
     r = subprocess.run([ragkb_exe(), "eval", "financebench", str(root), "--json", str(tmp_path / "fb.json"),
                         "--markdown", str(tmp_path / "fb.md"), "--plot", str(tmp_path / "fb.png"), "--answers"],
-                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=model_url),
+                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=shared_model_url),
                        capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -246,7 +226,7 @@ def test_eval_reports_a_missing_set_file(tmp_path):
 
 
 @pytest.mark.llm
-def test_eval_cases_reasks_what_users_flagged_in_the_ui(tmp_path, model_data_dir, model_url):
+def test_eval_cases_reasks_what_users_flagged_in_the_ui(tmp_path, model_data_dir, shared_model_url):
     """The web UI's Evaluation-set export, fed back to `ragkb eval cases` against the user's own data."""
     from docs import zh_pdf
 
@@ -270,7 +250,7 @@ def test_eval_cases_reasks_what_users_flagged_in_the_ui(tmp_path, model_data_dir
     cases = tmp_path / "cases.jsonl"
     cases.write_text("\n".join([*lines, "{not json", gone]) + "\n", encoding="utf-8")
 
-    env = cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="64", RAGKB_LLM_BASE_URL=model_url)
+    env = cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="64", RAGKB_LLM_BASE_URL=shared_model_url)
     r = subprocess.run([ragkb_exe(), "eval", "cases", str(cases), "--out-dir", str(tmp_path / "out")],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     # one case names a knowledge base that no longer exists: reported, the others still run, exit 1
@@ -338,7 +318,7 @@ def test_eval_gate_scores_answerable_and_unanswerable_questions_without_a_model(
 
 
 @pytest.mark.llm
-def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_data_dir, model_url):
+def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_data_dir, shared_model_url):
     """A manual dev set (questions about a PDF, one out of scope, one follow-up), its PDF beside it."""
     from pdfgen import make_pdf
 
@@ -350,7 +330,7 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
              {"id": "m3", "question": "它保留多少天？", "answers": ["14"], "pages": [1], "follows": "m1"}]
     (tmp_path / "mini.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "mini.jsonl"), "--out-dir", str(tmp_path / "out")],
-                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=model_url),
+                       cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=shared_model_url),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     m = json.loads((tmp_path / "out" / "mini.answers.json").read_text(encoding="utf-8"))["ragkb"]
