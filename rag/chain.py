@@ -391,10 +391,13 @@ class AnswerService:
         context += [_source(len(context) + i, h) for i, h in enumerate(hits, start=1)]
         blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
         blocks += [(h.filename, h.page, h.section, h.text) for h in hits]
-        earlier = None
-        if follow_up and not rewritten:
-            earlier = _last_exchange(history)
-        asked = standalone if rewritten else question
+        # A follow-up made whole without the model ("那有序列表呢？" -> "有序列表用哪个环境？") is asked as such: with the
+        # elliptic question and the last exchange instead, the small model repeated the previous answer (itemize).
+        # (not the last resort "<previous topic> <follow-up>": that one the model reads better with the exchange)
+        whole = rewritten or (follow_up and self.settings.ask_substituted and standalone != question
+                              and not standalone.endswith(question.strip()) and not needs_context(standalone))
+        earlier = _last_exchange(history) if follow_up and not whole else None
+        asked = standalone if whole else question
         # The model is asked the user's question (asked in the passages' language, or with both, it answered
         # fewer dev questions right); the passages' sentences are matched with its words and their own.
         matched = f"{asked} {translated}" if translated else asked

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     condense_timeout: float = Field(15.0, gt=0, description="Seconds the follow-up rewrite may take; past that "
                                     "the follow-up is made standalone without the model (its back-reference "
                                     "replaced by the previous question's topic).")
+    ask_substituted: bool = Field(
+        False, description="A follow-up made standalone without the model (its back-reference replaced, or the previous "
+        "question asked again about the new thing) is what the model is asked, without the last exchange; off: the "
+        "model gets the follow-up as typed with the last exchange in front.")
     translate_question: bool = Field(
         True, description="When a block retrieved for a question is in the other language (an English question about "
         "a Chinese manual, a bilingual knowledge base), let the model translate the question (one short call, capped "

@@ -704,3 +704,33 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
     finally:
         store.close()
+
+
+def test_a_follow_up_made_whole_without_the_model_is_what_the_model_is_asked(tmp_path):
+    """lshort held-out lh-15: "那有序列表呢？" after "无序列表用哪个环境？" (answered itemize). Asked as typed with the last
+    exchange in front, the small model answered itemize again; the question made whole is asked alone
+    (RAGKB_ASK_SUBSTITUTED; off by default: on the dev sets it lost ctex's ct-13, see the README)."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "lists.md"
+    doc.write_text("# 列表\n\n无序列表用 itemize 环境。有序列表用 enumerate 环境，它会自动对列表项编号。\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", condense_question=False,
+                        ask_substituted=True, _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    history = [("user", "无序列表用哪个环境？"), ("assistant", "无序列表用 itemize 环境。 [1]")]
+    try:
+        ingest_paths(store, "kb", [doc])
+        llm = ScriptedLLM("有序列表用 enumerate 环境。 [1]")
+        _, _, done, _ = _run(AnswerService(store, llm), "kb", "那有序列表呢？", history)
+        assert done.standalone_question == "有序列表用哪个环境？"
+        messages = llm.calls[-1]
+        assert len(messages) == 2 and "Question: 有序列表用哪个环境？" in messages[-1].content  # system + this question
+        store.settings = settings.model_copy(update={"ask_substituted": False})  # off (the default): as typed, with the exchange
+        llm = ScriptedLLM("有序列表用 enumerate 环境。 [1]")
+        _run(AnswerService(store, llm), "kb", "那有序列表呢？", history)
+        messages = llm.calls[-1]
+        assert len(messages) == 4 and "Question: 那有序列表呢？" in messages[-1].content
+    finally:
+        store.close()
