@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from rag.text import HAN
+
 # Words that point back to something said earlier. Chinese is matched on jieba words, so 其 in 其他
 # or 该 in 应该 does not count.
 _ZH_BACK = frozenset("它 它们 他 她 他们 她们 这个 那个 这些 那些 该 此 其 上述 前者 后者 这种 那种 这样 那样 "
@@ -184,7 +186,10 @@ def substitute_parallel(question: str, previous: str) -> str | None:
 
 
 _HAN_FRAGMENT = re.compile(r"[\u4e00-\u9fff]{3,8}")
-_ALL_HAN = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def _all_han(text: str) -> bool:
+    return bool(text) and len(HAN.findall(text)) == len(text)
 
 
 def _parallel_by_characters(fragment: str, previous: str) -> str | None:
@@ -198,12 +203,12 @@ def _parallel_by_characters(fragment: str, previous: str) -> str | None:
         head, tail = fragment[:-n], fragment[-n:]  # new characters, then the shared part
         i = previous.find(tail)
         swapped = previous[i - len(head):i] if i >= len(head) else ""
-        if swapped and _ALL_HAN.fullmatch(swapped) and swapped != head:
+        if _all_han(swapped) and swapped != head:
             return previous[:i - len(head)] + fragment + previous[i + n:]
         shared, rest = fragment[:n], fragment[n:]  # the shared part, then new characters
         j = previous.find(shared)
         swapped = previous[j + n:j + n + len(rest)] if j >= 0 else ""
-        if len(swapped) == len(rest) and _ALL_HAN.fullmatch(swapped) and swapped != rest:
+        if len(swapped) == len(rest) and _all_han(swapped) and swapped != rest:
             return previous[:j] + fragment + previous[j + n + len(rest):]
     return None
 
