@@ -350,11 +350,13 @@ def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_ne
     """The dev sets (where rules are tuned) and the held-out file (where they are checked) load as the manual
     evaluation reads them: unique ids, a follow-up after the question it follows, pages for every answerable
     question; and no held-out question is a dev-set question."""
+    from app.evaluation.gate import MANUALS
     from app.evaluation.manual import conversation_order
 
     files = sorted((REPO / "app" / "evaluation" / "devsets").glob("*.jsonl"))
     held = sorted((REPO / "app" / "evaluation" / "heldout").glob("*.jsonl"))
     assert files and held
+    assert {p.stem for p in [*files, *held]} <= set(MANUALS)  # each names its PDF (`ragkb eval answers` finds it)
     questions: dict[str, set[str]] = {"dev": set(), "held": set()}
     for path in [*files, *held]:
         items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
