@@ -29,6 +29,7 @@ from rag.citations import (
     names_fewer,
     names_nothing,
     quote_with_block,
+    without_echoed_sections,
 )
 from rag.claims import grounding, uncited_answer, unsupported_claims
 from rag.context import trim_blocks
@@ -404,7 +405,12 @@ class AnswerService:
         full_texts = {n: b[3] for n, b in enumerate(blocks, start=1)}  # claims are checked on whole blocks
         try:
             blocks = self.fit_context(matched, blocks, fixed=set(range(len(corrections))))
-            pairs = answer_messages(asked, blocks, earlier)
+            # the small model reads Chinese blocks better with the Chinese words beside the English ones (it said
+            # "not in the context" to English questions with the answer in front of it); asked the other way round
+            # (a Chinese question, its English translation) it answered in English or lost the answer (ctex dev)
+            beside = translated and language_of(translated) == "zh" and self.settings.ask_with_translation
+            question_for_model = f"{asked}（{translated}）" if beside else asked
+            pairs = answer_messages(question_for_model, blocks, earlier)
         except Exception as exc:
             if not _is_llm_error(exc) and not isinstance(exc, RagkbError):
                 raise
@@ -476,8 +482,9 @@ class AnswerService:
         quoted = False
         shown = answer if attributed is None else f"{answer} [{attributed}]"  # what the user reads
         # e.g. only "[2]", the question repeated, no command named for "用什么命令…", or one of "两个…": quote the source
-        if citations.cited and (adds_nothing(shown, asked_all) or (not refused and self.settings.quote_unnamed and (
-                names_nothing(shown, asked_all) or names_fewer(shown, asked_all)))):
+        said = without_echoed_sections(shown, [b[2] for b in blocks])  # "[1] [3.5.2 对齐环境]" says nothing
+        if citations.cited and (adds_nothing(said, asked_all) or (not refused and self.settings.quote_unnamed and (
+                names_nothing(said, asked_all) or names_fewer(said, asked_all)))):
             quoted_q = f"{standalone} {translated or ''}"
             texts = [b[3] for b in blocks]
             other = better_block(quoted_q, texts, [n - 1 for n in citations.cited], self.settings.quote_other_block_margin)

@@ -169,6 +169,17 @@ def only_citations(answer: str) -> bool:
     return rest != answer and _PUNCTUATION_ONLY.fullmatch(rest) is not None
 
 
+_BRACKETED = re.compile(r"[\[【]([^\[\]【】\n]{1,120})[\]】]")
+
+
+def without_echoed_sections(answer: str, sections: list[str | None]) -> str:
+    """`answer` less the section titles it copied from the blocks' headers in brackets: "[1] [3.5.2 对齐环境]" for
+    "Which environment centers text?" is a mark and a heading, no answer (lshort dev question le-14); read as
+    saying something, it got no quote of the passage that does."""
+    parts = {" ".join(p.split()).casefold() for s in sections if s for p in (s, *s.split(" > "))}
+    return _BRACKETED.sub(lambda m: " " if " ".join(m.group(1).split()).casefold() in parts else m.group(0), answer)
+
+
 def adds_nothing(answer: str, question: str) -> bool:
     """True when a cited reply says nothing beyond the question: only marks ("[2]") or the question
     repeated ("[1] 报销后多久付款？"), both things the small embedded model does."""

@@ -130,9 +130,14 @@ class Settings(BaseSettings):
         "like the follow-up rewrite) and search and judge the evidence with both: the documents' own words find the "
         "pages that the question's words cannot.")
     translate_below_share: float = Field(
-        0.0, ge=0, le=1, description="Also translate a question whose language is that of less than this share of the "
+        0.5, ge=0, le=1, description="Also translate a question whose language is that of less than this share of the "
         "knowledge base's chunks, whatever was retrieved for it: an English question about a Chinese manual with an "
         "English appendix (a license) retrieves the appendix and was never translated. 0: only by what was retrieved.")
+    ask_with_translation: bool = Field(
+        True, description="An English question that was translated to search Chinese documents is asked with its "
+        "Chinese translation after it, in brackets ('Which command defines a new command?（哪条命令定义了一个新命令？）'); "
+        "off: as the user typed it. (Not the other way: a Chinese question with its English translation was "
+        "answered in English.)")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
     multi_query_count: int = Field(3, ge=1, le=8)
     rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")

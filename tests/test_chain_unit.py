@@ -602,6 +602,31 @@ def test_a_reply_naming_one_of_two_things_gets_the_quoted_list(tmp_path):
         store.close()
 
 
+def test_a_reply_of_a_mark_and_a_copied_section_title_gets_the_quote(tmp_path):
+    """lshort dev le-14: "[1] [3.5.2 对齐环境]" is a mark and the block's heading, not an answer."""
+    from ingest.pipeline import ingest_paths
+    from rag.citations import without_echoed_sections
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    section = "第三章 文档元素 > 3.5.2 对齐环境"
+    assert without_echoed_sections("[1] [3.5.2 对齐环境]", [section]).strip() == "[1]"
+    assert without_echoed_sections("[1]【第三章 文档元素 > 3.5.2  对齐环境】", [section]).strip() == "[1]"
+    assert without_echoed_sections("[1] [center] 环境。", [section]) == "[1] [center] 环境。"  # a name, kept
+    doc = tmp_path / "手册.md"
+    doc.write_text("# 第三章 文档元素\n\n## 3.5.2 对齐环境\n\ncenter、flushleft 和 flushright 环境分别用于生成居中、"
+                   "左对齐和右对齐的文本环境。\n\n## 3.5.3 引用环境\n\nquote 环境用于引用较短的文字。\n", encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("[1] [3.5.2 对齐环境]")), "kb", "用哪个环境让文字居中？")
+        assert "引用原文：“center、flushleft 和 flushright 环境分别用于生成居中" in text and done.quoted, text
+        text, _, done, _ = _run(AnswerService(store, ScriptedLLM("[1] center 环境")), "kb", "用哪个环境让文字居中？")
+        assert text == "[1] center 环境" and not done.quoted
+    finally:
+        store.close()
+
+
 def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate():
     from rag.answerability import prompt_picks
 
@@ -678,8 +703,9 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
 
 def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_whatever_was_retrieved(tmp_path):
     """A Chinese manual with an English appendix: an English question retrieves the appendix, so the retrieved
-    blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (off by default) translates a question whose
-    language holds less than that share of the chunks."""
+    blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (0.5) translates a question whose language
+    holds less than that share of the chunks; the model is then asked the question with its Chinese translation
+    beside it (RAGKB_ASK_WITH_TRANSLATION)."""
     from ingest.pipeline import ingest_paths
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
@@ -690,7 +716,7 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
                       for i in range(1, 6))
     doc.write_text(chapters + license, encoding="utf-8")
     settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", chunk_size=80, chunk_overlap=0,
-                        _env_file=None)
+                        translate_below_share=0.0, _env_file=None)
     store = KnowledgeBaseStore(settings)
     try:
         ingest_paths(store, "kb", [doc])
@@ -702,6 +728,34 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
         llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
         _, _, done, _ = _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
+        assert "Which image formats are transparent?（哪些图片格式是透明的？）" in llm.calls[1][-1].content
+        assert Settings(_env_file=None).translate_below_share == 0.5  # the default
+        store.settings = settings.model_copy(update={"translate_below_share": 0.5, "ask_with_translation": False})
+        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
+        _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
+        assert "哪些图片格式是透明的" not in llm.calls[1][-1].content
+    finally:
+        store.close()
+
+
+def test_a_chinese_question_translated_for_english_documents_is_asked_as_typed(tmp_path):
+    """ctex dev: a Chinese question asked with its English translation beside it was answered in English
+    ("CTEX macros are completely small letters ctex now refers to ctex.sty."): only the Chinese words go beside."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "manual.md"
+    doc.write_text("".join(f"# Part {i}\n\nTransparent image formats of section {i} include PNG, XCF and JPG.\n\n"
+                           for i in range(1, 6)), encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        llm = ScriptedLLM("Which image formats are transparent?", "PNG [1]")
+        _, _, done, _ = _run(AnswerService(store, llm), "kb", "哪些图片格式是透明的？")
+        assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
+        assert "哪些图片格式是透明的？" in llm.calls[1][-1].content
+        assert "Which image formats are transparent?" not in llm.calls[1][-1].content
     finally:
         store.close()
 
