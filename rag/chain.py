@@ -36,7 +36,7 @@ from rag.context import trim_blocks
 from rag.corrections import CORRECTION_FILENAME
 from rag.errors import LLMUnavailable, RagkbError
 from rag.events import Answer, AnswerEvent, Done, Failed, Source, Sources, Status, Token, collect
-from rag.followup import needs_context, substitute_referent
+from rag.followup import needs_context, substitute_answer_name, substitute_referent
 from rag.llm import LLMService, describe_llm_error
 from rag.prompts import (
     NEVER_MENTIONED, NO_ANSWER, OTHER_LANGUAGE_HINT, OTHER_LANGUAGE_QUOTE, QUOTE_LEAD, answer_messages, condense_messages, is_refusal, language_of,
@@ -80,13 +80,19 @@ class AnswerService:
 
     # -- steps ------------------------------------------------------------------------------
     def condense(self, question: str, history: list[tuple[str, str]]) -> tuple[str, bool]:
-        """(standalone question, rewritten by the model?) for a follow-up. When the model cannot rewrite
-        it (in time, or plausibly), the back-reference is replaced by the previous question's topic
+        """(standalone question, made whole?) for a follow-up: made whole by the model's rewrite, or without it when
+        its pronoun points at the one name the previous answer gave (`substitute_answer_name`). When the model cannot
+        rewrite it (in time, or plausibly), the back-reference is replaced by the previous question's topic
         (`substitute_referent`); the answer prompt then also shows the last exchange."""
         recent = history[-self.settings.history_turns:] if self.settings.history_turns else []
         last_user = next((c for r, c in reversed(recent) if r == "user"), "")
         if not recent or not last_user:
             return question, False
+        # "它" for what the previous answer named (\footnote): that name, no model call (both rewrites below
+        # resolve the pronoun from the previous question only); a whole question, asked alone like a rewrite
+        last_answer = next((c for r, c in reversed(recent) if r == "assistant"), "")
+        if named := substitute_answer_name(question, last_user, last_answer):
+            return named, True
         if not self.settings.condense_question:
             return self._substituted(question, last_user), False
         s = self.settings
@@ -399,8 +405,8 @@ class AnswerService:
                               and not standalone.endswith(question.strip()) and not needs_context(standalone))
         earlier = _last_exchange(history) if follow_up and not whole else None
         asked = standalone if whole else question
-        # The model is asked the user's question (asked in the passages' language, or with both, it answered
-        # fewer dev questions right); the passages' sentences are matched with its words and their own.
+        # The model is asked the user's question (asked in the passages' language alone it answered fewer dev
+        # questions right), with the translation beside it below; the passages' sentences are matched with both.
         matched = f"{asked} {translated}" if translated else asked
         full_texts = {n: b[3] for n, b in enumerate(blocks, start=1)}  # claims are checked on whole blocks
         try:
@@ -410,6 +416,8 @@ class AnswerService:
             # (a Chinese question, its English translation) it answered in English or lost the answer (ctex dev)
             beside = translated and language_of(translated) == "zh" and self.settings.ask_with_translation
             question_for_model = f"{asked}（{translated}）" if beside else asked
+            # (its language is then that of both together: Chinese; told to answer in English instead, the model
+            # refused more: lshort English dev 8 -> 7 of 18)
             pairs = answer_messages(question_for_model, blocks, earlier)
         except Exception as exc:
             if not _is_llm_error(exc) and not isinstance(exc, RagkbError):

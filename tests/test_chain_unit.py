@@ -87,9 +87,12 @@ def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     llm = ScriptedLLM()  # any model call would fail: no scripted reply
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "法国的首都是哪里？")
     assert text == NO_ANSWER["zh"] and sources == [] and done.refused
-    text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "Who won the 1998 football world cup?")
-    assert text == NO_ANSWER["en"] and done.refused
     assert llm.calls == []
+    # an English question about a knowledge base mostly in Chinese: its words cannot be looked up as they are, so
+    # it is translated first (one short call, RAGKB_TRANSLATE_BELOW_SHARE) and refused without an answer call
+    llm = ScriptedLLM("谁赢得了1998年足球世界杯？")
+    text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "Who won the 1998 football world cup?")
+    assert text == NO_ANSWER["en"] and done.refused and len(llm.calls) == 1 and "translate_ms" in done.timings
 
 
 @pytest.mark.parametrize("question, named", [
@@ -151,7 +154,7 @@ def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do
 
 
 def test_model_saying_not_in_kb_shows_no_sources(kb_store):
-    llm = ScriptedLLM(NO_ANSWER["en"] + " [1]")
+    llm = ScriptedLLM("操作系统需要什么 GPU？", NO_ANSWER["en"] + " [1]")  # the translation, then the reply
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "What do the operating systems need for GPUs?")
     assert sources == [] and done.refused
 
@@ -197,11 +200,11 @@ def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.endswith(" [1]") and sources[0].attributed and "五个工作日" in sources[0].snippet
     # a one-word answer the question does not contain: the best-ranked block that holds it
-    llm = ScriptedLLM("interferometer")
+    llm = ScriptedLLM("哪种仪器校准 Falcon 望远镜的镜面？", "interferometer")  # the translation, then the reply
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "Which instrument calibrates the Falcon telescope mirror?")
     assert text.startswith("interferometer [") and sources[0].attributed and "interferometer" in sources[0].snippet
     assert sources[0].filename == "c/telescope.pdf" and sources[0].page == 2
-    llm = ScriptedLLM("I am not sure, maybe ask your manager about it.")
+    llm = ScriptedLLM("报销付款需要多长时间？", "I am not sure, maybe ask your manager about it.")
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "How long does reimbursement payment take 付款?")
     assert sources == [] and "[" not in text
 
@@ -756,6 +759,31 @@ def test_a_chinese_question_translated_for_english_documents_is_asked_as_typed(t
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
         assert "哪些图片格式是透明的？" in llm.calls[1][-1].content
         assert "Which image formats are transparent?" not in llm.calls[1][-1].content
+    finally:
+        store.close()
+
+
+def test_a_pronoun_for_the_command_the_previous_answer_named_is_resolved_without_the_model(tmp_path):
+    """The REST session of stop 29: "它的内容可以很长吗？" after "用什么命令插入脚注？" (answered \\footnote) was made
+    "用命令插入脚注的内容可以很长吗？" and retrieved a page about .sty files. "它" is now the command the answer
+    named: retrieved with it, and no condense call."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "手册.md"
+    doc.write_text("# 脚注\n\n使用 \\footnote 命令可以在页面底部生成一个脚注。\\footnote 的内容可以很长，可以包含多个段落。\n\n"
+                   "# 宏包\n\n宏包文件以 .sty 作扩展名，其中的命令和环境的内容可以很长。插入宏包用 \\usepackage 命令。\n",
+                   encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    try:
+        ingest_paths(store, "kb", [doc])
+        llm = ScriptedLLM("可以，内容可以很长。 [1]")  # one reply: the answer; a condense call would fail the test
+        history = [("user", "用什么命令插入脚注？"), ("assistant", "使用 \\footnote 命令在页面底部生成一个脚注。 [1]")]
+        text, sources, done, _ = _run(AnswerService(store, llm), "kb", "它的内容可以很长吗？", history)
+        assert done.standalone_question == "\\footnote 的内容可以很长吗？" and len(llm.calls) == 1
+        assert sources and "\\footnote 的内容可以很长" in sources[0].snippet, sources
+        assert "\\footnote 的内容可以很长吗？" in llm.calls[0][-1].content  # asked as made whole, like a model rewrite
     finally:
         store.close()
 
