@@ -91,7 +91,7 @@ class AnswerService:
         # "它" for what the previous answer named (\footnote): that name, no model call (both rewrites below
         # resolve the pronoun from the previous question only); a whole question, asked alone like a rewrite
         last_answer = next((c for r, c in reversed(recent) if r == "assistant"), "")
-        if named := substitute_answer_name(question, last_user, last_answer):
+        if self.settings.follow_answer_name and (named := substitute_answer_name(question, last_user, last_answer)):
             return named, True
         if not self.settings.condense_question:
             return self._substituted(question, last_user), False

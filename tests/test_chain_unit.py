@@ -707,8 +707,8 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
 def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_whatever_was_retrieved(tmp_path):
     """A Chinese manual with an English appendix: an English question retrieves the appendix, so the retrieved
     blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (0.5) translates a question whose language
-    holds less than that share of the chunks; the model is then asked the question with its Chinese translation
-    beside it (RAGKB_ASK_WITH_TRANSLATION)."""
+    holds less than that share of the chunks; with RAGKB_ASK_WITH_TRANSLATION (off by default) the model is then
+    asked the question with its Chinese translation beside it."""
     from ingest.pipeline import ingest_paths
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
@@ -731,12 +731,13 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
         llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
         _, _, done, _ = _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
-        assert "Which image formats are transparent?（哪些图片格式是透明的？）" in llm.calls[1][-1].content
-        assert Settings(_env_file=None).translate_below_share == 0.5  # the default
-        store.settings = settings.model_copy(update={"translate_below_share": 0.5, "ask_with_translation": False})
+        assert "哪些图片格式是透明的" not in llm.calls[1][-1].content  # asked as typed
+        defaults = Settings(_env_file=None)
+        assert defaults.translate_below_share == 0.5 and not defaults.ask_with_translation
+        store.settings = settings.model_copy(update={"translate_below_share": 0.5, "ask_with_translation": True})
         llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
         _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
-        assert "哪些图片格式是透明的" not in llm.calls[1][-1].content
+        assert "Which image formats are transparent?（哪些图片格式是透明的？）" in llm.calls[1][-1].content
     finally:
         store.close()
 
@@ -751,7 +752,8 @@ def test_a_chinese_question_translated_for_english_documents_is_asked_as_typed(t
     doc = tmp_path / "manual.md"
     doc.write_text("".join(f"# Part {i}\n\nTransparent image formats of section {i} include PNG, XCF and JPG.\n\n"
                            for i in range(1, 6)), encoding="utf-8")
-    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash",
+                                        ask_with_translation=True, _env_file=None))
     try:
         ingest_paths(store, "kb", [doc])
         llm = ScriptedLLM("Which image formats are transparent?", "PNG [1]")
@@ -766,7 +768,7 @@ def test_a_chinese_question_translated_for_english_documents_is_asked_as_typed(t
 def test_a_pronoun_for_the_command_the_previous_answer_named_is_resolved_without_the_model(tmp_path):
     """The REST session of stop 29: "它的内容可以很长吗？" after "用什么命令插入脚注？" (answered \\footnote) was made
     "用命令插入脚注的内容可以很长吗？" and retrieved a page about .sty files. "它" is now the command the answer
-    named: retrieved with it, and no condense call."""
+    named (RAGKB_FOLLOW_ANSWER_NAME): retrieved with it, and no condense call."""
     from ingest.pipeline import ingest_paths
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
@@ -775,7 +777,10 @@ def test_a_pronoun_for_the_command_the_previous_answer_named_is_resolved_without
     doc.write_text("# 脚注\n\n使用 \\footnote 命令可以在页面底部生成一个脚注。\\footnote 的内容可以很长，可以包含多个段落。\n\n"
                    "# 宏包\n\n宏包文件以 .sty 作扩展名，其中的命令和环境的内容可以很长。插入宏包用 \\usepackage 命令。\n",
                    encoding="utf-8")
-    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", _env_file=None))
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", follow_answer_name=True,
+                        _env_file=None)
+    assert not Settings(_env_file=None).follow_answer_name  # RAGKB_FOLLOW_ANSWER_NAME: off by default
+    store = KnowledgeBaseStore(settings)
     try:
         ingest_paths(store, "kb", [doc])
         llm = ScriptedLLM("可以，内容可以很长。 [1]")  # one reply: the answer; a condense call would fail the test
