@@ -406,7 +406,8 @@ class AnswerService:
         earlier = _last_exchange(history) if follow_up and not whole else None
         asked = standalone if whole else question
         # The model is asked the user's question (asked in the passages' language alone it answered fewer dev
-        # questions right), with the translation beside it below; the passages' sentences are matched with both.
+        # questions right; the translation beside it is RAGKB_ASK_WITH_TRANSLATION, off); the passages' sentences
+        # are matched with both.
         matched = f"{asked} {translated}" if translated else asked
         full_texts = {n: b[3] for n, b in enumerate(blocks, start=1)}  # claims are checked on whole blocks
         try:
