@@ -23,6 +23,7 @@ from rag.citations import (
     CitationFilter,
     RefusalHold,
     SourceEchoFilter,
+    TrailingBlankHold,
     adds_nothing,
     attribute,
     better_block,
@@ -434,6 +435,7 @@ class AnswerService:
         echo = SourceEchoFilter()
         hold = RefusalHold()
         blank = BlankRunGuard()
+        trailing = TrailingBlankHold()
         parts: list[str] = []
         usage = None
         try:
@@ -449,7 +451,7 @@ class AnswerService:
                     timings["ttft_ms"] = _ms(t0)
                     timings["llm_ttft_ms"] = _ms(t2)
                     first = False
-                out = hold.feed(echo.feed(citations.feed(text)))
+                out = trailing.feed(hold.feed(echo.feed(citations.feed(text))))
                 if out:
                     parts.append(out)
                     yield Token(out)
@@ -458,6 +460,7 @@ class AnswerService:
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
                 rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations)
+            rest = trailing.feed(rest)  # blank space at the very end is dropped
             if rest:
                 parts.append(rest)
                 yield Token(rest)

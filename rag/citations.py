@@ -108,6 +108,20 @@ class BlankRunGuard:
         return self.run >= self.limit
 
 
+class TrailingBlankHold:
+    """Holds back blank space until text follows it, and drops it at the end: a reply that ran into blank space
+    ("[1]" and 120 spaces until BlankRunGuard ended it) showed the user the spaces before the quote."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        text = self._held + text
+        body = text.rstrip()
+        self._held = text[len(body):]
+        return body
+
+
 def cited_numbers(text: str, n_blocks: int) -> list[int]:
     f = CitationFilter(n_blocks)
     f.feed(text)

@@ -698,7 +698,12 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
     llm = ScriptedLLM("[1]" + " " * 60 + "\n" * 30 + "never shown")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert "never shown" not in text and "五个工作日" in text  # the quote of block [1]
+    assert text.startswith("[1]\n\n引用原文：“"), repr(text[:80])  # the blank run itself is not shown
     assert [s.n for s in sources] == [1] and not done.refused
+    from rag.citations import TrailingBlankHold
+
+    hold = TrailingBlankHold()
+    assert [hold.feed(t) for t in ("a  ", "  ", "b\n", "  c", "   ")] == ["a", "", "    b", "\n  c", ""]
     guard = BlankRunGuard(limit=10)
     assert not guard.feed("def f():\n        return 1\n")  # code indentation is no blank run
     assert not guard.feed("ok     ") and guard.feed("      ")  # a run across chunks counts
