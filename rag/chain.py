@@ -416,7 +416,11 @@ class AnswerService:
             # the small model reads Chinese blocks better with the Chinese words beside the English ones (it said
             # "not in the context" to English questions with the answer in front of it); asked the other way round
             # (a Chinese question, its English translation) it answered in English or lost the answer (ctex dev)
-            beside = translated and language_of(translated) == "zh" and self.settings.ask_with_translation
+            # ... but only when no block is in the question's own language: beside an English block that answers it
+            # ("How do I add a new user account?", the generated two-language manual) the model copied the block
+            beside = (translated and language_of(translated) == "zh" and self.settings.ask_with_translation
+                      and all(language_of(text) != lang for text in full_texts.values()))  # whole blocks: an
+            # excerpt of a Chinese page can start with its English example ("Or you can use \\[12pt] to add …")
             question_for_model = f"{asked}（{translated}）" if beside else asked
             # (its language is then that of both together: Chinese; told to answer in English instead, the model
             # refused more: lshort English dev 8 -> 7 of 18)
@@ -494,7 +498,8 @@ class AnswerService:
         quoted = False
         shown = answer if attributed is None else f"{answer} [{attributed}]"  # what the user reads
         # e.g. only "[2]", the question repeated, no command named for "用什么命令…", or one of "两个…": quote the source
-        said = without_echoed_sections(shown, [b[2] for b in blocks])  # "[1] [3.5.2 对齐环境]" says nothing
+        # "[1] [3.5.2 对齐环境]" says nothing, nor "[1] 第 5 章 网络" (a block's heading line)
+        said = without_echoed_sections(shown, [b[2] for b in blocks] + [_first_line(b[3]) for b in blocks])
         if citations.cited and (adds_nothing(said, asked_all) or (not refused and self.settings.quote_unnamed and (
                 names_nothing(said, asked_all) or names_fewer(said, asked_all)))):
             quoted_q = f"{standalone} {translated or ''}"
@@ -600,6 +605,12 @@ _REWRITE_LABEL = re.compile(r"^\s*(?:(?:rewritten|standalone|complete|full|new)\
 
 
 _TRANSLATION_LABEL = re.compile(r"^\s*(?:chinese|english|translation|中文|英文|翻译)\s*[:：]\s*", re.IGNORECASE)
+
+
+def _first_line(text: str) -> str | None:
+    """A block's first line when it is short enough to be a heading (what the model sometimes copies as its reply)."""
+    line = text.strip().split("\n", 1)[0].strip()
+    return line if 0 < len(line) <= 40 else None
 
 
 def _plausible_translation(text: str, question: str, target: str) -> bool:

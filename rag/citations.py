@@ -175,6 +175,7 @@ ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|
 NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
 _ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
 _PUNCTUATION_ONLY = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]*")
+_PUNCTUATIONS = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]+")
 
 
 def only_citations(answer: str) -> bool:
@@ -191,7 +192,15 @@ def without_echoed_sections(answer: str, sections: list[str | None]) -> str:
     "Which environment centers text?" is a mark and a heading, no answer (lshort dev question le-14); read as
     saying something, it got no quote of the passage that does."""
     parts = {" ".join(p.split()).casefold() for s in sections if s for p in (s, *s.split(" > "))}
-    return _BRACKETED.sub(lambda m: " " if " ".join(m.group(1).split()).casefold() in parts else m.group(0), answer)
+    answer = _BRACKETED.sub(lambda m: " " if " ".join(m.group(1).split()).casefold() in parts else m.group(0), answer)
+    # unbracketed, the whole reply: "[1] 第 5 章 网络" (a page heading, the generated two-language manual)
+    def bare(text: str) -> str:
+        return " ".join(_PUNCTUATIONS.sub(" ", text).split()).casefold()
+
+    rest = bare(_CITATION.sub(" ", answer))
+    if rest and rest in {bare(p) for p in parts}:
+        return " ".join(m.group(0) for m in _CITATION.finditer(answer))
+    return answer
 
 
 def adds_nothing(answer: str, question: str) -> bool:

@@ -140,10 +140,11 @@ class Settings(BaseSettings):
     ask_with_translation: bool = Field(
         False, description="An English question that was translated to search Chinese documents is asked with its "
         "Chinese translation after it, in brackets ('Which command defines a new command?（哪条命令定义了一个新命令？）'); "
-        "off: as the user typed it. Off by default: +2 of 18 English questions on the lshort dev set, but on the "
-        "generated two-language manual of the tests the model then copied a block's fence and a page heading "
-        "instead of answering (README, Answers). Never the other way: a Chinese question with its English "
-        "translation was answered in English.")
+        "off: as the user typed it. Only when no retrieved block is in the question's own language (beside an "
+        "English block the model copied the block's fence). Off by default: on the lshort English dev set one more "
+        "answer with its page and one fewer right answer, and some English questions then get Chinese replies "
+        "(README, Answers). Never the other way: a Chinese question with its English translation was answered in "
+        "English.")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
     multi_query_count: int = Field(3, ge=1, le=8)
     rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")

@@ -616,6 +616,10 @@ def test_a_reply_of_a_mark_and_a_copied_section_title_gets_the_quote(tmp_path):
     assert without_echoed_sections("[1] [3.5.2 对齐环境]", [section]).strip() == "[1]"
     assert without_echoed_sections("[1]【第三章 文档元素 > 3.5.2  对齐环境】", [section]).strip() == "[1]"
     assert without_echoed_sections("[1] [center] 环境。", [section]) == "[1] [center] 环境。"  # a name, kept
+    # the whole reply a heading, unbracketed (the generated two-language manual: "[1] 第 5 章 网络")
+    assert without_echoed_sections("[1] 第 5 章 网络", ["第 5 章 网络"]) == "[1]"
+    assert without_echoed_sections("[1][2] 3.5.2 对齐环境。", [section]) == "[1] [2]"
+    assert without_echoed_sections("[1] 网关默认监听 8443 端口。", ["第 5 章 网络"]) == "[1] 网关默认监听 8443 端口。"
     doc = tmp_path / "手册.md"
     doc.write_text("# 第三章 文档元素\n\n## 3.5.2 对齐环境\n\ncenter、flushleft 和 flushright 环境分别用于生成居中、"
                    "左对齐和右对齐的文本环境。\n\n## 3.5.3 引用环境\n\nquote 环境用于引用较短的文字。\n", encoding="utf-8")
@@ -742,6 +746,14 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
         store.settings = settings.model_copy(update={"translate_below_share": 0.5, "ask_with_translation": True})
         llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
         _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
+        # an English block is in the prompt: the translation does not go beside (the model copied such a block)
+        assert "PNG, XCF" in llm.calls[1][-1].content
+        assert "（哪些图片格式是透明的？）" not in llm.calls[1][-1].content
+        zh = tmp_path / "手册.md"
+        zh.write_text(chapters + "# 图片\n\n透明的图片格式包括 PNG、XCF 和 JPG。\n", encoding="utf-8")
+        ingest_paths(store, "zh", [zh])
+        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
+        _run(AnswerService(store, llm), "zh", "Which image formats are transparent?")
         assert "Which image formats are transparent?（哪些图片格式是透明的？）" in llm.calls[1][-1].content
     finally:
         store.close()
