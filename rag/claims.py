@@ -185,12 +185,17 @@ def uncited_answer(answer: str, cited: bool, grounded: float | None, min_groundi
     about something the knowledge base does not cover. An uncited answer copied from the passages (a
     command, a name) scores high and is left alone; one in another language than the passages (an
     English answer about a Chinese manual) is a translation whose words cannot be looked up, unless it names
-    commands, numbers or quoted terms that none of the passages holds."""
+    commands, numbers or quoted terms that none of the passages holds. An uncited answer with no words of its
+    own (`grounded` None) is flagged too: "可以画双线。" for "…可以画双线吗？" is a bare yes that no passage backs."""
     from rag.text import query_language
 
-    if cited or grounded is None or grounded >= min_grounding:
-        return None
     text = " ".join(_CITATION.sub(" ", answer).split())
+    if cited or not text:
+        return None
+    if grounded is None:
+        return UnsupportedClaim(text[:200], [], [], kind="uncited")
+    if grounded >= min_grounding:
+        return None
     if blocks and query_language(answer) != query_language(" ".join(blocks)):
         # its words cannot be looked up, its commands, numbers and names can: "\newcommand defines a new
         # command." given only passages about pictures is the model's memory

@@ -357,6 +357,12 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
     pictures = ["插入图片使用 \\includegraphics 命令，需要 graphicx 宏包。"]
     assert uncited_answer("\\newcommand does define a new command.", False, 0.0, 0.45, pictures).kind == "uncited"
     assert uncited_answer("Use \\includegraphics from graphicx.", False, 0.0, 0.45, pictures) is None
+    # a bare yes with no words of its own and no citation (an API session: "可以画双线。" for "它可以画双线吗？"):
+    # nothing backs it, so it is flagged; the same with a citation is the cited block's to back
+    assert uncited_answer("可以画双线。", False, None, 0.45, pictures).kind == "uncited"
+    assert uncited_answer("可以画双线。[1]", True, None, 0.45, pictures) is None
+    _, sources, done, _ = _run(AnswerService(kb_store, ScriptedLLM("可以付款。")), "kb", "报销后可以付款吗？")
+    assert done.grounding is None and [c["kind"] for c in done.unsupported_claims] == ["uncited"], done
     # an answer copied from a block, even uncited, is not the model's memory; nor is a cited one
     for reply in ("财务部门在收到完整材料后的五个工作日内完成付款。", "财务部门在五个工作日内完成付款[1]。"):
         _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(reply)), "kb", "报销后多久付款？")
