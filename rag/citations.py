@@ -174,8 +174,9 @@ ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|
                          re.IGNORECASE)
 NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
 _ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
-_PUNCTUATION_ONLY = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]*")
-_PUNCTUATIONS = re.compile(r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]+")
+_PUNCTUATION = r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]"
+_PUNCTUATION_ONLY = re.compile(_PUNCTUATION + "*")
+_PUNCTUATIONS = re.compile(_PUNCTUATION + "+")
 
 
 def only_citations(answer: str) -> bool:
