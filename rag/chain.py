@@ -523,8 +523,8 @@ class AnswerService:
         sources = [] if refused and not corrections else [s for s in context if s.n in used]
         claims = [] if refused else unsupported_claims(answer, full_texts, asked_all, self.settings.claim_min_word_support)
         grounded = None if refused else grounding(answer, list(full_texts.values()), asked_all)
-        if memory := uncited_answer(answer, bool(citations.cited), grounded, self.settings.uncited_min_grounding,
-                                    list(full_texts.values())):
+        if not refused and (memory := uncited_answer(answer, bool(citations.cited), grounded,
+                                                     self.settings.uncited_min_grounding, list(full_texts.values()))):
             claims.append(memory)
         yield Sources(sources)
         yield Done(refused=refused, standalone_question=standalone, unsupported_claims=[c.as_dict() for c in claims],

@@ -363,6 +363,11 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
     assert uncited_answer("可以画双线。[1]", True, None, 0.45, pictures) is None
     _, sources, done, _ = _run(AnswerService(kb_store, ScriptedLLM("可以付款。")), "kb", "报销后可以付款吗？")
     assert done.grounding is None and [c["kind"] for c in done.unsupported_claims] == ["uncited"], done
+    # the model's refusal cites nothing and has no words of its own either: it claims nothing, so no flag
+    from rag.prompts import NO_ANSWER
+
+    _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(NO_ANSWER["zh"])), "kb", "报销后可以付款吗？")
+    assert done.refused and done.unsupported_claims == [], done
     # an answer copied from a block, even uncited, is not the model's memory; nor is a cited one
     for reply in ("财务部门在收到完整材料后的五个工作日内完成付款。", "财务部门在五个工作日内完成付款[1]。"):
         _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(reply)), "kb", "报销后多久付款？")
