@@ -80,11 +80,14 @@ def kb_create(name: Annotated[str, typer.Argument(help="Display name, any langua
 @kb_app.command("list")
 def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List knowledge bases with their document and chunk counts."""
-    kbs = _run(lambda: _service().list_kbs())
+    service = _service()
+    kbs = _run(service.list_kbs)
+    notes = {k.name: service.embedding_note(k.name) for k in kbs}
     if as_json:
         print(json.dumps([{"name": k.name, "documents": k.documents, "chunks": k.chunks,
                            "embedding_model": k.embedding_model, "embedding_dim": k.embedding_dim,
-                           "created_at": k.created_at.isoformat()} for k in kbs], ensure_ascii=False))
+                           "embedding_note": notes[k.name], "created_at": k.created_at.isoformat()} for k in kbs],
+                         ensure_ascii=False))
         return
     if not kbs:
         out.print("no knowledge bases yet: ragkb kb create NAME, or ragkb ingest NAME FILES...")
@@ -94,6 +97,9 @@ def kb_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
         table.add_row(escape(k.name), str(k.documents), str(k.chunks), escape(k.embedding_model),
                       k.created_at.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
+    for name, note in notes.items():
+        if note:
+            out.print(f"[yellow]note:[/] '{escape(name)}' was {escape(note)} (ragkb reindex '{escape(name)}')")
 
 
 @kb_app.command("rename")
@@ -296,16 +302,85 @@ def page(
 
 
 @app.command()
-def reindex(kb: str) -> None:
-    """Re-embed a knowledge base with the configured embedding model (after changing RAGKB_EMBEDDING_MODEL)."""
-    from rich.progress import Progress
+def reindex(
+    kb: str,
+    model: Annotated[Optional[str], typer.Option(help="Embedding model of the new index (default: the configured "
+                                                 "RAGKB_EMBEDDING_MODEL). A packaged name, a sentence-transformers "
+                                                 "folder or a model in the local Hugging Face cache.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Switch without asking once the new index is built.")] = False,
+    no_switch: Annotated[bool, typer.Option("--no-switch", help="Build and compare only; switch later with "
+                                            "--switch.")] = False,
+    switch: Annotated[bool, typer.Option("--switch", help="Switch to the new index built earlier.")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Delete the new index (the knowledge base keeps its "
+                                         "current one).")] = False,
+    status: Annotated[bool, typer.Option("--status", help="Show the new index's progress and comparison.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Rebuild a knowledge base's index with another embedding model, safely: the new index is built beside the old
+    one (which keeps answering; a killed build resumes when run again), both are compared on the knowledge base's
+    own questions, and the switch happens when you confirm. The old index is deleted only after the switch."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     service = _service()
-    with Progress(console=out, transient=True, disable=not out.is_terminal) as bar:
-        task = bar.add_task("re-embedding chunks", total=None)
-        result = _run(lambda: service.reindex(kb, progress=lambda d, t: bar.update(task, completed=d, total=t)))
-    out.print(f"re-indexed '{escape(result.name)}': {result.chunks} chunks with {escape(result.embedding_model)} "
-              f"(dimension {result.embedding_dim})")
+    if switch or cancel or status:
+        if switch:
+            result = _run(lambda: service.switch_index(kb))
+            out.print(f"'{escape(result.name)}' now answers from its new index: {result.chunks} chunks, "
+                      f"{escape(result.embedding_model)} (dimension {result.embedding_dim}); the old index is deleted")
+        elif cancel:
+            gone = _run(lambda: service.cancel_index_build(kb))
+            out.print("the new index is deleted; the knowledge base keeps its current one" if gone else
+                      f"'{escape(kb)}' has no new index being built")
+        else:
+            st = _run(lambda: service.reindex_status(kb))
+            if as_json:
+                print(json.dumps(st.as_dict() if st else None, ensure_ascii=False, indent=1))
+            elif st is None:
+                out.print(f"'{escape(kb)}' has no new index being built (current model: "
+                          f"{escape(_run(lambda: service.kb(kb)).embedding_model)})")
+            else:
+                _print_build(st)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"embedding chunks with {model or service.settings.embedding_model}", total=None)
+        st = _run(lambda: service.build_index(kb, model, progress=lambda d, t: bar.update(task, completed=d, total=t)))
+    if as_json:
+        print(json.dumps(st.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        _print_build(st)
+    if no_switch:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            out.print(f"not switched (no terminal to confirm): ragkb reindex '{escape(kb)}' --switch to switch, "
+                      "--cancel to delete the new index")
+            return
+        if not typer.confirm(f"Switch '{kb}' to the new index now?", default=False):
+            out.print(f"not switched; the new index is kept: ragkb reindex '{escape(kb)}' --switch or --cancel")
+            return
+    result = _run(lambda: service.switch_index(kb))
+    out.print(f"switched: '{escape(result.name)}' answers from {escape(result.embedding_model)} "
+              f"({result.chunks} chunks); the old index is deleted")
+
+
+def _print_build(st) -> None:  # noqa: ANN001 - rag.reindex.BuildStatus
+    """A new index's state and, once built, its comparison with the serving index, per question."""
+    state = {"building": "building" + (" (running)" if st.running else " (stopped: run the same command to resume)"),
+             "built": "built", "failed": f"failed: {st.error} (run the same command to resume)"}[st.status]
+    resumed = f" (resumed: {st.reused} were embedded before)" if st.reused else ""
+    out.print(f"[bold]{escape(st.kb)}[/]: {escape(st.old_model)} -> {escape(st.model)}: {state}, "
+              f"{st.done}/{st.total} chunks{resumed}")
+    cmp = st.comparison
+    if cmp is None:
+        return
+    table = Table("question", "kind", "expected passage", "rank before", "rank after", "top-5 overlap",
+                  title=f"Retrieval before and after: {cmp.summary()}")
+    for c in cmp.cases:
+        q = c.question if len(c.question) <= 40 else c.question[:39] + "…"
+        table.add_row(escape(q), c.kind, escape(c.expected or "-"), str(c.rank_before or "-") if c.expected else "",
+                      str(c.rank_after or "-") if c.expected else "", f"{c.overlap:.0%}")
+    out.print(table)
 
 
 @app.command()
@@ -571,6 +646,26 @@ def eval_gate(
                                    progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, "Answerability gate", "gate", json_out, markdown_out, plot_out, out_dir,
                   ["false_refusal_rate", "unanswerable_refusal_rate"])
+
+
+@eval_app.command("pages")
+def eval_pages(
+    devsets: Annotated[list[Path], typer.Argument(help="Manual dev sets (app/evaluation/devsets/*.jsonl).")],
+    k: Annotated[int, typer.Option("-k", help="How many search hits count.")] = 5,
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, out_dir: OutDirOpt = None,
+    public: Annotated[Optional[Path], typer.Option(
+        help="The public evaluation folder that holds pdf_ingest_dev.")] = None,
+) -> None:
+    """Gold page in the top k search hits for the manual dev sets' questions (Chinese and English questions about
+    the same PDF: the cross-language check), per set and language, ragkb against each search leg alone."""
+    from app.evaluation.manual import evaluate_pages
+
+    for d in devsets:
+        if not d.exists():
+            _fail(f"{d}: not found")
+    result = _run(lambda: evaluate_pages(devsets, _settings(), public=public, k=k, out_dir=out_dir,
+                                         progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, f"Gold page in the top {k}", "manual.pages", json_out, markdown_out, None, out_dir)
 
 
 @eval_app.command("pdf")

@@ -7,6 +7,7 @@ them holds logic the others lack.
 
 from __future__ import annotations
 
+import logging
 import json
 import re
 import threading
@@ -25,6 +26,8 @@ from rag.errors import RagkbError
 from rag.events import AnswerCollector, AnswerEvent, Started
 from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from rag.chain import AnswerService, ExplainedHit
@@ -139,9 +142,59 @@ class RagkbService:
         fixed = self.store.recover(self.store.get_row(name))
         return fixed, self.store.verify(name)
 
-    def reindex(self, name: str, progress=None) -> KnowledgeBase:  # noqa: ANN001
-        """Re-embed with the configured embedding model (after RAGKB_EMBEDDING_MODEL changed)."""
-        return self.store.reindex(name, progress=progress)
+    # -- switching a knowledge base's embedding model (rag.reindex) ---------------------------
+    def reindex_status(self, name: str):  # noqa: ANN201 - rag.reindex.BuildStatus | None
+        from rag import reindex
+
+        return reindex.status(self.store, name)
+
+    def build_index(self, name: str, model: str | None = None, progress=None):  # noqa: ANN001, ANN201
+        """Build (or resume) the knowledge base's index with `model` beside the serving one, and compare the two;
+        returns the BuildStatus. The knowledge base keeps serving on its old index."""
+        from rag import reindex
+
+        reindex.start(self.store, name, model)
+        return reindex.build(self.store, name, progress=progress)
+
+    def start_index_build(self, name: str, model: str | None = None):  # noqa: ANN201
+        """The same in a background thread (web UI, API): checks the model and the knowledge base first, so what
+        cannot start fails here; returns the BuildStatus as started."""
+        from rag import reindex
+
+        started = reindex.start(self.store, name, model)
+
+        def run() -> None:
+            try:
+                reindex.build(self.store, name)
+            except Exception:  # noqa: BLE001 - recorded on the build row (status failed, the reason)
+                log.exception("re-indexing %s failed", name)
+
+        threading.Thread(target=run, name=f"reindex-{started.kb}", daemon=True).start()
+        return started
+
+    def switch_index(self, name: str) -> KnowledgeBase:
+        """Serve the knowledge base from its new index (the user confirmed); the old one is deleted after."""
+        from rag import reindex
+
+        return reindex.switch(self.store, name)
+
+    def cancel_index_build(self, name: str) -> bool:
+        from rag import reindex
+
+        return reindex.cancel(self.store, name)
+
+    def embedding_models(self) -> list[str]:
+        """Models a new index can be built with here without configuring anything: the configured default, then
+        the packaged ones."""
+        from rag.embeddings import packaged_models
+
+        return list(dict.fromkeys([self.settings.embedding_model, *packaged_models()]))
+
+    def embedding_note(self, name: str) -> str | None:
+        """What to tell the user about a knowledge base built with an older embedding model, or None."""
+        from rag.reindex import older_model_note
+
+        return older_model_note(self.store.get(name).embedding_model, self.settings.embedding_model)
 
     # -- documents --------------------------------------------------------------------------
     def documents(self, kb: str):
@@ -258,6 +311,11 @@ class RagkbService:
         from rag.retrieval import search
 
         return search(self.store, kb, query, k=k, documents=documents)
+
+    def gate_thresholds(self, kb: str) -> tuple[float, float]:
+        """(lexical coverage, dense similarity) the answer gate keeps a chunk at, for this knowledge base's model
+        (1.0 for dense: its similarity does not count)."""
+        return self.settings.min_lexical_coverage, self.answers.min_dense(kb) or 1.0
 
     def retrieval_test(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
         """What the assistant would see for `query`: the ranked blocks with both legs' ranks, the answer

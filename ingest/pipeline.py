@@ -143,7 +143,6 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
     otherwise); a large file is embedded and written batch by batch, with progress.
     """
     kb, created = store.get_or_create_row(kb_name)
-    store.check_embedding_model(kb, load=False)
     store.recover(kb)
     results: list[FileResult] = []
     emit = progress or (lambda _p: None)
@@ -164,7 +163,7 @@ def ingest_files(store: KnowledgeBaseStore, kb_name: str, files: list[tuple[Path
         batch_files = list(group)
         group.clear()
         try:
-            vectors = store.embeddings().embed_documents([c.text for prep in batch_files for c in prep.chunks])
+            vectors = store.embeddings(kb).embed_documents([c.text for prep in batch_files for c in prep.chunks])
         except Exception as exc:
             log.exception("embedding failed")
             for prep in batch_files:
@@ -286,7 +285,7 @@ def _write(store: KnowledgeBaseStore, kb, prep: _Prepared,  # noqa: ANN001
            on_chunks: Callable[[int, int], None]) -> FileResult:
     """Embed and write a large document batch by batch under the store's protocol
     (ingesting -> ready, old version retired); an error leaves nothing of it behind."""
-    emb = store.embeddings()
+    emb = store.embeddings(kb)
     store.check_embedding_model(kb)
     chunks = prep.chunks
     doc, replacing = _begin(store, kb, prep)

@@ -75,7 +75,7 @@ class AnswerService:
         self.llm = llm or LLMService(store.settings)
         self.conversations = conversations  # a rag.conversations.ConversationStore: enables user corrections
         self._reranker = None
-        self._vectors: dict[str, list[float]] = {}  # text -> embedding, for matching corrections
+        self._vectors: dict[tuple[str, str], list[float]] = {}  # (model, text) -> embedding, for corrections
         self._vectors_lock = threading.Lock()
         self._language_shares: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -226,9 +226,11 @@ class AnswerService:
         from rag.answerability import block_evidence, topic_words
         from rag.retrieval import leg_weights
 
-        index = self.store.bm25(self.store.get_row(kb))
+        row = self.store.get_row(kb)
+        index = self.store.bm25(row)
         tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
-        dense_counts = any(leg_weights(self.store, q)[0] > 0 for q in questions)
+        dense_counts = self.min_dense(kb) is not None and \
+            any(leg_weights(self.store, q, row.embedding_model)[0] > 0 for q in questions)
         word_sets = [topic_words(q) for q in questions]
         return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score, dense_counts) for h in hits]
 
@@ -238,13 +240,20 @@ class AnswerService:
         from rag.answerability import passes, prompt_picks
 
         evs = self.evidence(kb, questions, hits)
-        kept = [passes(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity) for ev in evs]
+        min_dense = self.min_dense(kb) or 1.0
+        kept = [passes(ev, self.settings.min_lexical_coverage, min_dense) for ev in evs]
         if any(kept) and questions and self.unknown_names(kb, questions[0]):  # refused anyway when none passes
             kept = [False] * len(kept)
         s = self.settings
-        dense_kept = [ev.dense is not None and ev.dense >= s.min_dense_similarity for ev in evs]
+        dense_kept = [ev.dense is not None and ev.dense >= min_dense for ev in evs]
         return evs, kept, prompt_picks(kept, s.answer_k, [ev.coverage for ev in evs], s.prompt_min_relative_coverage,
                                        dense_kept)
+
+    def min_dense(self, kb: str) -> float | None:
+        """The gate's dense-similarity threshold for the knowledge base's embedding model (None: not counted)."""
+        from rag.embeddings import dense_evidence
+
+        return dense_evidence(self.settings, self.store.get_row(kb).embedding_model)
 
     def unknown_names(self, kb: str, question: str) -> list[str]:
         """What the question names that no chunk of the knowledge base mentions (rag.answerability.unknown_names);
@@ -277,7 +286,7 @@ class AnswerService:
         unknown = [] if any(kept) else self.unknown_names(kb, query)  # a question with such a name keeps no block
         out = []
         for i, (h, ev) in enumerate(zip(hits, evs)):
-            why = explain(ev, self.settings.min_lexical_coverage, self.settings.min_dense_similarity)
+            why = explain(ev, self.settings.min_lexical_coverage, self.min_dense(kb) or 1.0)
             if unknown:
                 why += f"; the question names {', '.join(unknown)}, which no chunk mentions: refused whatever the coverage"
             if i in picks and not kept[i]:
@@ -295,7 +304,9 @@ class AnswerService:
         rows = self.conversations.corrections(kb)
         if not rows:
             return []
-        embed = self._cached_embed if any(leg_weights(self.store, q)[0] > 0 for q in questions) else None
+        model = self.store.get_row(kb).embedding_model
+        embed = (lambda texts: self._cached_embed(texts, model)) \
+            if any(leg_weights(self.store, q, model)[0] > 0 for q in questions) else None
         return match_corrections(questions, rows, embed=embed)
 
     def warm_up(self) -> None:
@@ -303,7 +314,8 @@ class AnswerService:
         and, in its prompt cache, the fixed system prompt. Only logged on failure: a question reports it."""
         t0 = time.perf_counter()
         try:
-            self.store.embeddings().embed_query("warm up")
+            for model in dict.fromkeys([self.settings.embedding_model, *(k.embedding_model for k in self.store.list())]):
+                self.store.embeddings(model=model).embed_query("warm up")
             if self.llm.embedded:
                 self.llm.chat_model(max_tokens=1).invoke(_messages(answer_messages("hello", [])))
         except Exception as exc:  # noqa: BLE001 - a background nicety; the first question reports real errors
@@ -312,17 +324,17 @@ class AnswerService:
             return
         log.info("warm-up done in %.1f s", time.perf_counter() - t0)
 
-    def _cached_embed(self, texts: list[str]) -> list[list[float]]:
-        """Embeddings of correction questions (and recent questions) are computed once, not per question."""
+    def _cached_embed(self, texts: list[str], model: str) -> list[list[float]]:
+        """Embeddings of correction questions (and recent questions) are computed once per model, not per question."""
         with self._vectors_lock:  # chats run in parallel threads
-            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+            known = {t: self._vectors[(model, t)] for t in texts if (model, t) in self._vectors}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            known.update(zip(missing, self.store.embeddings().embed_documents(missing)))
+            known.update(zip(missing, self.store.embeddings(model=model).embed_documents(missing)))
             with self._vectors_lock:
                 if len(self._vectors) + len(missing) > 4096:
                     self._vectors.clear()
-                self._vectors.update((t, known[t]) for t in missing)
+                self._vectors.update(((model, t), known[t]) for t in missing)
         return [known[t] for t in texts]
 
     # -- the whole chain --------------------------------------------------------------------
@@ -386,7 +398,7 @@ class AnswerService:
                 named = ("、" if lang == "zh" else ", ").join(f"“{n}”" for n in unknown)
                 yield Token(f"{NO_ANSWER[lang]}{'' if lang == 'zh' else ' '}{NEVER_MENTIONED[lang].format(names=named)}")
             else:
-                yield Token(NO_ANSWER[lang] + self._language_hint(lang, queries, retrieved))
+                yield Token(NO_ANSWER[lang] + self._language_hint(kb, lang, queries, retrieved))
             yield Sources([])
             yield Done(refused=True, standalone_question=standalone, timings=timings,
                        reason=f"the knowledge base never mentions {', '.join(unknown)}" if unknown
@@ -562,17 +574,18 @@ class AnswerService:
         citations.cited[:] = [n]
         return f"{OTHER_LANGUAGE_QUOTE[lang]}“{quote}” [{n}]"
 
-    def _language_hint(self, lang: str, queries: list[str], retrieved: list[SearchHit]) -> str:
+    def _language_hint(self, kb: str, lang: str, queries: list[str], retrieved: list[SearchHit]) -> str:
         """For a refusal: a Chinese question, English documents, an embedding model that serves no Chinese (the
         default one): only literal matches were possible, so say so and what to do."""
         from rag.retrieval import leg_weights
         from rag.text import cjk_ratio
 
-        if lang != "zh" or not retrieved or any(leg_weights(self.store, q)[0] > 0 for q in queries):
+        model = self.store.get_row(kb).embedding_model
+        if lang != "zh" or not retrieved or any(leg_weights(self.store, q, model)[0] > 0 for q in queries):
             return ""
         if cjk_ratio(retrieved[0].text) >= 0.1:  # the best literal match is Chinese: the language was no obstacle
             return ""
-        return OTHER_LANGUAGE_HINT.format(model=self.settings.embedding_model.rsplit("/", 1)[-1])
+        return OTHER_LANGUAGE_HINT.format(model=model.rsplit("/", 1)[-1], kb=kb)
 
     def fit_context(self, question: str, blocks: list[tuple], fixed: set[int]) -> list[tuple]:
         """Blocks cut to the sentences that carry the question's evidence, within RAGKB_ANSWER_CONTEXT_TOKENS

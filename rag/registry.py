@@ -110,6 +110,26 @@ class DisabledChunkRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class IndexBuildRow(Base):
+    """A new dense index of a knowledge base being built beside the one that serves it (`ragkb reindex`): its model
+    and Chroma collection, how far it got, and the comparison with the serving index once built. The knowledge base
+    row changes only when the user switches; until then this row is all there is of the new index."""
+
+    __tablename__ = "index_builds"
+    kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(500))
+    collection: Mapped[str] = mapped_column(String(128), unique=True)
+    dim: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="building")  # building | built | failed
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(300), nullable=True)  # host:pid of the building process
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: rag.reindex.Comparison
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
 def text_key(text: str) -> str:
     import hashlib
 
@@ -163,6 +183,7 @@ class Registry:
 
     def delete_kb(self, kb_id: str) -> None:
         with self.session() as s:
+            s.execute(delete(IndexBuildRow).where(IndexBuildRow.kb_id == kb_id))
             s.execute(delete(ChunkRow).where(ChunkRow.kb_id == kb_id))
             s.execute(delete(DisabledChunkRow).where(DisabledChunkRow.kb_id == kb_id))
             s.execute(delete(DocumentRow).where(DocumentRow.kb_id == kb_id))
@@ -171,6 +192,38 @@ class Registry:
     def generation(self, kb_id: str) -> int:
         with self.session() as s:
             return s.scalar(select(KnowledgeBaseRow.generation).where(KnowledgeBaseRow.id == kb_id)) or 0
+
+    # -- index builds (rag.reindex) ---------------------------------------------------------
+    def index_build(self, kb_id: str) -> IndexBuildRow | None:
+        with self.session() as s:
+            return s.get(IndexBuildRow, kb_id)
+
+    def index_builds(self) -> list[IndexBuildRow]:
+        with self.session() as s:
+            return list(s.scalars(select(IndexBuildRow)))
+
+    def put_index_build(self, kb_id: str, **values) -> IndexBuildRow:
+        """Create the knowledge base's build row or update it."""
+        with self.session() as s:
+            row = s.get(IndexBuildRow, kb_id)
+            if row is None:
+                row = IndexBuildRow(kb_id=kb_id, **values)
+                s.add(row)
+            else:
+                for key, value in values.items():
+                    setattr(row, key, value)
+        return row
+
+    def delete_index_build(self, kb_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(IndexBuildRow).where(IndexBuildRow.kb_id == kb_id))
+
+    def switch_index(self, kb_id: str, collection: str, model: str, dim: int | None) -> None:
+        """In one transaction: the knowledge base is served by the built index, and the build row is gone."""
+        with self.session() as s:
+            s.execute(update(KnowledgeBaseRow).where(KnowledgeBaseRow.id == kb_id).values(
+                collection=collection, embedding_model=model, embedding_dim=dim))
+            s.execute(delete(IndexBuildRow).where(IndexBuildRow.kb_id == kb_id))
 
     # -- documents --------------------------------------------------------------------------
     def documents(self, kb_id: str, statuses: Iterable[str] | None = None) -> list[DocumentRow]:

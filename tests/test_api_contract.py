@@ -306,3 +306,31 @@ def test_page_preview_highlights_the_cited_passage_and_goes_with_its_document(cl
     assert client.delete("/api/kbs/preview/documents/员工手册.pdf").status_code == 204
     assert not kept.exists()
     _error(client.get(url), 404, "not_found")
+
+
+def test_rebuilding_the_index_through_the_api(client):
+    """POST .../index builds a new index in the background while the old one serves; GET shows progress, then the
+    comparison; POST .../index/switch switches; bad model names are 422 and change nothing."""
+    import time
+
+    assert client.get("/api/kbs/docs/index").json() == {
+        "knowledge_base": "docs", "current_model": "mock:hash", "model": None, "status": "none", "done": 0, "total": 0,
+        "running": False, "error": None, "comparison": None}
+    msg = _error(client.post("/api/kbs/docs/index", json={"model": "no-such/model"}), 422, "invalid_request")
+    assert "Unknown embedding model 'no-such/model'" in msg
+    assert client.get("/api/kbs/docs/index").json()["status"] == "none"
+    assert "no new index" in _error(client.post("/api/kbs/docs/index/switch"), 409, "conflict")
+    _error(client.post("/api/kbs/nope/index", json={}), 404, "not_found")
+    r = client.post("/api/kbs/docs/index", json={})  # the configured model (a rebuild with the same one is allowed)
+    assert r.status_code == 202 and r.json()["model"] == "mock:hash"
+    deadline = time.monotonic() + 60
+    while (st := client.get("/api/kbs/docs/index").json())["status"] == "building":
+        assert time.monotonic() < deadline, st
+        time.sleep(0.2)
+    assert st["status"] == "built" and st["done"] == st["total"] > 0 and st["comparison"]["cases"]
+    assert client.post("/api/kbs/docs/search", json={"query": "port 8443", "k": 1}).json()[0]["filename"] == "guide.md"
+    kb = client.post("/api/kbs/docs/index/switch")
+    assert kb.status_code == 200 and kb.json()["embedding_model"] == "mock:hash" and kb.json()["embedding_note"] is None
+    assert client.get("/api/kbs/docs/index").json()["status"] == "none"
+    assert client.post("/api/kbs/docs/search", json={"query": "port 8443", "k": 1}).json()[0]["filename"] == "guide.md"
+    assert client.delete("/api/kbs/docs/index").status_code == 204  # nothing to cancel: still fine

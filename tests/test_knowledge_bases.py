@@ -61,14 +61,13 @@ def test_rename_to_existing_name_is_refused(store):
 
 
 def _model_variant(tmp_path, dim: int | None):
-    """A real sentence-transformers model on disk that differs from the default: the packaged
-    MiniLM, optionally with a dense projection to another dimension."""
+    """A real sentence-transformers model on disk that differs from the packaged ones: all-MiniLM-L6-v2, optionally
+    with a dense projection to another dimension."""
     from sentence_transformers import SentenceTransformer, models
 
-    from rag.embeddings import resolve_model_path
-    from rag.settings import DEFAULT_EMBEDDING_MODEL
+    from rag.embeddings import MINILM, resolve_model_path
 
-    base = SentenceTransformer(resolve_model_path(DEFAULT_EMBEDDING_MODEL), device="cpu")
+    base = SentenceTransformer(resolve_model_path(MINILM), device="cpu")
     if dim is not None:
         base.append(models.Dense(in_features=384, out_features=dim))
     out = tmp_path / f"model-{dim or 'copy'}"
@@ -76,33 +75,51 @@ def _model_variant(tmp_path, dim: int | None):
     return str(out)
 
 
-def test_changed_embedding_model_is_a_clear_error_and_reindex_fixes_it(settings, tmp_path):
+def test_a_knowledge_base_keeps_the_model_it_was_built_with(settings, tmp_path):
+    """Changing RAGKB_EMBEDDING_MODEL (or a new default) does not break a knowledge base: it is searched and
+    extended with its own model; only new knowledge bases get the configured one. The configured model here is a
+    user's own sentence-transformers folder (a real model, with a projection to 128 dimensions)."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "deploy.md").write_text(EN_GUIDE_MD, encoding="utf-8")
+    (tmp_path / "zh.md").write_text(ZH_GUIDE_MD, encoding="utf-8")
     store = KnowledgeBaseStore(settings)
     ingest_paths(store, "guide", [docs])
     store.close()
 
     other = _model_variant(tmp_path, dim=128)
-    changed = settings.model_copy(update={"embedding_model": other})
-    store2 = KnowledgeBaseStore(changed)
+    store2 = KnowledgeBaseStore(settings.model_copy(update={"embedding_model": other}))
+    hits = search(store2, "guide", "How much memory does the server need?")
+    assert "8 GB" in hits[0].text and hits[0].dense_rank is not None  # searched with its own 384-d model
+    ingest_paths(store2, "guide", [tmp_path / "zh.md"])  # extended with its own model too
+    kb = store2.get("guide")
+    assert kb.embedding_model == settings.embedding_model and kb.embedding_dim == 384 and kb.documents == 2
+    assert store2.verify("guide")["consistent"]
+    ingest_paths(store2, "new", [docs])
+    assert store2.get("new").embedding_model == other and store2.get("new").embedding_dim == 128
+    assert "8 GB" in search(store2, "new", "How much memory does the server need?")[0].text
+    store2.close()
+
+
+def test_a_model_whose_files_changed_is_a_clear_error(settings, tmp_path):
+    """The same model name now giving vectors of another size: refused with what to do, not a Chroma crash."""
+    import shutil
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "deploy.md").write_text(EN_GUIDE_MD, encoding="utf-8")
+    folder = _model_variant(tmp_path, dim=128)
+    store = KnowledgeBaseStore(settings.model_copy(update={"embedding_model": folder}))
+    ingest_paths(store, "guide", [docs])
+    store.close()
+    shutil.rmtree(folder)
+    shutil.move(_model_variant(tmp_path, dim=64), folder)
+    from rag import embeddings
+
+    embeddings._cache.clear()  # a new process would load the replaced files
+    store2 = KnowledgeBaseStore(settings)
     with pytest.raises(EmbeddingMismatch) as info:
         search(store2, "guide", "memory requirements")
     msg = str(info.value)
-    assert "all-MiniLM-L6-v2" in msg and other in msg and "ragkb reindex 'guide'" in msg
-    with pytest.raises(EmbeddingMismatch):
-        ingest_paths(store2, "guide", [docs])
-
-    kb = store2.reindex("guide")
-    assert kb.embedding_model == other and kb.embedding_dim == 128 and kb.chunks > 0
-    hits = search(store2, "guide", "How much memory does the server need?")
-    assert "8 GB" in hits[0].text
-    assert store2.verify("guide")["consistent"]
+    assert "dimension 128" in msg and "dimension 64" in msg and f"ragkb reindex 'guide' --model '{folder}'" in msg
     store2.close()
-
-    # and the old configuration is now the mismatching one
-    store3 = KnowledgeBaseStore(settings)
-    with pytest.raises(EmbeddingMismatch):
-        search(store3, "guide", "memory")
-    store3.close()

@@ -35,12 +35,30 @@ def test_chinese_question_finds_the_right_pdf_page_and_section(kb_store):
     assert (leave.page, leave.section) == (3, "第二章 休假制度")
 
 
-def test_chinese_query_is_carried_by_bm25_not_the_english_embedder(kb_store):
-    assert leg_weights(kb_store, "年假怎么算") == (0.0, 1.0)
+def test_chinese_query_uses_both_legs_with_the_multilingual_default(kb_store):
+    from rag.embeddings import MINILM
+
+    assert leg_weights(kb_store, "年假怎么算") == (1.0, 1.0)
     assert leg_weights(kb_store, "How is annual leave computed?") == (1.0, 1.0)
+    # a knowledge base still on the English-only model gives it no vote on Chinese
+    assert leg_weights(kb_store, "年假怎么算", MINILM) == (0.0, 1.0)
     hits = search(kb_store, "公司资料", "量子计算机的技术路线")
     assert hits[0].filename == "corpus/量子_gbk.txt"  # a GBK file, decoded and segmented
-    assert hits[0].dense_rank is None and hits[0].bm25_rank == 1
+    assert hits[0].dense_rank == 1 and hits[0].bm25_rank == 1
+
+
+def test_a_question_in_the_other_language_finds_the_page_by_meaning(kb_store, tmp_path):
+    """No word in common: an English question about a Chinese page, Chinese questions about an English guide."""
+    from docs import EN_GUIDE_MD
+
+    leave = search(kb_store, "公司资料", "How many days of annual leave do employees get?", k=3)
+    assert leave[0].filename == "corpus/员工手册.pdf" and leave[0].page == 3 and leave[0].bm25_rank is None
+    (tmp_path / "deploy.md").write_text(EN_GUIDE_MD, encoding="utf-8")
+    ingest_paths(kb_store, "guide", [tmp_path / "deploy.md"])
+    memory = search(kb_store, "guide", "服务器需要多少内存？", k=3)
+    assert memory[0].section == "Deployment guide > Requirements" and memory[0].bm25_rank is None
+    systems = search(kb_store, "guide", "支持哪些操作系统？", k=3)
+    assert systems[0].section == "Deployment guide > Requirements > Operating systems"
 
 
 def test_english_query_uses_both_legs_and_markdown_sections(kb_store):
@@ -80,7 +98,7 @@ def test_empty_query_and_empty_kb(kb_store):
     assert search(kb_store, "空的", "anything") == []
 
 
-def test_the_default_embedder_gives_sentence_transformers_vectors_without_it(tmp_path):
+def test_the_former_default_gives_sentence_transformers_vectors_without_it(tmp_path):
     """The packaged MiniLM runs on transformers alone (rag.mean_pooling, ~3 s less import per process); its vectors
     must be the ones sentence-transformers gives, or knowledge bases embedded before would no longer match."""
     import json
@@ -92,7 +110,7 @@ def test_the_default_embedder_gives_sentence_transformers_vectors_without_it(tmp
     from rag.embeddings import embedding_dimension, get_embeddings, resolve_model_path
     from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
 
-    emb = get_embeddings(Settings(data_dir=tmp_path / "data", _env_file=None))
+    emb = get_embeddings(Settings(data_dir=tmp_path / "data", _env_file=None), "sentence-transformers/all-MiniLM-L6-v2")
     assert isinstance(emb, MeanPooledEmbeddings) and embedding_dimension(emb) == 384
     path = resolve_model_path("all-MiniLM-L6-v2")
     reference = HuggingFaceEmbeddings(model_name=path, encode_kwargs={"normalize_embeddings": True})

@@ -200,3 +200,23 @@ def test_progress_lines_follow_the_ui_language(ui):
              if c.chatbot in s]
     assert "_正在理解追问…_" in shown, shown
     assert not any("understanding" in s for s in shown)
+
+
+def test_the_index_panel_notes_an_older_model_and_refuses_a_bad_one(ui, tmp_path):
+    """A knowledge base built with another model than the configured one is noted in the page's language; a
+    model that cannot be loaded is a clear message and nothing starts."""
+    from app.ui.index import IndexHandlers
+    from rag.store import KnowledgeBaseStore
+
+    service, c, _ = ui
+    old = KnowledgeBaseStore(service.settings.model_copy(update={"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}))
+    old.create("旧库")
+    old.close()
+    panel = IndexHandlers(service, c)
+    view = panel.view("旧库", ZH)
+    assert "较旧的模型 sentence-transformers/all-MiniLM-L6-v2" in view[c.index_info] and "mock:hash" in view[c.index_info]
+    assert view[c.index_switch_btn]["visible"] is False and view[c.index_cancel_btn]["visible"] is False
+    steps = list(panel.on_build("旧库", "no-such/model", EN, progress=lambda *a, **k: None))
+    assert "Unknown embedding model 'no-such/model'" in steps[-1][c.index_status]
+    assert service.reindex_status("旧库") is None
+    assert panel.on_switch("旧库", EN)[c.index_status].startswith("⚠️")

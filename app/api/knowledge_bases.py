@@ -10,42 +10,90 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 
 from app.api.deps import ERRORS, Service, require_key
 from app.api.models import (
-    ChunkOut, ChunkSwitch, DocumentOut, ErrorBody, FileResultOut, GateOut, HitOut, KBName, KBOut, SearchIn, UploadOut,
+    ChunkOut, ChunkSwitch, DocumentOut, ErrorBody, FileResultOut, GateOut, HitOut, IndexBuildIn, IndexBuildOut, KBName,
+    KBOut, SearchIn, UploadOut,
 )
 from app.services import Upload, safe_display_name
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_key)], responses=ERRORS)
 
 
-def kb_out(kb) -> KBOut:  # noqa: ANN001
+def kb_out(kb, service) -> KBOut:  # noqa: ANN001
     return KBOut(name=kb.name, documents=kb.documents, chunks=kb.chunks, embedding_model=kb.embedding_model,
-                 created_at=kb.created_at.isoformat())
+                 embedding_note=service.embedding_note(kb.name), created_at=kb.created_at.isoformat())
 
 
 @router.get("/kbs", response_model=list[KBOut], tags=["knowledge bases"])
 def list_kbs(service: Service):
-    return [kb_out(kb) for kb in service.list_kbs()]
+    return [kb_out(kb, service) for kb in service.list_kbs()]
 
 
 @router.post("/kbs", response_model=KBOut, status_code=201, tags=["knowledge bases"],
              responses={409: {"model": ErrorBody}})
 def create_kb(body: KBName, service: Service):
-    return kb_out(service.create_kb(body.name))
+    return kb_out(service.create_kb(body.name), service)
 
 
 @router.get("/kbs/{kb}", response_model=KBOut, tags=["knowledge bases"])
 def get_kb(kb: str, service: Service):
-    return kb_out(service.kb(kb))
+    return kb_out(service.kb(kb), service)
 
 
 @router.patch("/kbs/{kb}", response_model=KBOut, tags=["knowledge bases"], responses={409: {"model": ErrorBody}})
 def rename_kb(kb: str, body: KBName, service: Service):
-    return kb_out(service.rename_kb(kb, body.name))
+    return kb_out(service.rename_kb(kb, body.name), service)
 
 
 @router.delete("/kbs/{kb}", status_code=204, tags=["knowledge bases"])
 def delete_kb(kb: str, service: Service):
     service.delete_kb(kb)
+    return Response(status_code=204)
+
+
+def build_out(service, kb: str) -> IndexBuildOut:  # noqa: ANN001
+    st = service.reindex_status(kb)
+    if st is None:
+        return IndexBuildOut(knowledge_base=service.kb(kb).name, current_model=service.kb(kb).embedding_model,
+                             status="none")
+    return IndexBuildOut(knowledge_base=st.kb, current_model=st.old_model, model=st.model, status=st.status,
+                         done=st.done, total=st.total, running=st.running, error=st.error,
+                         comparison=st.comparison.as_dict() if st.comparison else None)
+
+
+@router.get("/kbs/{kb}/index", response_model=IndexBuildOut, tags=["knowledge bases"])
+def index_build(kb: str, service: Service):
+    """The new index being built for the knowledge base (`ragkb reindex`): progress, then the comparison."""
+    return build_out(service, kb)
+
+
+@router.post("/kbs/{kb}/index", response_model=IndexBuildOut, status_code=202, tags=["knowledge bases"],
+             responses={409: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+def start_index_build(kb: str, body: IndexBuildIn, service: Service):
+    """Build (or resume) a new index with another embedding model beside the serving one, in the background; the
+    knowledge base keeps answering from its current index until `POST .../index/switch`. 422: the model cannot be
+    used; 409: the knowledge base is being ingested or already re-indexed elsewhere."""
+    from app.api.errors import ApiError
+    from rag.errors import EmbeddingModelUnavailable
+
+    try:
+        service.start_index_build(kb, body.model)
+    except EmbeddingModelUnavailable as exc:
+        raise ApiError(422, str(exc)) from exc
+    return build_out(service, kb)
+
+
+@router.post("/kbs/{kb}/index/switch", response_model=KBOut, tags=["knowledge bases"],
+             responses={409: {"model": ErrorBody}})
+def switch_index(kb: str, service: Service):
+    """Serve the knowledge base from its built new index; the old index is deleted after the switch."""
+    return kb_out(service.switch_index(kb), service)
+
+
+@router.delete("/kbs/{kb}/index", status_code=204, tags=["knowledge bases"], responses={409: {"model": ErrorBody}})
+def cancel_index_build(kb: str, service: Service):
+    """Delete the new index (a build running here stops); the knowledge base keeps its current one."""
+    service.kb(kb)
+    service.cancel_index_build(kb)
     return Response(status_code=204)
 
 

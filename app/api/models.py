@@ -47,7 +47,30 @@ class KBOut(BaseModel):
     documents: int
     chunks: int
     embedding_model: str
+    embedding_note: str | None = Field(None, description="Set when the knowledge base was built with another model "
+                                       "than the default, and what rebuilding its index would change.")
     created_at: str
+
+
+class IndexBuildIn(StrictBody):
+    model: str | None = Field(None, min_length=1, max_length=500,
+                              description="Embedding model of the new index; default: the configured one.")
+
+
+class IndexBuildOut(BaseModel):
+    """A knowledge base's new index, built beside the one serving it (status `none`: there is none)."""
+
+    knowledge_base: str
+    current_model: str
+    model: str | None = None
+    status: str = Field(..., description="none | building | built | failed")
+    done: int = 0
+    total: int = 0
+    running: bool = False
+    error: str | None = None
+    comparison: dict | None = Field(None, description="Once built: both indexes searched with the knowledge base's "
+                                    "own questions (per case: rank of the expected passage before/after, top-5 "
+                                    "overlap).")
 
 
 class DocumentOut(BaseModel):

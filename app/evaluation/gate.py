@@ -207,7 +207,9 @@ def choose(cases: list[Case]) -> tuple[Rule, list[tuple[Rule, dict]]]:
         for cross in (True, False):
             for names in (False, True):
                 for c10 in range(10, 85, 5):
-                    for d100 in range(20, 75, 5):
+                    # dense similarity has each model's own scale: MiniLM's unrelated text sits near 0.1,
+                    # multilingual-e5-small's near 0.75
+                    for d100 in [*range(20, 75, 5), *range(75, 96), 101]:
                         rule = Rule(signal, c10 / 100, d100 / 100, cross, names)
                         grid.append((rule, rates(rule, cases)))
 
@@ -234,7 +236,9 @@ def evaluate(public: Path, settings: Settings, limit: int = 100, cases_path: Pat
         if cases_path:
             cases_path.parent.mkdir(parents=True, exist_ok=True)
             cases_path.write_text(json.dumps([asdict(c) for c in cases], ensure_ascii=False), encoding="utf-8")
-    current = Rule("coverage", settings.min_lexical_coverage, settings.min_dense_similarity, False,
+    from rag.embeddings import dense_evidence
+
+    current = Rule("coverage", settings.min_lexical_coverage, dense_evidence(settings) or 1.0, False,
                    settings.refuse_unknown_names)
     # the same thresholds with the unknown-names refusal switched the other way: what that rule alone changes
     flipped = Rule(current.signal, current.min_coverage, current.min_dense, False, not current.names)

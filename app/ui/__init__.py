@@ -3,7 +3,7 @@ persistent conversations, feedback and corrections.
 
 `layout` builds the components, `render` turns data into escaped HTML, and the handler groups
 (`knowledge_bases`, `chat`, `feedback`, `workbench`: the retrieval test and a document's chunks, `preview`: a cited source's page with the
-passage highlighted) call only `RagkbService` and return {component: value}.
+passage highlighted, `index`: the knowledge base's embedding model and the safe switch to another) call only `RagkbService` and return {component: value}.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import gradio as gr
 from app.services import RagkbService
 from app.ui.chat import ChatHandlers
 from app.ui.feedback import FeedbackHandlers
+from app.ui.index import IndexHandlers
 from app.ui.knowledge_bases import KnowledgeBaseHandlers
 from app.ui.layout import build_layout
 from app.ui.preview import PreviewHandlers
@@ -23,12 +24,13 @@ from app.ui_text import i18n
 
 def build_ui(service: RagkbService) -> gr.Blocks:
     with gr.Blocks(title="ragkb") as demo:
-        c = build_layout(i18n())
+        c = build_layout(i18n(), service.embedding_models())
         ChatHandlers(service, c).wire(demo)
         KnowledgeBaseHandlers(service, c).wire()
         FeedbackHandlers(service, c).wire()
         WorkbenchHandlers(service, c).wire()
         PreviewHandlers(service, c).wire()
+        IndexHandlers(service, c).wire()
     return demo
 
 

@@ -60,6 +60,13 @@ class Layout:
     disable_chunk_btn: gr.Button
     enable_chunk_btn: gr.Button
     chunk_status: gr.Markdown
+    index_info: gr.Markdown
+    index_model: gr.Dropdown
+    index_build_btn: gr.Button
+    index_status: gr.Markdown
+    index_compare: gr.HTML
+    index_switch_btn: gr.Button
+    index_cancel_btn: gr.Button
     # retrieval test tab
     rt_query: gr.Textbox
     rt_k: gr.Slider
@@ -71,8 +78,10 @@ class Layout:
     export_status: gr.Markdown
 
 
-def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
-    """Must be called inside `with gr.Blocks():`."""
+def build_layout(T, embedding_models: list[str] | None = None) -> Layout:  # noqa: ANN001  (T: the i18n table)
+    """Must be called inside `with gr.Blocks():`. `embedding_models`: the choices for a new index, the default
+    first."""
+    embedding_models = embedding_models or []
     c: dict = {"conv_id": gr.State(""), "msg_ids": gr.State([]), "target": gr.State("")}
     with gr.Sidebar(open=True):
         gr.Markdown("## ragkb")
@@ -138,6 +147,19 @@ def build_layout(T) -> Layout:  # noqa: ANN001  (T: the i18n table)
                     c["disable_chunk_btn"] = gr.Button(T("disable_chunk"), elem_id="disable-chunk", scale=1)
                     c["enable_chunk_btn"] = gr.Button(T("enable_chunk"), elem_id="enable-chunk", scale=1)
                 c["chunk_status"] = gr.Markdown(elem_id="chunk-status")
+            with gr.Accordion(T("index_section"), open=False, elem_id="kb-index"):
+                c["index_info"] = gr.Markdown(elem_id="index-info")
+                with gr.Row():
+                    c["index_model"] = gr.Dropdown(label=T("index_new_model"), choices=embedding_models,
+                                                   value=embedding_models[0] if embedding_models else None,
+                                                   allow_custom_value=True, elem_id="index-model", scale=4)
+                    c["index_build_btn"] = gr.Button(T("index_build"), elem_id="index-build", scale=1)
+                c["index_status"] = gr.Markdown(elem_id="index-status")
+                c["index_compare"] = gr.HTML(elem_id="index-compare")
+                with gr.Row():
+                    c["index_switch_btn"] = gr.Button(T("index_switch"), variant="primary", visible=False,
+                                                      elem_id="index-switch")
+                    c["index_cancel_btn"] = gr.Button(T("index_discard"), visible=False, elem_id="index-discard")
         with gr.Tab(T("retrieval_test"), id="retrieval-test"):
             gr.Markdown(T("retrieval_help"))
             with gr.Row():

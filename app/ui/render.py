@@ -22,6 +22,7 @@ CSS = """
 .chunk-table .off { color: #b00020; text-decoration: none; }
 #preview-text .preview-body { white-space: pre-wrap; font-size: 0.92em; }
 #preview-text mark { background: #ffd600; }
+.cmp-table tr.worse td { color: #b00020; }
 """
 
 
@@ -119,3 +120,21 @@ def claim_flags(claims: list[dict], request) -> list[str]:  # noqa: ANN001
     return [text(request, "uncited_answer") if c.get("kind") == "uncited" else
             text(request, "unsupported_claim", cites="".join(f"[{n}]" for n in c["cites"]),
                  missing="、".join(c["missing"]), sentence=c["sentence"][:120]) for c in claims]
+
+
+def comparison_html(cmp, request) -> str:  # noqa: ANN001 - rag.reindex.Comparison
+    """The new index against the serving one, per question: where the expected passage ranks, top-5 overlap."""
+    head = "".join(f"<th>{esc(text(request, k))}</th>" for k in
+                   ("cmp_question", "cmp_kind", "cmp_expected", "cmp_before", "cmp_after", "cmp_overlap"))
+    rows = []
+    for c in cmp.cases:
+        before = (c.rank_before or "–") if c.expected else ""
+        after = (c.rank_after or "–") if c.expected else ""
+        worse = c.expected and (c.rank_after or 99) > (c.rank_before or 99)
+        rows.append(f"<tr class=\"{'worse' if worse else ''}\"><td>{esc(c.question)}</td>"
+                    f"<td>{esc(text(request, 'cmp_kind_' + c.kind))}</td><td>{esc(c.expected or '')}</td>"
+                    f"<td>{esc(before)}</td><td>{esc(after)}</td><td>{c.overlap:.0%}</td></tr>")
+    summary = text(request, "cmp_summary", n=len(cmp.cases), found_before=cmp.found(False), found_after=cmp.found(True),
+                   expected=len(cmp.with_expected), overlap=f"{cmp.mean_overlap:.0%}")
+    return (f"<p>{esc(summary)}</p><table class=\"rt-table cmp-table\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")

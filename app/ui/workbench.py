@@ -65,8 +65,7 @@ class WorkbenchHandlers(Handlers):
             explained = self.service.retrieval_test(kb, query, int(k))
         except RagkbError as exc:
             return {c.rt_results: f"⚠️ {esc(exc)}"}
-        s = self.service.settings
-        return {c.rt_results: retrieval_html(explained, request, (s.min_lexical_coverage, s.min_dense_similarity))}
+        return {c.rt_results: retrieval_html(explained, request, self.service.gate_thresholds(kb))}
 
     def on_show_chunks(self, kb: str | None, doc: str | None, contains: str, request: gr.Request) -> dict:
         c = self.c
