@@ -312,11 +312,6 @@ class RagkbService:
 
         return search(self.store, kb, query, k=k, documents=documents)
 
-    def gate_thresholds(self, kb: str) -> tuple[float, float]:
-        """(lexical coverage, dense similarity) the answer gate keeps a chunk at, for this knowledge base's model
-        (1.0 for dense: its similarity does not count)."""
-        return self.settings.min_lexical_coverage, self.answers.min_dense(kb) or 1.0
-
     def retrieval_test(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
         """What the assistant would see for `query`: the ranked blocks with both legs' ranks, the answer
         gate's verdict and why, and which would reach the model (web UI tab, `search --explain`, API)."""

@@ -88,30 +88,41 @@ class Evidence:
     """What one retrieved block shows for the question (the best over the question's formulations)."""
 
     coverage: float  # IDF-weighted share of the question's topic words found in the block (0..1)
-    dense: float | None  # cosine similarity, when the embedder serves the question's language
+    dense: float | None  # cosine similarity, when it counts (the embedder serves the pair of languages)
+    min_dense: float = 1.0  # the similarity from which it is evidence, for this model and pair of languages
+
+
+def language_pair(question: str, block: str) -> str:
+    """'zh' or 'en' when question and block are in that language, 'cross' when they differ (the dense thresholds
+    are per pair: rag.embeddings.DENSE_EVIDENCE)."""
+    q = query_language(question)
+    return q if query_language(block) == q else "cross"
 
 
 def block_evidence(index, word_sets: list[set[str]], block_tokens: list[str], dense_score: float | None,  # noqa: ANN001
-                   dense_counts: bool) -> Evidence:
+                   min_dense: float | None) -> Evidence:
     """`index` is the knowledge base's BM25 index (for IDF), `word_sets` the topic words of each formulation
-    of the question (`topic_words`), `block_tokens` the block's BM25 tokens."""
+    of the question (`topic_words`), `block_tokens` the block's BM25 tokens; `min_dense` None: similarity does
+    not count for this block."""
     best = max((index.words_coverage(words, block_tokens) for words in word_sets), default=0.0)
-    return Evidence(best, dense_score if dense_counts else None)
+    if min_dense is None or dense_score is None:
+        return Evidence(best, None)
+    return Evidence(best, dense_score, min_dense)
 
 
-def explain(ev: Evidence, min_coverage: float, min_dense: float) -> str:
+def explain(ev: Evidence, min_coverage: float) -> str:
     """Why the gate keeps or drops a block, in numbers (the retrieval test shows it)."""
     cov = f"{ev.coverage:.0%} of the question's topic words {'>=' if ev.coverage >= min_coverage else '<'} {min_coverage:.0%}"
     if ev.dense is None:
-        dense = "dense similarity not counted (the embedding model does not serve the question's language)"
+        dense = "dense similarity not counted (not evidence with this embedding model for these languages)"
     else:
-        dense = f"dense similarity {ev.dense:.2f} {'>=' if ev.dense >= min_dense else '<'} {min_dense:.2f}"
+        dense = f"dense similarity {ev.dense:.2f} {'>=' if ev.dense >= ev.min_dense else '<'} {ev.min_dense:.2f}"
     return f"{cov}; {dense}"
 
 
-def passes(ev: Evidence, min_coverage: float, min_dense: float) -> bool:
+def passes(ev: Evidence, min_coverage: float) -> bool:
     """The gate for one block: enough of the question's topic words, or close in embedding space."""
-    return ev.coverage >= min_coverage or (ev.dense is not None and ev.dense >= min_dense)
+    return ev.coverage >= min_coverage or (ev.dense is not None and ev.dense >= ev.min_dense)
 
 
 def prompt_picks(kept: list[bool], k: int, coverage: list[float] | None = None, min_relative: float = 0.0,

@@ -64,6 +64,7 @@ class ExplainedHit:
     kept: bool  # the gate keeps it as evidence
     in_prompt: bool  # the model would see it (rag.answerability.prompt_picks)
     why: str
+    min_dense: float = 1.0  # the similarity from which it counts, for its model and pair of languages
 
 
 class AnswerService:
@@ -146,10 +147,15 @@ class AnswerService:
         """The language to translate `question` into before searching again: the other one, when most blocks
         retrieved for it are written in it (an English question about a Chinese manual). Else None: no model call.
         (Also translating when only some are and none is evidence let "在 Word 中插入页码？" through the gate on
-        ctex's English code listings, answered from the model's memory.)"""
+        ctex's English code listings, answered from the model's memory.) Needs `relevant` to have judged them."""
         if not self.settings.translate_question or not retrieved:
             return None
         lang = language_of(question)
+        # a block in the question's own language that the gate kept: the question found its words (with a
+        # multilingual embedder most retrieved blocks can be in the other language all the same: "支持哪些文件格式？"
+        # on the two-language samples was translated, and the English page then took the Chinese one's place)
+        if any(h.extra.get("evidence") and language_of(h.text) == lang for h in retrieved):
+            return None
         other = {"zh": "en", "en": "zh"}[lang]
         if 2 * sum(language_of(h.text) == other for h in retrieved) > len(retrieved):
             return other
@@ -182,6 +188,9 @@ class AnswerService:
         """Search every query and fuse the rankings by reciprocal rank (one query: its own ranking)."""
         fetch = max(k, self.settings.rerank_candidates if self.settings.rerank_model else k)
         rankings = [search(self.store, kb, q, k=fetch) for q in queries if q.strip()]
+        for q, ranking in zip([q for q in queries if q.strip()], rankings):
+            for hit in ranking:  # the gate judges a dense score by the languages of the query that scored it
+                hit.extra["dense_query"] = q
         if len(rankings) == 1:
             return rankings[0]
         fused: dict[str, float] = {}
@@ -223,16 +232,19 @@ class AnswerService:
     def evidence(self, kb: str, questions: list[str], hits: list[SearchHit]) -> list:
         """rag.answerability.Evidence of each hit for the question (any of its formulations): what the gate
         judges, and what `ragkb eval gate` measures."""
-        from rag.answerability import block_evidence, topic_words
+        from rag.answerability import block_evidence, language_pair, topic_words
+        from rag.embeddings import dense_evidence
         from rag.retrieval import leg_weights
 
         row = self.store.get_row(kb)
         index = self.store.bm25(row)
         tokens = {cid: r.tokens.split(" ") for cid, r in self.store.registry.chunks_by_ids([h.chunk_id for h in hits]).items()}
-        dense_counts = self.min_dense(kb) is not None and \
-            any(leg_weights(self.store, q, row.embedding_model)[0] > 0 for q in questions)
+        dense_counts = any(leg_weights(self.store, q, row.embedding_model)[0] > 0 for q in questions)
         word_sets = [topic_words(q) for q in questions]
-        return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score, dense_counts) for h in hits]
+        return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score,
+                               dense_evidence(self.settings, row.embedding_model,
+                                              language_pair(h.extra.get("dense_query", questions[0]), h.text))
+                               if dense_counts and questions else None) for h in hits]
 
     def _gate(self, kb: str, questions: list[str], hits: list[SearchHit]) -> tuple[list, list[bool], list[int]]:
         """Each hit's evidence, whether the gate keeps it, and the positions the model sees
@@ -240,20 +252,13 @@ class AnswerService:
         from rag.answerability import passes, prompt_picks
 
         evs = self.evidence(kb, questions, hits)
-        min_dense = self.min_dense(kb) or 1.0
-        kept = [passes(ev, self.settings.min_lexical_coverage, min_dense) for ev in evs]
+        kept = [passes(ev, self.settings.min_lexical_coverage) for ev in evs]
         if any(kept) and questions and self.unknown_names(kb, questions[0]):  # refused anyway when none passes
             kept = [False] * len(kept)
         s = self.settings
-        dense_kept = [ev.dense is not None and ev.dense >= min_dense for ev in evs]
+        dense_kept = [ev.dense is not None and ev.dense >= ev.min_dense for ev in evs]
         return evs, kept, prompt_picks(kept, s.answer_k, [ev.coverage for ev in evs], s.prompt_min_relative_coverage,
                                        dense_kept)
-
-    def min_dense(self, kb: str) -> float | None:
-        """The gate's dense-similarity threshold for the knowledge base's embedding model (None: not counted)."""
-        from rag.embeddings import dense_evidence
-
-        return dense_evidence(self.settings, self.store.get_row(kb).embedding_model)
 
     def unknown_names(self, kb: str, question: str) -> list[str]:
         """What the question names that no chunk of the knowledge base mentions (rag.answerability.unknown_names);
@@ -271,9 +276,10 @@ class AnswerService:
         questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
         if not hits:
             return []
-        evs, _, picks = self._gate(kb, questions, hits)
-        for h, ev in zip(hits, evs):
+        evs, kept, picks = self._gate(kb, questions, hits)
+        for h, ev, ok in zip(hits, evs, kept):
             h.extra["coverage"] = round(ev.coverage, 3)
+            h.extra["evidence"] = ok
         return [hits[i] for i in picks]
 
     def explain(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
@@ -286,12 +292,12 @@ class AnswerService:
         unknown = [] if any(kept) else self.unknown_names(kb, query)  # a question with such a name keeps no block
         out = []
         for i, (h, ev) in enumerate(zip(hits, evs)):
-            why = explain(ev, self.settings.min_lexical_coverage, self.min_dense(kb) or 1.0)
+            why = explain(ev, self.settings.min_lexical_coverage)
             if unknown:
                 why += f"; the question names {', '.join(unknown)}, which no chunk mentions: refused whatever the coverage"
             if i in picks and not kept[i]:
                 why += "; in the prompt all the same: the best-ranked block goes in whenever another block passes"
-            out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept[i], i in picks, why))
+            out.append(ExplainedHit(h, round(ev.coverage, 3), ev.dense, kept[i], i in picks, why, ev.min_dense))
         return out
 
     def corrections_for(self, kb: str, questions: list[str]) -> list:
@@ -475,7 +481,9 @@ class AnswerService:
                     break
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
-                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations)
+                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations,
+                                                [h.extra.get("coverage", 0.0) for h in hits],
+                                                self.settings.min_lexical_coverage)
             rest = trailing.feed(rest)  # blank space at the very end is dropped
             if rest:
                 parts.append(rest)
@@ -547,7 +555,7 @@ class AnswerService:
 
     @staticmethod
     def _instead_of_refusal(reply: str, lang: str, question: str, blocks: list[tuple], n_corrections: int,
-                            citations: CitationFilter) -> str:
+                            citations: CitationFilter, coverage: list[float], min_coverage: float) -> str:
         """The model's refusal, or, when the question and the document blocks are in different languages
         (where the small model refuses with the answer in front of it: English questions about the Chinese
         lshort manual), the most relevant sentence of the blocks in the other language, cited and said to be a
@@ -565,6 +573,10 @@ class AnswerService:
             other = [i for i, d in enumerate(docs) if language_of(d) == "zh"]
         else:
             other = list(range(len(docs))) if language_of(" ".join(docs)) != lang else []
+        # only blocks that share the question's topic words (or its translation's): a multilingual embedder also
+        # brings other-language blocks that are merely near in embedding space, and quoting "本节说明如何安装系统。"
+        # for a refused English question about GPUs says nothing
+        other = [j for j in other if coverage[j] >= min_coverage]
         if not other:
             return refusal
         quote, i = quote_with_block(question, [docs[j] for j in other])

@@ -183,7 +183,7 @@ class E5SmallEmbeddings(Embeddings):
                 "aln": (t(w.floats(f"l{i}.aln.w", (w.H,))), t(w.floats(f"l{i}.aln.b", (w.H,)))),
                 "oln": (t(w.floats(f"l{i}.oln.w", (w.H,))), t(w.floats(f"l{i}.oln.b", (w.H,)))),
             })
-        self._lock = threading.Lock()  # one forward at a time: both use every core
+        self._lock = threading.Lock()  # one forward pass at a time: each uses every core
         self._means = np.load(MEANS_FILE).astype(np.float64) if center else None
 
     def get_embedding_dimension(self) -> int:
@@ -238,8 +238,8 @@ class E5SmallEmbeddings(Embeddings):
                 part = []
             part.append(j)
         batches.append(part)
-        with self._lock, self._torch.inference_mode():
-            for part in batches:
+        for part in batches:  # the lock is held per forward pass: a query waits for one pass, not a whole ingest batch
+            with self._lock, self._torch.inference_mode():
                 pooled[part] = self._forward([windows[j] for j in part])
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
         np.add.at(out, owner, pooled * np.asarray(weight, dtype=np.float32)[:, None])

@@ -28,8 +28,17 @@ _MULTILINGUAL_HINTS = ("bge-m3", "multilingual", "m3e", "text2vec", "bge-small-z
                        "bge-large-zh", "gte-multilingual", "labse", "jina-embeddings-v3", "qwen3-embedding")
 
 # The cosine similarity from which a retrieved chunk counts as evidence for the question (the answerability gate),
-# per model: chosen with `ragkb eval gate` (README, "Answerability gate"). Each model has its own scale.
-DENSE_EVIDENCE = {MINILM: 0.3, "all-MiniLM-L6-v2": 0.3, E5_SMALL: 0.86}
+# per model and language pair: "zh" / "en" when question and chunk are both in that language, "cross" when they
+# differ; a pair left out: similarity is not evidence there, the question's topic words decide. Chosen with
+# `ragkb eval gate` (README, "Answerability gate"): each model has its own scale, and e5's similarity across
+# languages runs lower than within one. Within Chinese it buys nothing: at 0.72 it kept 2 more of 100 CMRC
+# questions and no other set moved, while pages that merely share the subject got into the prompt
+# ("日志每 7 天轮转" for "系统备份每天几点运行？", 0.73) and the small model answered with section headings.
+# Across languages 0.56, not the 0.52 the grid allowed: an unrelated question ("How do I center a div with CSS?")
+# scored 0.53 on a Chinese page; the translated question's own words carry the rest.
+_MINILM_EVIDENCE = {"en": 0.3, "cross": 0.3}  # it serves no Chinese question
+DENSE_EVIDENCE = {MINILM: _MINILM_EVIDENCE, "all-MiniLM-L6-v2": _MINILM_EVIDENCE,
+                  E5_SMALL: {"en": 0.64, "cross": 0.56}}
 
 _cache: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
@@ -68,13 +77,14 @@ def model_languages(settings: Settings, model: str | None = None) -> set[str]:
     return {"en"}
 
 
-def dense_evidence(settings: Settings, model: str | None = None) -> float | None:
-    """The gate's dense-similarity threshold for `model` (default: the configured one): RAGKB_MIN_DENSE_SIMILARITY
-    when set, else the model's calibrated value, else None (dense similarity does not count as evidence)."""
+def dense_evidence(settings: Settings, model: str | None, pair: str) -> float | None:
+    """The gate's dense-similarity threshold for `model` (None: the configured one) and a language `pair` ("zh",
+    "en": question and chunk both in it; "cross"): RAGKB_MIN_DENSE_SIMILARITY when set, else the model's calibrated
+    value, else None (dense similarity does not count as evidence)."""
     if settings.min_dense_similarity is not None:
         return settings.min_dense_similarity
     name = model or settings.embedding_model
-    return 0.3 if name.startswith("mock:") else DENSE_EVIDENCE.get(name)
+    return 0.3 if name.startswith("mock:") else DENSE_EVIDENCE.get(name, {}).get(pair)
 
 
 def get_embeddings(settings: Settings, model: str | None = None):
@@ -110,7 +120,7 @@ def _load(name: str, device: str, settings: Settings):
     from rag.mean_pooling import MeanPooledEmbeddings, plain_mean_pooling
 
     path = resolve_model_path(name)
-    if name not in _PACKAGED_MINILM and not Path(path).exists() and not _in_hf_cache(path):
+    if name not in _PACKAGED_MINILM and not _is_path(path) and not _in_hf_cache(path):
         raise EmbeddingModelUnavailable(
             f"Unknown embedding model '{name}': it is not packaged with ragkb ({', '.join(packaged_models())}), not a "
             "folder on this machine and not in the local Hugging Face cache, and ragkb does not download models. Copy "
@@ -135,6 +145,14 @@ def _load(name: str, device: str, settings: Settings):
             f"Cannot load embedding model '{name}': {type(exc).__name__}: {str(exc).rstrip('.')}. It must be a sentence-transformers "
             "model (a folder with modules.json, or a transformers encoder) that turns text into one vector.") from exc
     return emb
+
+
+def _is_path(name: str) -> bool:
+    """Does `name` name something on this machine? (a name too long for the file system names nothing)"""
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _in_hf_cache(name: str) -> bool:

@@ -132,6 +132,9 @@ def start(store: KnowledgeBaseStore, name: str, model: str | None = None) -> Bui
         raise ReindexRefused(f"Knowledge base '{kb.name}' is being ingested right now ('{doc.filename}'): its index "
                              "can be rebuilt once that finishes. It keeps serving on its current index.")
     row = store.registry.index_build(kb.id)
+    if kb.id in _active:
+        raise ReindexRefused(f"Knowledge base '{kb.name}' is already being re-indexed (with '{row.model}'): wait for "
+                             "it to finish, or cancel it.")
     if row is not None and row.status == BUILDING and row.owner not in (None, process_owner()) \
             and not owner_is_dead(row):
         raise ReindexRefused(f"Knowledge base '{kb.name}' is already being re-indexed with '{row.model}' by another "

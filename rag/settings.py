@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     translate_below_share: float = Field(
         0.5, ge=0, le=1, description="Also translate a question whose language is that of less than this share of the "
         "knowledge base's chunks, whatever was retrieved for it: an English question about a Chinese manual with an "
-        "English appendix (a license) retrieves the appendix and was never translated. 0: only by what was retrieved.")
+        "English appendix (a license) retrieves the appendix and was never translated. 0: only by what was retrieved. "
+        "Never when a retrieved block in the question's own language is evidence for it.")
     ask_with_translation: bool = Field(
         False, description="An English question that was translated to search Chinese documents is asked with its "
         "Chinese translation after it, in brackets ('Which command defines a new command?（哪条命令定义了一个新命令？）'); "

@@ -8,10 +8,12 @@ from langchain_core.messages import AIMessage
 
 class ScriptedLLM:
     """Stands in for rag.llm.LLMService: each chat_model() call answers with the next scripted reply
-    and records the messages it was given."""
+    and records the messages it was given. `translation`, when given, answers the question-translation prompt
+    whenever the chain asks it (whether it does depends on what retrieval found) without using up a reply."""
 
-    def __init__(self, *replies: str):
+    def __init__(self, *replies: str, translation: str | None = None):
         self.replies = list(replies)
+        self.translation = translation
         self.calls: list[list] = []
         self._resolved = ("scripted://", "scripted")
 
@@ -23,24 +25,31 @@ class ScriptedLLM:
 
         return estimate_tokens(text)
 
+    def _reply(self, messages) -> str:  # noqa: ANN001
+        from rag.prompts import TRANSLATE_SYSTEM
+
+        self.calls.append(messages)
+        if self.translation is not None and messages[0].content.startswith(TRANSLATE_SYSTEM.split("{")[0]):
+            return self.translation
+        return self.replies.pop(0)
+
     def chat_model(self, **_kwargs):
-        reply = self.replies.pop(0)
-        calls = self.calls
+        scripted = self
 
         class Recording(GenericFakeChatModel):
             def _stream(self, messages, *a, **k):  # noqa: ANN001
                 from langchain_core.messages import AIMessageChunk
                 from langchain_core.outputs import ChatGenerationChunk
 
-                calls.append(messages)
+                reply = scripted._reply(messages)
                 for i in range(0, len(reply), 3):  # a few characters at a time, like a real server
                     yield ChatGenerationChunk(message=AIMessageChunk(content=reply[i:i + 3]))
 
             def _generate(self, messages, *a, **k):  # noqa: ANN001
-                calls.append(messages)
+                self.messages = iter([AIMessage(content=scripted._reply(messages))])
                 return super()._generate(messages, *a, **k)
 
-        return Recording(messages=iter([AIMessage(content=reply)]))
+        return Recording(messages=iter([]))
 
     def close(self):
         pass

@@ -166,9 +166,9 @@ def test_a_chinese_question_refused_on_english_documents_says_why_and_what_to_do
 
 
 def test_model_saying_not_in_kb_shows_no_sources(kb_store):
-    llm = ScriptedLLM("操作系统需要什么 GPU？", NO_ANSWER["en"] + " [1]")  # the translation, then the reply
+    llm = ScriptedLLM(NO_ANSWER["en"] + " [1]", translation="操作系统需要什么 GPU？")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "What do the operating systems need for GPUs?")
-    assert sources == [] and done.refused
+    assert sources == [] and done.refused and llm.replies == []  # the model was asked, and said so
 
 
 def test_follow_up_is_condensed_before_retrieval(kb_store):
@@ -212,11 +212,12 @@ def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.endswith(" [1]") and sources[0].attributed and "五个工作日" in sources[0].snippet
     # a one-word answer the question does not contain: the best-ranked block that holds it
-    llm = ScriptedLLM("哪种仪器校准 Falcon 望远镜的镜面？", "interferometer")  # the translation, then the reply
-    text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "Which instrument calibrates the Falcon telescope mirror?")
+    # (both telescope pages are in the prompt; the first one does not say it)
+    llm = ScriptedLLM("interferometer", translation="什么校准 Falcon 望远镜的镜面？")
+    text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "What calibrates the mirror of the Falcon telescope?")
     assert text.startswith("interferometer [") and sources[0].attributed and "interferometer" in sources[0].snippet
     assert sources[0].filename == "c/telescope.pdf" and sources[0].page == 2
-    llm = ScriptedLLM("报销付款需要多长时间？", "I am not sure, maybe ask your manager about it.")
+    llm = ScriptedLLM("I am not sure, maybe ask your manager about it.", translation="报销付款需要多长时间？")
     text, sources, _, _ = _run(AnswerService(kb_store, llm), "kb", "How long does reimbursement payment take 付款?")
     assert sources == [] and "[" not in text
 
@@ -242,11 +243,10 @@ def test_multi_query_retrieves_with_model_written_reformulations(kb_store, monke
 def test_rerank_stage_reorders_by_cross_encoder_scores(kb_store, tmp_path):
     """Plumbing only: no reranker weights exist offline, so a CrossEncoder is built on the packaged
     MiniLM (random classification head). The stage must score every candidate and sort by it."""
-    from rag.embeddings import resolve_model_path
+    from rag.embeddings import MINILM, resolve_model_path
     from rag.retrieval import search
-    from rag.settings import DEFAULT_EMBEDDING_MODEL
 
-    settings = kb_store.settings.model_copy(update={"rerank_model": resolve_model_path(DEFAULT_EMBEDDING_MODEL)})
+    settings = kb_store.settings.model_copy(update={"rerank_model": resolve_model_path(MINILM)})
     service = AnswerService(kb_store, ScriptedLLM())
     service.settings = settings
     hits = search(kb_store, "kb", "Which operating systems are supported?", k=6)
@@ -739,7 +739,8 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
 def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_whatever_was_retrieved(tmp_path):
     """A Chinese manual with an English appendix: an English question retrieves the appendix, so the retrieved
     blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (0.5) translates a question whose language
-    holds less than that share of the chunks; with RAGKB_ASK_WITH_TRANSLATION (off by default) the model is then
+    holds less than that share of the chunks, unless a block in its language was evidence (the appendix that
+    answers it: the translation then only cost a model call); with RAGKB_ASK_WITH_TRANSLATION (off by default) the model is then
     asked the question with its Chinese translation beside it."""
     from ingest.pipeline import ingest_paths
     from rag.settings import Settings
@@ -760,22 +761,21 @@ def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_w
         _, _, done, _ = _run(service, "kb", "Which image formats are transparent?")
         assert "translate_ms" not in done.timings  # the English appendix answered it: no translation
         store.settings = settings.model_copy(update={"translate_below_share": 0.5})
-        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
+        llm = ScriptedLLM("PNG [1]", translation="哪些图片格式是透明的？")
         _, _, done, _ = _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
+        # a block in the question's language was evidence: no translation, whatever the share
+        assert "translate_ms" not in done.timings and len(llm.calls) == 1, done.timings
+        llm = ScriptedLLM("[1]", translation="表格怎么排版？")
+        _, _, done, _ = _run(AnswerService(store, llm), "kb", "How do I typeset tables?")
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
-        assert "哪些图片格式是透明的" not in llm.calls[1][-1].content  # asked as typed
+        assert "表格怎么排版" not in llm.calls[1][-1].content  # asked as typed
         defaults = Settings(_env_file=None)
         assert defaults.translate_below_share == 0.5 and not defaults.ask_with_translation
         store.settings = settings.model_copy(update={"translate_below_share": 0.5, "ask_with_translation": True})
-        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
-        _run(AnswerService(store, llm), "kb", "Which image formats are transparent?")
-        # an English block is in the prompt: the translation does not go beside (the model copied such a block)
-        assert "PNG, XCF" in llm.calls[1][-1].content
-        assert "（哪些图片格式是透明的？）" not in llm.calls[1][-1].content
         zh = tmp_path / "手册.md"
         zh.write_text(chapters + "# 图片\n\n透明的图片格式包括 PNG、XCF 和 JPG。\n", encoding="utf-8")
         ingest_paths(store, "zh", [zh])
-        llm = ScriptedLLM("哪些图片格式是透明的？", "PNG [1]")
+        llm = ScriptedLLM("PNG [1]", translation="哪些图片格式是透明的？")
         _run(AnswerService(store, llm), "zh", "Which image formats are transparent?")
         assert "Which image formats are transparent?（哪些图片格式是透明的？）" in llm.calls[1][-1].content
     finally:

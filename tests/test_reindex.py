@@ -143,7 +143,7 @@ def test_a_killed_build_resumes_where_it_stopped(tmp_path):
     data = tmp_path / "data"
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(40):  # ~400 chunks
+    for i in range(20):  # ~200 chunks: a few batches of 64
         (docs / f"note{i:02d}.md").write_text("\n\n".join(
             f"## Topic {i}.{j}\n\nParagraph {j} of note {i} describes setting number {i * 100 + j} in detail. " * 3
             for j in range(10)), encoding="utf-8")

@@ -216,6 +216,9 @@ def test_the_index_panel_notes_an_older_model_and_refuses_a_bad_one(ui, tmp_path
     view = panel.view("旧库", ZH)
     assert "较旧的模型 sentence-transformers/all-MiniLM-L6-v2" in view[c.index_info] and "mock:hash" in view[c.index_info]
     assert view[c.index_switch_btn]["visible"] is False and view[c.index_cancel_btn]["visible"] is False
+    assert "较旧的嵌入模型" in view[c.kb_status]  # said in the sidebar, where the knowledge base is picked
+    service.create_kb("新库")
+    assert c.kb_status not in panel.view("新库", ZH)  # a current one: the sidebar's message stays
     steps = list(panel.on_build("旧库", "no-such/model", EN, progress=lambda *a, **k: None))
     assert "Unknown embedding model 'no-such/model'" in steps[-1][c.index_status]
     assert service.reindex_status("旧库") is None

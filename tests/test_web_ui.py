@@ -405,6 +405,7 @@ def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(tmp_path, f
         page.goto(url, wait_until="domcontentloaded")
         page.wait_for_selector("#kb-select")
         wait_until(lambda: page.locator("#kb-select input").first.input_value() == "旧手册", 30)
+        wait_until(lambda: "older embedding model" in page.locator("#kb-status").inner_text(), 30)
         page.get_by_role("tab", name="Documents").click()
         page.locator("#kb-index").click()
         wait_until(lambda: "an older model" in page.locator("#index-info").inner_text(), 30)

@@ -31,10 +31,13 @@ class IndexHandlers(Handlers):
             lines.append(f"⚠️ {text(request, 'index_older', model=current.embedding_model, default=self.service.settings.embedding_model)}")
         if st is not None:
             lines.append(self._state(st, request))
-        return {c.index_info: "\n\n".join(lines),
-                c.index_compare: comparison_html(st.comparison, request) if st and st.comparison else "",
-                c.index_switch_btn: gr.update(visible=bool(st and st.status == "built")),
-                c.index_cancel_btn: gr.update(visible=st is not None)}
+        out = {c.index_info: "\n\n".join(lines),
+               c.index_compare: comparison_html(st.comparison, request) if st and st.comparison else "",
+               c.index_switch_btn: gr.update(visible=bool(st and st.status == "built")),
+               c.index_cancel_btn: gr.update(visible=st is not None)}
+        if note:  # said where the knowledge base is picked, too
+            out[c.kb_status] = f"⚠️ {text(request, 'kb_older_model', model=current.embedding_model)}"
+        return out
 
     @staticmethod
     def _state(st, request) -> str:  # noqa: ANN001
@@ -91,7 +94,7 @@ class IndexHandlers(Handlers):
     def wire(self) -> None:
         c = self.c
         shown = [c.index_info, c.index_compare, c.index_switch_btn, c.index_cancel_btn]
-        c.kb.change(self.view, [c.kb], shown)  # also when the page load picks the knowledge base
+        c.kb.change(self.view, [c.kb], [*shown, c.kb_status])  # also when the page load picks the knowledge base
         c.index_build_btn.click(self.on_build, [c.kb, c.index_model], [c.index_status, *shown],
                                 concurrency_limit=1, concurrency_id="ingest", show_progress_on=[c.index_status])
         c.index_switch_btn.click(self.on_switch, [c.kb], [c.index_status, *shown, c.docs, c.doc_pick])

@@ -11,19 +11,19 @@ from app.ui_text import text
 from rag.errors import RagkbError
 
 
-def why_text(e, request, min_coverage: float, min_dense: float) -> str:  # noqa: ANN001
+def why_text(e, request, min_coverage: float) -> str:  # noqa: ANN001
     """The gate's reasons in the UI language (the API and CLI give rag.answerability.explain's English)."""
     parts = [text(request, "why_cov", cov=e.coverage, op=">=" if e.coverage >= min_coverage else "<", min=min_coverage)]
     if e.dense is None:
         parts.append(text(request, "why_no_dense"))
     else:
-        parts.append(text(request, "why_dense", sim=e.dense, op=">=" if e.dense >= min_dense else "<", min=min_dense))
+        parts.append(text(request, "why_dense", sim=e.dense, op=">=" if e.dense >= e.min_dense else "<", min=e.min_dense))
     if e.in_prompt and not e.kept:
         parts.append(text(request, "why_top"))
     return "; ".join(parts)
 
 
-def retrieval_html(explained, request, thresholds: tuple[float, float] = (0.4, 0.35)) -> str:  # noqa: ANN001
+def retrieval_html(explained, request, min_coverage: float = 0.4) -> str:  # noqa: ANN001
     if not explained:
         return f"<p class='rt-none'>{esc(text(request, 'rt_none'))}</p>"
     head = "".join(f"<th>{esc(text(request, k))}</th>" for k in
@@ -36,7 +36,7 @@ def retrieval_html(explained, request, thresholds: tuple[float, float] = (0.4, 0
         snippet = " ".join(h.text.split())
         rows.append(f"<tr class='{verdict}' data-chunk='{esc(h.chunk_id)}'><td>{i}</td><td>{esc(where)}</td>"
                     f"<td>{h.score:.4f}</td><td>{h.bm25_rank or '—'}</td><td>{h.dense_rank or '—'}</td>"
-                    f"<td><b>{esc(text(request, verdict))}</b><br><small>{esc(why_text(e, request, *thresholds))}</small></td>"
+                    f"<td><b>{esc(text(request, verdict))}</b><br><small>{esc(why_text(e, request, min_coverage))}</small></td>"
                     f"<td>{esc(snippet[:400])}{'…' if len(snippet) > 400 else ''}</td></tr>")
     return f"<table class='rt-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -65,7 +65,7 @@ class WorkbenchHandlers(Handlers):
             explained = self.service.retrieval_test(kb, query, int(k))
         except RagkbError as exc:
             return {c.rt_results: f"⚠️ {esc(exc)}"}
-        return {c.rt_results: retrieval_html(explained, request, self.service.gate_thresholds(kb))}
+        return {c.rt_results: retrieval_html(explained, request, self.service.settings.min_lexical_coverage)}
 
     def on_show_chunks(self, kb: str | None, doc: str | None, contains: str, request: gr.Request) -> dict:
         c = self.c
