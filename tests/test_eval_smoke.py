@@ -346,6 +346,33 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
     assert r.returncode == 2 and "none.jsonl: not found" in r.stdout + r.stderr
 
 
+def test_eval_pages_counts_gold_pages_per_set_and_language(tmp_path):
+    """The cross-language retrieval check: a Chinese page asked about in both languages, each leg and the fusion."""
+    from pdfgen import make_pdf
+
+    make_pdf(tmp_path / "mini.pdf", [
+        [("h", "第 1 章 备份"), ("p", "系统备份每天凌晨 2 点运行，每份备份保留 14 天。")],
+        [("h", "第 2 章 网络"), ("p", "网关默认监听 8443 端口。防火墙需要放行这个端口，客户端才能连接。")],
+        [("h", "第 3 章 日志"), ("p", "日志每 7 天轮转一次，保留 90 天。")]], cjk=True)
+    lines = [{"id": "p1", "question": "系统备份每天几点运行？", "answers": ["2"], "pages": [1], "lang": "zh"},
+             {"id": "p2", "question": "Which port does the gateway listen on?", "answers": ["8443"], "pages": [2],
+              "lang": "en"},
+             {"id": "p3", "question": "法国的首都是哪里？", "answers": [], "pages": [], "lang": "zh"}]
+    (tmp_path / "mini.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    r = subprocess.run([ragkb_exe(), "eval", "pages", str(tmp_path / "mini.jsonl"), "-k", "1",
+                        "--out-dir", str(tmp_path / "out")],
+                       cwd=REPO, env=cli_env(tmp_path / "data"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    result = json.loads((tmp_path / "out" / "manual.pages.json").read_text(encoding="utf-8"))
+    counts = result["_counts"]
+    assert set(counts["ragkb"]) == {"all", "all (en)", "all (zh)", "mini", "mini (en)", "mini (zh)"}
+    assert counts["bm25_leg"]["mini (zh)"] == "1/1" and counts["bm25_leg"]["mini (en)"] == "0/1"  # no shared word
+    assert counts["dense_leg"]["mini (en)"] == "1/1" and counts["ragkb"]["all"] == "2/2"  # found by meaning
+    assert result["ragkb"]["all"] == 1.0 and result["bm25_leg"]["all (en)"] == 0.0
+    table = (tmp_path / "out" / "manual.pages.md").read_text(encoding="utf-8")
+    assert "| ragkb | 1.0000 |" in table and "mini (en)" in table
+
+
 def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_new():
     """The dev sets (where rules are tuned) and the held-out file (where they are checked) load as the manual
     evaluation reads them: unique ids, a follow-up after the question it follows, pages for every answerable

@@ -194,8 +194,11 @@ def evaluate_pages(devsets: list[Path], settings: Settings, public: Path | None 
     for row in per_q.values():
         for key in (row["set"], f"{row['set']} ({row['lang']})", "all", f"all ({row['lang']})"):
             groups.setdefault(key, []).append(row)
-    for key, rows in sorted(groups.items()):
-        result[key] = {cfg: f"{sum(r[cfg] is not None for r in rows)}/{len(rows)}" for cfg in configs}
+    # a row per system, a column per set (and language), shares as every eval table has them; the counts beside
+    found = {cfg: {key: sum(r[cfg] is not None for r in rows) for key, rows in sorted(groups.items())} for cfg in configs}
+    for cfg in configs:
+        result[cfg] = {key: round(n / len(groups[key]), 4) for key, n in found[cfg].items()}
+    result["_counts"] = {cfg: {key: f"{n}/{len(groups[key])}" for key, n in found[cfg].items()} for cfg in configs}
     result["_meta"] = {"k": k, "embedding_model": settings.embedding_model,
                        "sets": [d.stem for d in devsets], "questions": len(per_q)}
     if out_dir:
