@@ -481,9 +481,7 @@ class AnswerService:
                     break
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
-                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations,
-                                                [h.extra.get("coverage", 0.0) for h in hits],
-                                                self.settings.min_lexical_coverage)
+                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations)
             rest = trailing.feed(rest)  # blank space at the very end is dropped
             if rest:
                 parts.append(rest)
@@ -555,7 +553,7 @@ class AnswerService:
 
     @staticmethod
     def _instead_of_refusal(reply: str, lang: str, question: str, blocks: list[tuple], n_corrections: int,
-                            citations: CitationFilter, coverage: list[float], min_coverage: float) -> str:
+                            citations: CitationFilter) -> str:
         """The model's refusal, or, when the question and the document blocks are in different languages
         (where the small model refuses with the answer in front of it: English questions about the Chinese
         lshort manual), the most relevant sentence of the blocks in the other language, cited and said to be a
@@ -573,10 +571,6 @@ class AnswerService:
             other = [i for i, d in enumerate(docs) if language_of(d) == "zh"]
         else:
             other = list(range(len(docs))) if language_of(" ".join(docs)) != lang else []
-        # only blocks that share the question's topic words (or its translation's): a multilingual embedder also
-        # brings other-language blocks that are merely near in embedding space, and quoting "本节说明如何安装系统。"
-        # for a refused English question about GPUs says nothing
-        other = [j for j in other if coverage[j] >= min_coverage]
         if not other:
             return refusal
         quote, i = quote_with_block(question, [docs[j] for j in other])
