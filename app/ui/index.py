@@ -78,8 +78,8 @@ class IndexHandlers(Handlers):
             done = self.service.switch_index(kb)
         except RagkbError as exc:
             return {c.index_status: f"⚠️ {exc}"}
-        return {c.index_status: text(request, "index_switched", model=done.embedding_model), **self.view(kb, request),
-                **self.documents_view(kb, request)}
+        return {c.index_status: text(request, "index_switched", model=done.embedding_model), c.kb_status: "",
+                **self.view(kb, request), **self.documents_view(kb, request)}
 
     def on_cancel(self, kb: str | None, request: gr.Request) -> dict:
         c = self.c
@@ -93,8 +93,9 @@ class IndexHandlers(Handlers):
 
     def wire(self) -> None:
         c = self.c
-        shown = [c.index_info, c.index_compare, c.index_switch_btn, c.index_cancel_btn]
-        c.kb.change(self.view, [c.kb], [*shown, c.kb_status])  # also when the page load picks the knowledge base
+        # view() also sets the older-model note where the knowledge base is picked, so every caller lists kb_status
+        shown = [c.index_info, c.index_compare, c.index_switch_btn, c.index_cancel_btn, c.kb_status]
+        c.kb.change(self.view, [c.kb], shown)  # also when the page load picks the knowledge base
         c.index_build_btn.click(self.on_build, [c.kb, c.index_model], [c.index_status, *shown],
                                 concurrency_limit=1, concurrency_id="ingest", show_progress_on=[c.index_status])
         c.index_switch_btn.click(self.on_switch, [c.kb], [c.index_status, *shown, c.docs, c.doc_pick])
