@@ -135,6 +135,85 @@ def kb_check(name: str) -> None:
     raise typer.Exit(0 if report["consistent"] else 1)
 
 
+@kb_app.command("grant")
+def kb_grant(name: str, user: str,
+             role: Annotated[str, typer.Argument(help="viewer (search, ask), editor (also documents), owner (also "
+                                                      "rename, delete, re-index, grant)")]) -> None:
+    """Give a user a role on a knowledge base (replaces the role they had)."""
+    members = _run(lambda: _service().grant(name, user, role))
+    out.print(f"'{escape(user)}' is now {role} of '{escape(name)}' ({len(members)} member(s))")
+
+
+@kb_app.command("revoke")
+def kb_revoke(name: str, user: str) -> None:
+    """Take a user's role on a knowledge base away: it disappears from their lists."""
+    _run(lambda: _service().revoke(name, user))
+    out.print(f"'{escape(user)}' holds no role on '{escape(name)}' any more")
+
+
+# --- users ------------------------------------------------------------------------------------
+user_app = typer.Typer(help="Users of the web UI and the API, and their API keys. Once one exists, every request "
+                            "needs a login or a key; the first user is an admin.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+def _read_password(name: str) -> str:
+    """From the terminal (asked twice) or the first line of stdin (scripts: echo "$PW" | ragkb user add NAME)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(f"Password for {name}: ")
+        if getpass.getpass("Again: ") != first:
+            _fail("the two passwords differ; nothing was stored")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user_app.command("add")
+def user_add(name: str, admin: Annotated[bool, typer.Option("--admin", help="Sees and manages every knowledge "
+                                                                            "base.")] = False) -> None:
+    """Add a user; the password is read from stdin."""
+    service = _service()
+    user = _run(lambda: service.add_user(name, _read_password(name), admin))
+    out.print(f"added user '{escape(user.name)}'" + (" (admin)" if user.admin else "")
+              + ("; from now on the web UI asks for a login and the API for a key (ragkb user key NAME)"
+                 if len(service.list_users()) == 1 else ""))
+
+
+@user_app.command("list")
+def user_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Users, whether they are admins, their API keys (by prefix) and their roles."""
+    users = _service().list_users()
+    if as_json:
+        out.print(json.dumps([u.__dict__ for u in users], ensure_ascii=False))
+        return
+    table = Table("user", "admin", "API keys", "roles")
+    for u in users:
+        table.add_row(escape(u.name), "yes" if u.admin else "", ", ".join(k + "…" for k in u.keys),
+                      escape(", ".join(f"{kb}: {r}" for kb, r in u.roles.items())))
+    out.print(table if users else "no users: the web UI and the API are open (or use RAGKB_USERS / RAGKB_API_KEYS)")
+
+
+@user_app.command("remove")
+def user_remove(name: str) -> None:
+    """Remove a user with their keys and roles (their conversations stay in the database)."""
+    _run(lambda: _service().remove_user(name))
+    out.print(f"removed user '{escape(name)}'")
+
+
+@user_app.command("key")
+def user_key(name: str) -> None:
+    """Print a new API key that acts as the user (shown once; stored hashed)."""
+    print(_run(lambda: _service().new_api_key(name)))
+
+
+@user_app.command("revoke-key")
+def user_revoke_key(key: Annotated[str, typer.Argument(help="The key, or the prefix `ragkb user list` shows.")]) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    who = _run(lambda: _service().revoke_api_key(key))
+    out.print(f"revoked a key of '{escape(who)}'")
+
+
 # --- documents ------------------------------------------------------------------------------
 @app.command()
 def ingest(

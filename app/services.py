@@ -26,6 +26,8 @@ from rag.errors import RagkbError
 from rag.events import AnswerCollector, AnswerEvent, Started
 from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
+from rag.errors import NotAuthenticated, UserNotFound
+from rag.users import ANYONE, OWNER, VIEWER, User, UserInfo, UserStore
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class RagkbService:
         self.settings = settings or (store.settings if store else Settings())
         self.store = store or KnowledgeBaseStore(self.settings)
         self.conversations = ConversationStore(self.store.registry)
+        self.users = UserStore(self.store.registry)
         self._llm, self._answers, self._answers_lock = llm, None, threading.Lock()
         self._ingest_lock = threading.Lock()  # one ingest at a time per process: the CPU is the limit
 
@@ -114,6 +117,87 @@ class RagkbService:
             self._answers.llm.close()
         self.store.close()
 
+    # -- who is asking (app.access checks what they may do) -----------------------------------
+    def auth_required(self) -> bool:
+        """Login or a key is needed once a user exists or RAGKB_USERS / RAGKB_API_KEYS is set."""
+        return bool(self.settings.user_list() or self.settings.api_key_list() or self.users.any())
+
+    def login_required(self) -> bool:
+        """The web UI asks for a login once RAGKB_USERS is set or a `ragkb user` exists (API keys alone: no login)."""
+        return bool(self.settings.user_list() or self.users.any())
+
+    def user_for_key(self, key: str | None) -> User:
+        """Who an API key acts as: a `ragkb user key` key as its user; a RAGKB_API_KEYS key (the simple mode) sees
+        everything; no key where none is needed: everyone. Anything else: NotAuthenticated."""
+        import secrets
+
+        if not self.auth_required():
+            return ANYONE
+        key = (key or "").strip()
+        if key and any(secrets.compare_digest(key, k) for k in self.settings.api_key_list()):
+            return ANYONE
+        user = self.users.user_for_key(key)
+        if user is None:
+            raise NotAuthenticated("Missing or wrong API key: send 'Authorization: Bearer <key>' (ragkb user key NAME "
+                                   "prints one).")
+        return user
+
+    def login(self, name: str, password: str) -> bool:
+        """The web UI's login: a RAGKB_USERS entry (simple mode: sees every knowledge base) or a `ragkb user`."""
+        import secrets
+
+        if any(n == name and secrets.compare_digest(p.encode(), (password or "").encode())
+               for n, p in self.settings.user_list()):
+            return True
+        return self.users.check_password(name, password) is not None
+
+    def user_named(self, name: str | None) -> User:
+        """The signed-in user behind a web UI session (a RAGKB_USERS name is an admin of the simple mode)."""
+        if not name:
+            return ANYONE
+        return self.users.get(name) or User(name, admin=True)
+
+    def as_user(self, user: User):  # noqa: ANN201 - app.access.UserService, or self for everyone
+        from app.access import as_user
+
+        return as_user(self, user)
+
+    def require(self, name: str, needed: str = VIEWER) -> KnowledgeBase:
+        """Everyone may do everything when nobody signs in (app.access.UserService checks the roles)."""
+        return self.kb(name)
+
+    def role(self, name: str) -> str | None:
+        self.kb(name)
+        return OWNER
+
+    def members(self, name: str) -> dict[str, str]:
+        """Who holds which role on the knowledge base (admins hold every role without being listed)."""
+        return self.users.members(self.kb(name).id)
+
+    def grant(self, name: str, member: str, role: str) -> dict[str, str]:
+        self.users.grant(self.kb(name).id, member, role)
+        return self.members(name)
+
+    def revoke(self, name: str, member: str) -> dict[str, str]:
+        if not self.users.revoke(self.kb(name).id, member):
+            raise UserNotFound(f"'{member}' holds no role on knowledge base '{name}'.")
+        return self.members(name)
+
+    def add_user(self, name: str, password: str, admin: bool = False) -> User:
+        return self.users.add(name, password, admin)
+
+    def list_users(self) -> list[UserInfo]:
+        return self.users.list()
+
+    def remove_user(self, name: str) -> None:
+        self.users.remove(name)
+
+    def new_api_key(self, name: str) -> str:
+        return self.users.new_key(name)
+
+    def revoke_api_key(self, key_or_prefix: str) -> str:
+        return self.users.revoke_key(key_or_prefix)
+
     # -- knowledge bases --------------------------------------------------------------------
     def list_kbs(self) -> list[KnowledgeBase]:
         return self.store.list()
@@ -136,6 +220,7 @@ class RagkbService:
         kb = self.store.get(name)
         self.store.delete(kb.name)
         self.conversations.kb_deleted(kb.id)
+        self.users.kb_deleted(kb.id)
 
     def check_kb(self, name: str) -> tuple[int, dict]:
         """Repair what an interrupted run left, then compare registry, Chroma and BM25: (repaired, report)."""

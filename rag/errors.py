@@ -66,3 +66,19 @@ class MessageNotFound(RagkbError):
 class ChunkNotFound(RagkbError):
     def __init__(self, chunk_id: str, kb: str):
         super().__init__(f"No chunk '{chunk_id}' in a searchable document of knowledge base '{kb}'.")
+
+
+class UserError(RagkbError):
+    """A user name, password, key or role that cannot be used; the message says which and why (HTTP 422)."""
+
+
+class UserNotFound(UserError):
+    """No such user, or no such membership (HTTP 404)."""
+
+
+class Forbidden(RagkbError):
+    """The user holds a role on the knowledge base, but not one that allows this (HTTP 403)."""
+
+
+class NotAuthenticated(RagkbError):
+    """No valid key or login (HTTP 401)."""

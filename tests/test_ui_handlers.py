@@ -223,3 +223,19 @@ def test_the_index_panel_notes_an_older_model_and_refuses_a_bad_one(ui, tmp_path
     assert "Unknown embedding model 'no-such/model'" in steps[-1][c.index_status]
     assert service.reindex_status("旧库") is None
     assert panel.on_switch("旧库", EN)[c.index_status].startswith("⚠️")
+
+
+def test_a_stored_reply_with_an_image_or_link_comes_back_inert():
+    """A reloaded conversation renders a reply's tracking image, raw <img> and links as plain text too."""
+    from app.ui.render import chat_messages
+
+    reply = ('五天 [1]。![x](https://t.example/p.png?q=年假) <img src="https://t.example/r.png"> '
+             "[登录](https://evil.example/login) 或 https://evil.example/a")
+    stored = [SimpleNamespace(id="q", role="user", content="年假？", meta={}),
+              SimpleNamespace(id="a", role="assistant", content=reply, meta={})]
+    (_, shown), ids = chat_messages(stored, None)
+    assert ids == ["q", "a"] and shown["content"].startswith("五天 [1]。")
+    body = shown["content"]
+    assert "![" not in body and "<img" not in body and "](" not in body
+    for address in ("https://t.example/p.png?q=年假", "https://evil.example/login", "https://evil.example/a"):
+        assert f"`{address}`" in body  # shown as code, so neither loaded nor a link

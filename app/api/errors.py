@@ -10,18 +10,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.services import FileTooLarge, UnsupportedFileType, UploadRejected
 from rag.errors import (
-    ChunkNotFound, ConversationNotFound, DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, InvalidName, KnowledgeBaseExists,
-    KnowledgeBaseNotFound, LLMUnavailable, MessageNotFound, RagkbError, ReindexRefused, VectorStoreUnavailable,
+    ChunkNotFound, ConversationNotFound, DocumentNotFound, EmbeddingMismatch, EmbeddingModelUnavailable, Forbidden,
+    InvalidName, KnowledgeBaseExists, KnowledgeBaseNotFound, LLMUnavailable, MessageNotFound, NotAuthenticated,
+    RagkbError, ReindexRefused, UserError, UserNotFound, VectorStoreUnavailable,
 )
 
 STATUS = [
-    ((KnowledgeBaseNotFound, DocumentNotFound, ChunkNotFound, ConversationNotFound, MessageNotFound), 404,
+    ((NotAuthenticated,), 401, "unauthorized"),
+    ((Forbidden,), 403, "forbidden"),
+    ((KnowledgeBaseNotFound, UserNotFound, DocumentNotFound, ChunkNotFound, ConversationNotFound, MessageNotFound), 404,
      "not_found"),
     ((KnowledgeBaseExists, EmbeddingMismatch, ReindexRefused), 409, "conflict"),
     ((FileTooLarge,), 413, "invalid_file"),
     ((UnsupportedFileType,), 415, "invalid_file"),
     ((UploadRejected,), 422, "invalid_file"),
-    ((InvalidName,), 422, "invalid_request"),
+    ((InvalidName, UserError), 422, "invalid_request"),
     ((LLMUnavailable, EmbeddingModelUnavailable), 503, "model_unavailable"),
     ((VectorStoreUnavailable,), 503, "vector_store_unavailable"),
 ]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from app.api.deps import ERRORS, Service, require_key
 from app.api.models import (
     ChunkOut, ChunkSwitch, DocumentOut, ErrorBody, FileResultOut, GateOut, HitOut, IndexBuildIn, IndexBuildOut, KBName,
-    KBOut, SearchIn, UploadOut,
+    KBOut, MemberIn, MemberOut, SearchIn, UploadOut,
 )
 from app.services import Upload, safe_display_name
 
@@ -111,7 +111,7 @@ def list_documents(kb: str, service: Service):
              responses={413: {"model": ErrorBody}, 415: {"model": ErrorBody}})
 def upload_documents(kb: str, service: Service,
                      files: list[UploadFile] = File(..., description="PDF, Word (.docx), HTML, Markdown or text files")):
-    service.kb(kb)
+    service.require(kb, "editor")  # before a byte is read
     tmp = Path(tempfile.mkdtemp(prefix="ragkb-upload-"))
     try:
         uploads = [_receive(f, i, tmp, service.settings.max_file_mb * 1024 * 1024, service) for i, f in enumerate(files)]
@@ -198,3 +198,24 @@ def _hit_out(rank: int, h, gate: GateOut | None = None) -> HitOut:  # noqa: ANN0
     return HitOut(rank=rank, filename=h.filename, page=h.page, section=h.section, score=round(h.score, 6),
                   text=h.text, doc_id=h.doc_id, chunk_id=h.chunk_id, dense_rank=h.dense_rank, bm25_rank=h.bm25_rank,
                   gate=gate)
+
+
+def members_out(members: dict[str, str]) -> list[MemberOut]:
+    return [MemberOut(user=u, role=r) for u, r in members.items()]
+
+
+@router.get("/kbs/{kb}/members", response_model=list[MemberOut], tags=["members"])
+def list_members(kb: str, service: Service):
+    """Who holds which role on the knowledge base (its owners and admins may look)."""
+    return members_out(service.members(kb))
+
+
+@router.put("/kbs/{kb}/members/{user}", response_model=list[MemberOut], tags=["members"])
+def grant_member(kb: str, user: str, body: MemberIn, service: Service):
+    """Give `user` a role (viewer: search and ask; editor: also documents; owner: also rename, delete, grant)."""
+    return members_out(service.grant(kb, user, body.role))
+
+
+@router.delete("/kbs/{kb}/members/{user}", response_model=list[MemberOut], tags=["members"])
+def revoke_member(kb: str, user: str, service: Service):
+    return members_out(service.revoke(kb, user))

@@ -42,6 +42,15 @@ class KBName(StrictBody):
                       description="Display name, any language; no control characters; not blank.")
 
 
+class MemberIn(StrictBody):
+    role: Literal["viewer", "editor", "owner"]
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: str
+
+
 class KBOut(BaseModel):
     name: str
     documents: int

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -3,7 +3,8 @@ persistent conversations, feedback and corrections.
 
 `layout` builds the components, `render` turns data into escaped HTML, and the handler groups
 (`knowledge_bases`, `chat`, `feedback`, `workbench`: the retrieval test and a document's chunks, `preview`: a cited source's page with the
-passage highlighted, `index`: the knowledge base's embedding model and the safe switch to another) call only `RagkbService` and return {component: value}.
+passage highlighted, `index`: the knowledge base's embedding model and the safe switch to another, `members`: what the user's role shows
+and who holds which role) call only `RagkbService`, as the signed-in user (app.access), and return {component: value}.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.ui.feedback import FeedbackHandlers
 from app.ui.index import IndexHandlers
 from app.ui.knowledge_bases import KnowledgeBaseHandlers
 from app.ui.layout import build_layout
+from app.ui.members import MemberHandlers
 from app.ui.preview import PreviewHandlers
 from app.ui.render import CSS
 from app.ui.workbench import WorkbenchHandlers
@@ -31,14 +33,15 @@ def build_ui(service: RagkbService) -> gr.Blocks:
         WorkbenchHandlers(service, c).wire()
         PreviewHandlers(service, c).wire()
         IndexHandlers(service, c).wire()
+        MemberHandlers(service, c).wire()
     return demo
 
 
 def ui_launch_kwargs(service: RagkbService) -> dict:
-    """Arguments for mounting the UI: login, upload limit, language tables, theme."""
-    users = service.settings.user_list()
+    """Arguments for mounting the UI: login (RAGKB_USERS or `ragkb user`, when either exists at start), upload limit,
+    language tables, theme."""
     return {
-        "auth": users or None,
+        "auth": service.login if service.login_required() else None,
         "max_file_size": f"{int(service.settings.max_file_mb)}mb",
         "i18n": i18n(),
         "css": CSS,

@@ -8,7 +8,7 @@ import gradio as gr
 
 from app.ui.common import Handlers, user_of
 from app.ui.preview import preview_update
-from app.ui.render import chat_messages, claim_flags, feedback_target, last_answer_id, sources_html
+from app.ui.render import chat_messages, claim_flags, feedback_target, inert_links, last_answer_id, sources_html
 from app.ui_text import status_text, text
 from rag.errors import RagkbError
 from rag.events import AnswerCollector, Done, Failed, Started, Status, Token
@@ -18,14 +18,14 @@ class ChatHandlers(Handlers):
     def on_load(self, request: gr.Request) -> dict:
         """Everything comes from the database, so a reload or a restart loses nothing."""
         c, user = self.c, user_of(request)
-        names = self.kb_choices()
-        conversations = self.service.conversations_of(user)
+        names = self.kb_choices(request)
+        conversations = self.svc(request).conversations_of(user)
         kb_value = names[0] if names else None
         cid, messages, ids, last_sources, cited = "", [], [], "", []
         if conversations:
             conv = conversations[0]
             cid = conv.id
-            stored = self.service.messages(cid, user)
+            stored = self.svc(request).messages(cid, user)
             messages, ids = chat_messages(stored, request)
             if conv.kb_name in names:
                 kb_value = conv.kb_name
@@ -35,7 +35,7 @@ class ChatHandlers(Handlers):
                                             self.links)
                 cited = last.sources
         return {c.kb: gr.update(choices=names, value=kb_value), c.kb_status: "" if names else text(request, "no_kb"),
-                c.convs: gr.update(choices=self.conv_choices(user), value=cid or None), c.chatbot: messages,
+                c.convs: gr.update(choices=self.conv_choices(request), value=cid or None), c.chatbot: messages,
                 c.conv_id: cid, c.msg_ids: ids, c.sources: last_sources, **self.documents_view(kb_value, request),
                 c.src_pick: gr.update(**preview_update(cited)),
                 c.target: last_answer_id(ids, messages), c.target_md: feedback_target(messages, request)}
@@ -57,10 +57,10 @@ class ChatHandlers(Handlers):
         started = time.perf_counter()
         got = AnswerCollector()
         try:
-            for ev in map(got.add, self.service.chat(cid or None, name, message, user=user)):
+            for ev in map(got.add, self.svc(request).chat(cid or None, name, message, user=user)):
                 if isinstance(ev, Started):
                     cid, ids[-2] = ev.conversation_id, ev.question_id
-                    yield {c.conv_id: cid, c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid)}
+                    yield {c.conv_id: cid, c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(request), value=cid)}
                 elif isinstance(ev, Status) and not got.parts:
                     history[-1] = {"role": "assistant", "content": f"_{status_text(request, ev.text)}…_"}
                     yield {c.chatbot: history}
@@ -77,14 +77,14 @@ class ChatHandlers(Handlers):
         srcs = [s.as_dict() for s in got.sources]
         yield {c.chatbot: history, c.sources: sources_html(srcs, request, got.refused, name, self.links), c.conv_id: cid,
                c.src_pick: gr.update(**preview_update(srcs)),
-               c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(user), value=cid or None),
+               c.msg_ids: ids, c.convs: gr.update(choices=self.conv_choices(request), value=cid or None),
                c.target: ids[-1], c.target_md: text(request, "feedback_on", answer=" ".join(got.text.split())[:80]),
                c.answer_meta: text(request, "answered", seconds=f"{time.perf_counter() - started:.1f}", n=len(srcs))}
 
     @staticmethod
     def _shown(got: AnswerCollector, request) -> str:  # noqa: ANN001
         """The answer as the chat shows it: text, a model error, unsupported claims flagged below it."""
-        shown = got.text
+        shown = inert_links(got.text)
         if got.error:
             shown = (shown + "\n\n" if shown else "") + f"{text(request, 'model_error')}: {got.error}"
         flags = claim_flags(got.unsupported_claims, request)
@@ -101,13 +101,13 @@ class ChatHandlers(Handlers):
         if not cid:
             return {}
         try:
-            conv = self.service.conversation(cid, user)
-            stored = self.service.messages(cid, user)
+            conv = self.svc(request).conversation(cid, user)
+            stored = self.svc(request).messages(cid, user)
         except RagkbError as exc:
             return {c.conv_status: f"⚠️ {exc}"}
         messages, ids = chat_messages(stored, request)
         last = next((m for m in reversed(stored) if m.role == "assistant"), None)
-        known = conv.kb_name if conv.kb_name in self.kb_choices() else None
+        known = conv.kb_name if conv.kb_name in self.kb_choices(request) else None
         cited = last.sources if last else []
         out = {c.chatbot: messages, c.conv_id: cid, c.msg_ids: ids, c.conv_status: "", c.conv_title: conv.title,
                c.src_pick: gr.update(**preview_update(cited)),
@@ -123,21 +123,21 @@ class ChatHandlers(Handlers):
         if not cid:
             return {c.conv_status: text(request, "no_conversation")}
         try:
-            self.service.rename_conversation(cid, title or "", user)
+            self.svc(request).rename_conversation(cid, title or "", user)
         except RagkbError as exc:
             return {c.conv_status: f"⚠️ {exc}"}
-        return {c.conv_status: "", c.convs: gr.update(choices=self.conv_choices(user), value=cid)}
+        return {c.conv_status: "", c.convs: gr.update(choices=self.conv_choices(request), value=cid)}
 
     def on_delete_conversation(self, cid: str, request: gr.Request) -> dict:
         c, user = self.c, user_of(request)
         if not cid:
             return {c.conv_status: text(request, "no_conversation")}
         try:
-            self.service.delete_conversation(cid, user)
+            self.svc(request).delete_conversation(cid, user)
         except RagkbError as exc:
             return {c.conv_status: f"⚠️ {exc}"}
         return {c.conv_status: text(request, "conversation_deleted"),
-                c.convs: gr.update(choices=self.conv_choices(user), value=None),
+                c.convs: gr.update(choices=self.conv_choices(request), value=None),
                 c.chatbot: [], c.conv_id: "", c.msg_ids: [], c.sources: ""}
 
     def wire(self, demo: gr.Blocks) -> None:

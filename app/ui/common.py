@@ -8,6 +8,7 @@ from app.services import RagkbService
 from app.ui.layout import Layout
 from app.ui_text import note_text, text
 from rag.errors import RagkbError
+from app.access import NOBODY
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -23,13 +24,21 @@ class Handlers:
     @property
     def links(self) -> bool:
         """Cited PDF pages open as links to the API's page image, unless the API needs a key."""
-        return not self.service.settings.api_key_list()
+        return not self.service.auth_required()
 
-    def kb_choices(self) -> list[str]:
-        return self.service.kb_names()
+    def svc(self, request: gr.Request | None):  # noqa: ANN201
+        """The service as the signed-in user may use it (app.access): their knowledge bases, their conversations.
+        A page opened before the first user was added, with no login, gets nothing until the server restarts."""
+        name = user_of(request)
+        if not name and self.service.login_required():
+            return self.service.as_user(NOBODY)
+        return self.service.as_user(self.service.user_named(name))
 
-    def conv_choices(self, user: str) -> list[tuple[str, str]]:
-        return [(c.title or "…", c.id) for c in self.service.conversations_of(user)]
+    def kb_choices(self, request) -> list[str]:  # noqa: ANN001
+        return self.svc(request).kb_names()
+
+    def conv_choices(self, request) -> list[tuple[str, str]]:  # noqa: ANN001
+        return [(c.title or "…", c.id) for c in self.svc(request).conversations_of(user_of(request))]
 
     def docs_table(self, kb: str | None, request=None) -> dict:  # noqa: ANN001
         """The documents table, its headers in the UI language."""
@@ -38,8 +47,8 @@ class Handlers:
         if not kb:
             return {"headers": headers, "data": []}
         try:
-            model = self.service.kb(kb).embedding_model
-            rows, langs = self.service.documents(kb), self.service.document_languages(kb)
+            model = self.svc(request).kb(kb).embedding_model
+            rows, langs = self.svc(request).documents(kb), self.svc(request).document_languages(kb)
         except RagkbError:
             return {"headers": headers, "data": []}
         return {"headers": headers, "data": [
@@ -47,18 +56,18 @@ class Handlers:
              model.rsplit("/", 1)[-1], d.created_at.strftime("%Y-%m-%d %H:%M"), d.error or note_text(request, d.warnings or "")]
             for d in rows]}
 
-    def doc_choices(self, kb: str | None) -> list[str]:
+    def doc_choices(self, kb: str | None, request=None) -> list[str]:  # noqa: ANN001
         if not kb:
             return []
         try:
-            return [d.filename for d in self.service.documents(kb)]
+            return [d.filename for d in self.svc(request).documents(kb)]
         except RagkbError:
             return []
 
     def documents_view(self, kb: str | None, request=None) -> dict:  # noqa: ANN001
         """The documents table and the document picker for `kb` (the picked document's chunks cleared)."""
         return {self.c.docs: self.docs_table(kb, request),
-                self.c.doc_pick: gr.update(choices=self.doc_choices(kb), value=None)}
+                self.c.doc_pick: gr.update(choices=self.doc_choices(kb, request), value=None)}
 
 
 def size_label(n: int | None) -> str:

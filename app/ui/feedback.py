@@ -21,7 +21,7 @@ class FeedbackHandlers(Handlers):
             return {c.fb_status: text(request, "no_answer_to_rate")}
         rating = 1 if data.liked is True else (-1 if data.liked is False else None)
         try:
-            self.service.feedback(mid, rating, None, user_of(request))
+            self.svc(request).feedback(mid, rating, None, user_of(request))
         except RagkbError as exc:
             return {c.fb_status: f"⚠️ {exc}"}
         answer = " ".join(str(data.value).split())[:80] if data.value else ""
@@ -34,7 +34,7 @@ class FeedbackHandlers(Handlers):
             if not mid:
                 return {c.fb_status: text(request, "no_answer_to_rate")}
             try:
-                self.service.feedback(mid, value, note, user_of(request))
+                self.svc(request).feedback(mid, value, note, user_of(request))
             except RagkbError as exc:
                 return {c.fb_status: f"⚠️ {exc}"}
             return {c.fb_status: text(request, "feedback_saved"), c.comment: ""}
@@ -47,7 +47,7 @@ class FeedbackHandlers(Handlers):
         if not (answer or "").strip():
             return {c.fb_status: text(request, "empty_correction")}
         try:
-            saved = self.service.correct(mid, answer, user_of(request))
+            saved = self.svc(request).correct(mid, answer, user_of(request))
         except RagkbError as exc:
             return {c.fb_status: f"⚠️ {exc}"}
         return {c.fb_status: text(request, "correction_saved", kb=saved["knowledge_base"]), c.correction: ""}
@@ -55,7 +55,7 @@ class FeedbackHandlers(Handlers):
     def on_export(self, request: gr.Request) -> dict:
         # One user's own cases when login is on; everything when it is off (single user).
         user = user_of(request)
-        data = self.service.bad_cases_jsonl(user if self.service.settings.user_list() else None)
+        data = self.svc(request).bad_cases_jsonl(user if self.service.settings.user_list() else None)
         out = Path(tempfile.mkdtemp(prefix="ragkb-export-")) / "ragkb-bad-cases.jsonl"
         out.write_text(data, encoding="utf-8")
         return {self.c.export_file: str(out), self.c.export_status: text(request, "exported", n=data.count("\n"))}

@@ -21,9 +21,9 @@ class IndexHandlers(Handlers):
             return {c.index_info: "", c.index_compare: "", c.index_switch_btn: gr.update(visible=False),
                     c.index_cancel_btn: gr.update(visible=False)}
         try:
-            current = self.service.kb(kb)
-            note = self.service.embedding_note(kb)
-            st = self.service.reindex_status(kb)
+            current = self.svc(request).kb(kb)
+            note = self.svc(request).embedding_note(kb)
+            st = self.svc(request).reindex_status(kb)
         except RagkbError as exc:
             return {c.index_info: f"⚠️ {exc}"}
         lines = [text(request, "index_model", model=current.embedding_model, dim=current.embedding_dim or "?")]
@@ -56,12 +56,12 @@ class IndexHandlers(Handlers):
             yield {c.index_status: text(request, "select_kb")}
             return
         try:
-            self.service.start_index_build(kb, (model or "").strip() or None)
+            self.svc(request).start_index_build(kb, (model or "").strip() or None)
         except RagkbError as exc:
             yield {c.index_status: f"⚠️ {exc}"}
             return
         while True:
-            st = self.service.reindex_status(kb)
+            st = self.svc(request).reindex_status(kb)
             if st is None or st.status != "building" or not st.running:
                 break
             if st.total:
@@ -75,7 +75,7 @@ class IndexHandlers(Handlers):
         if not kb:
             return {c.index_status: text(request, "select_kb")}
         try:
-            done = self.service.switch_index(kb)
+            done = self.svc(request).switch_index(kb)
         except RagkbError as exc:
             return {c.index_status: f"⚠️ {exc}"}
         return {c.index_status: text(request, "index_switched", model=done.embedding_model), c.kb_status: "",
@@ -86,7 +86,7 @@ class IndexHandlers(Handlers):
         if not kb:
             return {c.index_status: text(request, "select_kb")}
         try:
-            self.service.cancel_index_build(kb)
+            self.svc(request).cancel_index_build(kb)
         except RagkbError as exc:
             return {c.index_status: f"⚠️ {exc}"}
         return {c.index_status: text(request, "index_discarded"), **self.view(kb, request)}

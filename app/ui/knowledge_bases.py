@@ -19,7 +19,7 @@ class KnowledgeBaseHandlers(Handlers):
     def on_kb_change(self, name: str | None, cid: str, request: gr.Request) -> dict:
         if cid and name:
             try:
-                self.service.switch_kb(cid, name, user_of(request))
+                self.svc(request).switch_kb(cid, name, user_of(request))
             except RagkbError:
                 pass
         return self.documents_view(name, request)
@@ -27,10 +27,10 @@ class KnowledgeBaseHandlers(Handlers):
     def on_create(self, name: str, request: gr.Request) -> dict:
         c = self.c
         try:
-            created = self.service.create_kb(name or "")
+            created = self.svc(request).create_kb(name or "")
         except RagkbError as exc:
             return {c.kb_status: f"⚠️ {exc}"}
-        return {c.kb: gr.update(choices=self.kb_choices(), value=created.name),
+        return {c.kb: gr.update(choices=self.kb_choices(request), value=created.name),
                 c.kb_status: text(request, "created", name=created.name), c.new_kb: "",
                 **self.documents_view(None, request)}
 
@@ -39,10 +39,10 @@ class KnowledgeBaseHandlers(Handlers):
         if not current:
             return {c.kb_status: text(request, "select_kb")}
         try:
-            renamed = self.service.rename_kb(current, new_name or "")
+            renamed = self.svc(request).rename_kb(current, new_name or "")
         except RagkbError as exc:
             return {c.kb_status: f"⚠️ {exc}"}
-        return {c.kb: gr.update(choices=self.kb_choices(), value=renamed.name),
+        return {c.kb: gr.update(choices=self.kb_choices(request), value=renamed.name),
                 c.kb_status: text(request, "renamed", name=renamed.name), c.rename_to: ""}
 
     def on_delete(self, current: str | None, confirmed: bool, request: gr.Request) -> dict:
@@ -52,10 +52,10 @@ class KnowledgeBaseHandlers(Handlers):
         if not confirmed:
             return {c.kb_status: text(request, "confirm_first", name=current)}
         try:
-            self.service.delete_kb(current)
+            self.svc(request).delete_kb(current)
         except RagkbError as exc:
             return {c.kb_status: f"⚠️ {exc}"}
-        names = self.kb_choices()
+        names = self.kb_choices(request)
         value = names[0] if names else None
         return {c.kb: gr.update(choices=names, value=value), c.kb_status: text(request, "deleted", name=current),
                 c.confirm: False, **self.documents_view(value, request)}
@@ -75,7 +75,7 @@ class KnowledgeBaseHandlers(Handlers):
 
         def work() -> None:
             try:
-                outcome["summary"] = self.service.ingest_uploads(name, uploads, progress=events.put)
+                outcome["summary"] = self.svc(request).ingest_uploads(name, uploads, progress=events.put)
             except Exception as exc:  # reported below; the UI never crashes
                 outcome["error"] = exc
             finally:
@@ -111,14 +111,14 @@ class KnowledgeBaseHandlers(Handlers):
                c.files: gr.update(value=None, interactive=True)}
 
     def on_refresh(self, name: str | None, request: gr.Request) -> dict:
-        return {self.c.docs: self.docs_table(name, request), self.c.doc_pick: gr.update(choices=self.doc_choices(name))}
+        return {self.c.docs: self.docs_table(name, request), self.c.doc_pick: gr.update(choices=self.doc_choices(name, request))}
 
     def on_doc_delete(self, name: str | None, doc: str | None, request: gr.Request) -> dict:
         c = self.c
         if not name or not doc:
             return {c.doc_status: text(request, "select_doc")}
         try:
-            row = self.service.delete_document(name, doc)
+            row = self.svc(request).delete_document(name, doc)
         except RagkbError as exc:
             return {c.doc_status: f"⚠️ {exc}"}
         return {c.doc_status: text(request, "doc_deleted", name=row.filename), **self.documents_view(name, request)}

@@ -72,6 +72,18 @@ class Layout:
     rt_k: gr.Slider
     rt_run: gr.Button
     rt_results: gr.HTML
+    # who may do what (app.ui.members): shown by the user's role on the selected knowledge base
+    owner_tools: gr.Column
+    members_box: gr.Accordion
+    members_md: gr.Markdown
+    member_name: gr.Textbox
+    member_role: gr.Dropdown
+    grant_btn: gr.Button
+    revoke_btn: gr.Button
+    members_status: gr.Markdown
+    editor_tools: gr.Column
+    chunk_edit: gr.Row
+    index_box: gr.Accordion
     # bad cases tab
     export_btn: gr.Button
     export_file: gr.File
@@ -91,10 +103,21 @@ def build_layout(T, embedding_models: list[str] | None = None) -> Layout:  # noq
         with gr.Accordion(T("manage_kb"), open=False, elem_id="kb-manage"):
             c["new_kb"] = gr.Textbox(label=T("new_kb"), elem_id="new-kb-name")
             c["create_btn"] = gr.Button(T("create"), elem_id="create-kb")
-            c["rename_to"] = gr.Textbox(label=T("rename_to"), elem_id="rename-kb-name")
-            c["rename_btn"] = gr.Button(T("rename"), elem_id="rename-kb")
-            c["confirm"] = gr.Checkbox(label=T("confirm_delete"), value=False, elem_id="confirm-delete-kb")
-            c["delete_btn"] = gr.Button(T("delete_kb"), variant="stop", elem_id="delete-kb")
+            with gr.Column(elem_id="kb-owner-tools") as c["owner_tools"]:
+                c["rename_to"] = gr.Textbox(label=T("rename_to"), elem_id="rename-kb-name")
+                c["rename_btn"] = gr.Button(T("rename"), elem_id="rename-kb")
+                c["confirm"] = gr.Checkbox(label=T("confirm_delete"), value=False, elem_id="confirm-delete-kb")
+                c["delete_btn"] = gr.Button(T("delete_kb"), variant="stop", elem_id="delete-kb")
+        with gr.Accordion(T("members"), open=False, visible=False, elem_id="kb-members") as c["members_box"]:
+            gr.Markdown(T("members_help"))
+            c["members_md"] = gr.Markdown(elem_id="members-list")
+            c["member_name"] = gr.Textbox(label=T("member_user"), elem_id="member-name")
+            c["member_role"] = gr.Dropdown(label=T("member_role"), choices=["viewer", "editor", "owner"],
+                                           value="viewer", elem_id="member-role")
+            with gr.Row():
+                c["grant_btn"] = gr.Button(T("grant"), elem_id="grant-member")
+                c["revoke_btn"] = gr.Button(T("revoke"), elem_id="revoke-member")
+            c["members_status"] = gr.Markdown(elem_id="members-status")
         c["new_conv_btn"] = gr.Button(T("new_conversation"), elem_id="new-conversation")
         c["convs"] = gr.Radio(label=T("conversations"), choices=[], value=None, elem_id="conversations")
         with gr.Accordion(T("conversation_title"), open=False):
@@ -128,9 +151,11 @@ def build_layout(T, embedding_models: list[str] | None = None) -> Layout:  # noq
                 c["correct_btn"] = gr.Button(T("submit_correction"), elem_id="save-correction")
                 c["fb_status"] = gr.Markdown(elem_id="feedback-status")
         with gr.Tab(T("documents"), id="documents"):
-            c["files"] = gr.File(label=T("upload"), file_count="multiple",
-                                 file_types=[".pdf", ".md", ".markdown", ".txt", ".docx", ".html", ".htm"], elem_id="upload")
-            c["ingest_btn"] = gr.Button(T("ingest"), variant="primary", elem_id="ingest")
+            with gr.Column(elem_id="editor-tools") as c["editor_tools"]:
+                c["files"] = gr.File(label=T("upload"), file_count="multiple",
+                                     file_types=[".pdf", ".md", ".markdown", ".txt", ".docx", ".html", ".htm"],
+                                     elem_id="upload")
+                c["ingest_btn"] = gr.Button(T("ingest"), variant="primary", elem_id="ingest")
             c["ingest_status"] = gr.Markdown(elem_id="ingest-status")
             c["ingest_results"] = gr.HTML(elem_id="ingest-results")
             c["refresh_btn"] = gr.Button(T("refresh"), size="sm")
@@ -142,12 +167,12 @@ def build_layout(T, embedding_models: list[str] | None = None) -> Layout:  # noq
             with gr.Accordion(T("doc_chunks"), open=False, elem_id="doc-chunks"):
                 c["chunk_filter"] = gr.Textbox(label=T("chunk_filter"), elem_id="chunk-filter")
                 c["chunks_html"] = gr.HTML(elem_id="chunks")
-                with gr.Row():
+                with gr.Row() as c["chunk_edit"]:
                     c["chunk_pick"] = gr.Dropdown(label=T("chunk_pick"), choices=[], elem_id="chunk-select", scale=4)
                     c["disable_chunk_btn"] = gr.Button(T("disable_chunk"), elem_id="disable-chunk", scale=1)
                     c["enable_chunk_btn"] = gr.Button(T("enable_chunk"), elem_id="enable-chunk", scale=1)
                 c["chunk_status"] = gr.Markdown(elem_id="chunk-status")
-            with gr.Accordion(T("index_section"), open=False, elem_id="kb-index"):
+            with gr.Accordion(T("index_section"), open=False, elem_id="kb-index") as c["index_box"]:
                 c["index_info"] = gr.Markdown(elem_id="index-info")
                 with gr.Row():
                     c["index_model"] = gr.Dropdown(label=T("index_new_model"), choices=embedding_models,

@@ -32,11 +32,11 @@ class PreviewHandlers(Handlers):
         if not kb or not doc_id or not chunk_id:
             return {c.preview_image: gr.update(value=None, visible=False), c.preview_text: ""}
         try:
-            view = self.service.source_view(kb, doc_id, chunk_id)
+            view = self.svc(request).source_view(kb, doc_id, chunk_id)
             if view.page is not None:
                 from PIL import Image
 
-                png, boxes = self.service.page_image(kb, doc_id, view.page, view.passage)
+                png, boxes = self.svc(request).page_image(kb, doc_id, view.page, view.passage)
                 note = "" if boxes else f"<p class='preview-note'>{esc(text(request, 'no_highlight'))}</p>"
                 return {c.preview_image: gr.update(value=Image.open(io.BytesIO(png)), visible=True),
                         c.preview_text: note}

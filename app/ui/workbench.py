@@ -62,7 +62,7 @@ class WorkbenchHandlers(Handlers):
         if not (query or "").strip():
             return {c.rt_results: esc(text(request, "rt_empty"))}
         try:
-            explained = self.service.retrieval_test(kb, query, int(k))
+            explained = self.svc(request).retrieval_test(kb, query, int(k))
         except RagkbError as exc:
             return {c.rt_results: f"⚠️ {esc(exc)}"}
         return {c.rt_results: retrieval_html(explained, request, self.service.settings.min_lexical_coverage)}
@@ -72,7 +72,7 @@ class WorkbenchHandlers(Handlers):
         if not kb or not doc:
             return {c.chunks_html: "", c.chunk_pick: gr.update(choices=[], value=None)}
         try:
-            _, chunks = self.service.document_chunks(kb, doc, contains)
+            _, chunks = self.svc(request).document_chunks(kb, doc, contains)
         except RagkbError as exc:
             return {c.chunks_html: f"⚠️ {esc(exc)}", c.chunk_pick: gr.update(choices=[], value=None)}
         choices = [(f"#{ch.idx}" + (f" p.{ch.page}" if ch.page else "") + (" ✗" if not ch.enabled else "") +
@@ -85,7 +85,7 @@ class WorkbenchHandlers(Handlers):
             if not kb or not chunk:
                 return {c.chunk_status: text(request, "select_chunk")}
             try:
-                ch = self.service.set_chunk_enabled(kb, chunk, enabled)
+                ch = self.svc(request).set_chunk_enabled(kb, chunk, enabled)
             except RagkbError as exc:
                 return {c.chunk_status: f"⚠️ {exc}"}
             shown = self.on_show_chunks(kb, doc, contains, request)
