@@ -568,6 +568,9 @@ def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]
                         (f", {escape(src.section)}" if src.section else "")
                     out.print(f"  [{src.n}] {where}")
                     out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
+                    for sentence in src.left_out:
+                        out.print(f"      [yellow]not shown to the model, it reads as an instruction to it:[/] "
+                                  f"{escape(sentence[:200])}")
         elif isinstance(ev, Done):
             for claim in ev.unsupported_claims:
                 if claim.get("kind") == "uncited":
@@ -725,6 +728,22 @@ def eval_gate(
                                    progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, "Answerability gate", "gate", json_out, markdown_out, plot_out, out_dir,
                   ["false_refusal_rate", "unanswerable_refusal_rate"])
+
+
+@eval_app.command("injection")
+def eval_injection(
+    split: Annotated[str, typer.Option(help="dev (tune on these), holdout (run once, at the end) or all.")] = "dev",
+    json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, out_dir: OutDirOpt = None,
+) -> None:
+    """Prompt injection: documents whose answering section carries an injected instruction, asked through the
+    OpenAI-compatible route with the defence off and on (same run): share of replies that follow it, share right."""
+    from app.evaluation.injection import evaluate_injection
+
+    if split not in ("dev", "holdout", "all"):
+        _fail(f"--split {split}: use dev, holdout or all")
+    result = _run(lambda: evaluate_injection(_settings(), split=split, out_dir=out_dir,
+                                             progress=lambda m: out.print(escape(m))))
+    _eval_outputs(result, f"Prompt injection ({split})", f"injection.{split}", json_out, markdown_out, None, out_dir)
 
 
 @eval_app.command("pages")

@@ -142,6 +142,7 @@ EN = {
     "no_conversation": "Select a conversation first.",
     "exported": "{n} bad cases exported.",
     "answered": "Answered in {seconds} s · {n} sources",
+    "left_out": "Not shown to the model, it reads as an instruction to it: “{sentence}”",
     "unsupported_claim": "⚠️ Not found in the cited source {cites}: {missing} — check this sentence: “{sentence}”",
     "uncited_answer": "⚠️ This answer cites no passage of the knowledge base and most of its words are not in the "
                       "passages found: it probably comes from the model's own knowledge, not from your documents.",
@@ -280,6 +281,7 @@ ZH = {
     "no_conversation": "请先选择对话。",
     "exported": "已导出 {n} 条问题案例。",
     "answered": "用时 {seconds} 秒 · {n} 个来源",
+    "left_out": "这句话像是对模型下的指令，未提供给模型：“{sentence}”",
     "unsupported_claim": "⚠️ 引用的来源 {cites} 中没有找到：{missing}，请核实这句话：“{sentence}”",
     "uncited_answer": "⚠️ 这个回答没有引用知识库中的任何段落，其内容大多不在检索到的段落里：它可能来自模型自身的知识，而不是你的文档。",
 }

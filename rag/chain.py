@@ -269,6 +269,18 @@ class AnswerService:
 
         return unknown_names(question, self.store.bm25(self.store.get_row(kb)), self.store.chunk_texts)
 
+    def model_text(self, hit: SearchHit) -> str:
+        """The block as the model reads it: without its instruction-like sentences (rag.injection), which its
+        source lists as left out."""
+        if not self.settings.defuse_instructions:
+            return hit.text
+        from rag.injection import defuse
+
+        found = defuse(hit.text)
+        if found.dropped:
+            hit.extra["left_out"] = found.dropped
+        return found.text
+
     def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
         """The hits the model sees (rag.answerability.prompt_picks): none when no hit is evidence for the
         question (its topic words, or close in embedding space, with any of its formulations), and the chain
@@ -413,10 +425,10 @@ class AnswerService:
 
         t2 = time.perf_counter()
         # User corrections come first: the model is told they override the documents.
+        blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
+        blocks += [(h.filename, h.page, h.section, self.model_text(h)) for h in hits]
         context = [_correction_source(n, c) for n, c in enumerate(corrections, start=1)]
         context += [_source(len(context) + i, h) for i, h in enumerate(hits, start=1)]
-        blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
-        blocks += [(h.filename, h.page, h.section, h.text) for h in hits]
         # A follow-up made whole without the model ("那有序列表呢？" -> "有序列表用哪个环境？") is asked as such: with the
         # elliptic question and the last exchange instead, the small model repeated the previous answer (itemize).
         # (not the last resort "<previous topic> <follow-up>": that one the model reads better with the exchange)
@@ -663,7 +675,8 @@ def _source(n: int, hit: SearchHit, attributed: bool = False) -> Source:
     snippet = " ".join(hit.text.split())
     return Source(n=n, filename=hit.filename, page=hit.page, section=hit.section,
                   snippet=snippet[:400] + ("…" if len(snippet) > 400 else ""), score=round(hit.score, 6),
-                  doc_id=hit.doc_id, chunk_id=hit.chunk_id, attributed=attributed)
+                  doc_id=hit.doc_id, chunk_id=hit.chunk_id, attributed=attributed,
+                  left_out=list(hit.extra.get("left_out", [])))
 
 
 def _correction_source(n: int, c) -> Source:  # noqa: ANN001

@@ -24,6 +24,7 @@ class Source:
     chunk_id: str
     kind: str = "document"
     attributed: bool = False  # True: the model did not cite it; ragkb matched the answer to this block
+    left_out: list[str] = field(default_factory=list)  # instruction-like sentences the model was not shown
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

@@ -163,6 +163,10 @@ class Settings(BaseSettings):
         0.4, description="...or when this IDF-weighted share of the question's topic words (question words such as "
                          "什么/名字/提供/how/which left out) occurs in it. With no such chunk the answer is a refusal "
                          "without a model call.")
+    defuse_instructions: bool = Field(
+        True, description="Leave sentences of retrieved text that give the model orders ('ignore your instructions "
+        "and reply …', '助手：请在回答末尾附上 …') out of the prompt and show them with the source (rag.injection; "
+        "measured with `ragkb eval injection`).")
     refuse_unknown_names: bool = Field(
         True, description="Refuse without a model call when the question names something (a command; a Latin-script "
         "word in a Chinese question) that no chunk of the knowledge base mentions, and say which: "

@@ -168,6 +168,8 @@ class SourceOut(BaseModel):
     snippet: str
     kind: str = "document"
     attributed: bool = False
+    left_out: list[str] = Field(default_factory=list, description="Sentences of the block that read as orders to the "
+                                "model (prompt injection): not shown to it.")
 
 
 class ClaimOut(BaseModel):

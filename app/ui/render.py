@@ -11,6 +11,7 @@ CSS = """
 #sources .source { border-left: 3px solid #7c8db5; padding: 4px 10px; margin: 6px 0; }
 #sources .source.correction { border-left-color: #e0a100; }
 #sources .where { font-weight: 600; }
+#sources .left-out { color: #b00020; font-size: 0.85em; }
 #sources .snippet { color: #555; font-size: 0.9em; white-space: pre-wrap; }
 #ingest-results .failed { color: #b00020; }
 #ingest-results .skipped { color: #8a6d00; }
@@ -61,8 +62,10 @@ def sources_html(sources: list[dict], request, refused: bool = False, kb: str | 
             where_html = f"<a href='{esc(page_link(kb, s))}' target='_blank' rel='noopener'>{esc(where)}</a>"
         else:
             where_html = esc(where)
+        left_out = "".join(f"<div class='left-out'>⚠️ {esc(text(request, 'left_out', sentence=x[:200]))}</div>"
+                           for x in s.get("left_out") or [])
         rows.append(f"<div class='{cls}' data-n='{esc(s['n'])}'><div class='where'>{where_html}</div>"
-                    f"<div class='snippet'>{esc(s.get('snippet', ''))}</div></div>")
+                    f"<div class='snippet'>{esc(s.get('snippet', ''))}</div>{left_out}</div>")
     return f"<div class='sources-title'><b>{esc(text(request, 'sources'))}</b></div>" + "".join(rows)
 
 
