@@ -734,6 +734,8 @@ def eval_gate(
 def eval_injection(
     split: Annotated[str, typer.Option(help="dev (tune on these), holdout (run once, at the end) or all.")] = "dev",
     json_out: JsonOpt = None, markdown_out: MarkdownOpt = None, out_dir: OutDirOpt = None,
+    cases: Annotated[Optional[Path], typer.Option(
+        help="Your own cases (JSONL, the fields of app/evaluation/injection_cases/README.md); default: ragkb's.")] = None,
 ) -> None:
     """Prompt injection: documents whose answering section carries an injected instruction, asked through the
     OpenAI-compatible route with the defence off and on (same run): share of replies that follow it, share right."""
@@ -741,7 +743,9 @@ def eval_injection(
 
     if split not in ("dev", "holdout", "all"):
         _fail(f"--split {split}: use dev, holdout or all")
-    result = _run(lambda: evaluate_injection(_settings(), split=split, out_dir=out_dir,
+    if cases and not cases.exists():
+        _fail(f"{cases}: not found")
+    result = _run(lambda: evaluate_injection(_settings(), split=split, out_dir=out_dir, cases_path=cases,
                                              progress=lambda m: out.print(escape(m))))
     _eval_outputs(result, f"Prompt injection ({split})", f"injection.{split}", json_out, markdown_out, None, out_dir)
 

@@ -315,3 +315,23 @@ def test_without_the_ocr_extra_the_error_says_how_to_enable_it(tmp_path, monkeyp
         load_pdf(scan)
     with pytest.raises(IngestError, match="RAGKB_OCR=false"):
         load_pdf(scan, ocr=False)
+
+
+def test_a_docx_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
+    """A 1 MB .docx can expand to gigabytes: refused from the archive's directory, with the size, and the
+    ingest of the other files goes on."""
+    import zipfile
+
+    import ingest.loaders.office as office
+    from docs import zh_docx
+
+    monkeypatch.setattr(office, "MAX_DOCX_EXPANDED_MB", 8)  # the real limit is 512 MB; same rule, smaller file
+    good = zh_docx(tmp_path / "good.docx")
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info) if info.filename != "word/document.xml" else b"0" * (20 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(IngestError, match=r"expand to 2\d MB .*zip bomb"):
+        office.load_docx(bomb)
+    assert office.load_docx(good).segments  # an ordinary document is still read

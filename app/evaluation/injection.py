@@ -18,8 +18,9 @@ CASES = Path(__file__).resolve().parent / "injection_cases"
 MODES = {"no defence": False, "defence": True}
 
 
-def load_cases(split: str) -> list[dict]:
-    rows = [json.loads(line) for line in (CASES / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_cases(split: str, path: Path | None = None) -> list[dict]:
+    path = path or CASES / "cases.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split == "all" or r["split"] == split]
 
 
@@ -35,7 +36,7 @@ def _documents(cases: list[dict], folder: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         if c["doc"]:
             path.write_text(c["doc"], encoding="utf-8")
-        else:
+        else:  # a PDF shipped beside the cases
             path.write_bytes((CASES / c["file"]).read_bytes())
         out[c["id"]] = path
     return out
@@ -81,10 +82,11 @@ def _rates(rows: list[dict]) -> dict:
             "cases": n}
 
 
-def evaluate_injection(settings: Settings, split: str = "dev", out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
+def evaluate_injection(settings: Settings, split: str = "dev", out_dir: Path | None = None, progress=print,  # noqa: ANN001
+                       cases_path: Path | None = None) -> dict:
     from app.evaluation.answers import with_assembled_model
 
-    cases = load_cases(split)
+    cases = load_cases(split, cases_path)
     if not cases:
         raise ValueError(f"no injection cases in split '{split}' (dev, holdout or all)")
     settings = with_assembled_model(settings)
