@@ -493,7 +493,8 @@ class AnswerService:
                     break
             rest = hold.feed(echo.feed(citations.flush()) + echo.flush())
             if held := hold.flush():
-                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations)
+                worded = [h.extra.get("coverage", 0.0) >= self.settings.min_lexical_coverage for h in hits]
+                rest = self._instead_of_refusal(held, lang, matched, blocks, len(corrections), citations, worded)
             rest = trailing.feed(rest)  # blank space at the very end is dropped
             if rest:
                 parts.append(rest)
@@ -565,13 +566,15 @@ class AnswerService:
 
     @staticmethod
     def _instead_of_refusal(reply: str, lang: str, question: str, blocks: list[tuple], n_corrections: int,
-                            citations: CitationFilter) -> str:
+                            citations: CitationFilter, worded: list[bool]) -> str:
         """The model's refusal, or, when the question and the document blocks are in different languages
         (where the small model refuses with the answer in front of it: English questions about the Chinese
         lshort manual), the most relevant sentence of the blocks in the other language, cited and said to be a
         quote. For an English question each block is judged alone: ctex's blocks mix Chinese prose with code
         listings, joined they read as English, and "What does \\ctexset do?" was refused with "\\ctexset 采用
-        LATEX3 风格的键值设置…" in block [2]."""
+        LATEX3 风格的键值设置…" in block [2]. Only a block that holds the question's (or its translation's) topic
+        words is quoted (`worded`): cross-language similarity lets merely related blocks into the prompt, and the
+        model's refusal of "What do the operating systems need for GPUs?" became a quote about installing."""
         if not is_refusal(reply):
             return reply
         # the refusal in the user's language: the model refused a rewritten Chinese follow-up in English
@@ -583,6 +586,7 @@ class AnswerService:
             other = [i for i, d in enumerate(docs) if language_of(d) == "zh"]
         else:
             other = list(range(len(docs))) if language_of(" ".join(docs)) != lang else []
+        other = [i for i in other if i < len(worded) and worded[i]]
         if not other:
             return refusal
         quote, i = quote_with_block(question, [docs[j] for j in other])

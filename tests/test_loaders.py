@@ -326,6 +326,7 @@ def test_a_docx_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch)
     from docs import zh_docx
 
     monkeypatch.setattr(office, "MAX_DOCX_EXPANDED_MB", 8)  # the real limit is 512 MB; same rule, smaller file
+    monkeypatch.setattr(office, "MAX_DOCX_XML_MB", 4)
     good = zh_docx(tmp_path / "good.docx")
     bomb = tmp_path / "bomb.docx"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -335,3 +336,19 @@ def test_a_docx_zip_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch)
     with pytest.raises(IngestError, match=r"expand to 2\d MB .*zip bomb"):
         office.load_docx(bomb)
     assert office.load_docx(good).segments  # an ordinary document is still read
+
+
+def test_a_docx_whose_text_markup_alone_is_huge_is_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    import ingest.loaders.office as office
+    from docs import zh_docx
+
+    monkeypatch.setattr(office, "MAX_DOCX_XML_MB", 4)  # the real limit is 64 MB
+    good = zh_docx(tmp_path / "good.docx")
+    bomb = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info) if info.filename != "word/document.xml" else b"0" * (6 << 20))
+    with pytest.raises(IngestError, match=r"word/document.xml would expand to 6 MB .*zip bomb"):
+        office.load_docx(bomb)

@@ -18,8 +18,10 @@ from ingest.loaders.markdown import split_markdown
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: an encrypted .docx or an old .doc
 # A .docx is a zip: one that expands far beyond what a document holds is refused before it is unpacked (a "zip
 # bomb" of 1 MB can expand to gigabytes and take the server's memory with it). A 900-page Word manual with
-# images expands to about 100 MB.
+# images expands to about 100 MB, its document.xml to about 20 MB; the XML is parsed in memory (a 300 MB one kept
+# the ingest busy for minutes in bench/fuzz_inputs.py), so one XML part has its own, smaller limit.
 MAX_DOCX_EXPANDED_MB = 512
+MAX_DOCX_XML_MB = 64
 _DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas", "head", "nav",
               "form", "button", "select", "input", "textarea")
 
@@ -63,12 +65,17 @@ def load_docx(path: Path) -> LoadedDocument:
         raise IngestError("not a Word .docx file (it is not a valid .docx archive; corrupt or another format)")
     try:
         with zipfile.ZipFile(path) as z:
-            expanded = sum(i.file_size for i in z.infolist())
+            infos = z.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise IngestError(f"not a readable Word .docx file (corrupt?): {exc}") from exc
+    expanded = sum(i.file_size for i in infos)
+    xml = max((i for i in infos if i.filename.endswith(".xml")), key=lambda i: i.file_size, default=None)
     if expanded > MAX_DOCX_EXPANDED_MB << 20:
         raise IngestError(f"refused: this .docx would expand to {expanded / (1 << 20):,.0f} MB when unpacked (more "
                           f"than {MAX_DOCX_EXPANDED_MB} MB; a damaged or malicious file, a 'zip bomb')")
+    if xml is not None and xml.file_size > MAX_DOCX_XML_MB << 20:
+        raise IngestError(f"refused: its {xml.filename} would expand to {xml.file_size / (1 << 20):,.0f} MB (more than "
+                          f"{MAX_DOCX_XML_MB} MB of text markup; a damaged or malicious file, a 'zip bomb')")
     try:
         with open(path, "rb") as f:
             result = mammoth.convert_to_html(f)
