@@ -153,7 +153,10 @@ def test_text_encodings_are_detected(tmp_path, encoding, text):
 
 @pytest.mark.parametrize("data,reason", [
     (bytes(range(256)) * 40, "binary data"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200), "binary data"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(200), "a PNG image, not text"),
+    # a PDF saved as .txt decodes as ASCII: it was indexed as pages of "%PDF-1.4 ... stream"
+    (b"%PDF-1.4\n%\x93\x8c\x8b\x9e ReportLab\n1 0 obj\n<< /F1 2 0 R >>\nendobj\n" * 20, "a PDF file, not text: rename it to .pdf"),
+    (b"PK\x03\x04\x14\x00\x06\x00" + b"word/document.xml" * 10, "rename it to .docx"),
     (b"   \n\n\t ", "only whitespace"),
 ])
 def test_bad_text_files(tmp_path, data, reason):

@@ -16,8 +16,19 @@ _BOMS = [
 _FALLBACKS = ("gb18030", "big5", "shift_jis", "euc-kr", "cp1252")
 
 
+# Files of another format saved under a text extension: a PDF is mostly ASCII and decodes, and was indexed as
+# pages of "%PDF-1.4 … stream …" (bench/fuzz_inputs.py).
+_OTHER_FORMATS = [(b"%PDF-", "a PDF file", ".pdf"), (b"PK\x03\x04", "a zip archive (a Word .docx?)", ".docx"),
+                  (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc, .xls)", None),
+                  (b"\x89PNG", "a PNG image", None), (b"\xff\xd8\xff", "a JPEG image", None), (b"GIF8", "a GIF image", None)]
+
+
 def decode_bytes(data: bytes) -> tuple[str, str]:
     """Return (text, encoding). Raises IngestError for binary data or text in no known encoding."""
+    for magic, what, ext in _OTHER_FORMATS:
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:len(magic)] == magic:
+            todo = f"rename it to {ext} and add it again" if ext else "it holds no text to search"
+            raise IngestError(f"this is {what}, not text: {todo}")
     for bom, enc in _BOMS:
         if data.startswith(bom):
             try:
