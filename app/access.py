@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import inspect
 
-from rag.errors import KnowledgeBaseNotFound
-from rag.errors import Forbidden
+from rag.errors import Forbidden, KnowledgeBaseNotFound
 from rag.users import ANYONE, EDITOR, OWNER, VIEWER, User, role_at_least  # noqa: F401  (the faces take them from here)
 
 NOBODY = User(" not signed in")  # a web page without a login where one is needed: no user has this name, no role

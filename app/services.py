@@ -22,11 +22,10 @@ from ingest.pipeline import (  # noqa: F401  (the statuses are re-exported for t
     unsupported_type,
 )
 from rag.conversations import Conversation, ConversationStore, Message
-from rag.errors import RagkbError
+from rag.errors import NotAuthenticated, RagkbError, UserNotFound
 from rag.events import AnswerCollector, AnswerEvent, Started
 from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
-from rag.errors import NotAuthenticated, UserNotFound
 from rag.users import ANYONE, OWNER, VIEWER, User, UserInfo, UserStore
 
 log = logging.getLogger(__name__)

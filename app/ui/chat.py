@@ -18,14 +18,15 @@ class ChatHandlers(Handlers):
     def on_load(self, request: gr.Request) -> dict:
         """Everything comes from the database, so a reload or a restart loses nothing."""
         c, user = self.c, user_of(request)
-        names = self.kb_choices(request)
-        conversations = self.svc(request).conversations_of(user)
+        svc = self.svc(request)
+        names = svc.kb_names()
+        conversations = svc.conversations_of(user)
         kb_value = names[0] if names else None
         cid, messages, ids, last_sources, cited = "", [], [], "", []
         if conversations:
             conv = conversations[0]
             cid = conv.id
-            stored = self.svc(request).messages(cid, user)
+            stored = svc.messages(cid, user)
             messages, ids = chat_messages(stored, request)
             if conv.kb_name in names:
                 kb_value = conv.kb_name
@@ -101,8 +102,9 @@ class ChatHandlers(Handlers):
         if not cid:
             return {}
         try:
-            conv = self.svc(request).conversation(cid, user)
-            stored = self.svc(request).messages(cid, user)
+            svc = self.svc(request)
+            conv = svc.conversation(cid, user)
+            stored = svc.messages(cid, user)
         except RagkbError as exc:
             return {c.conv_status: f"⚠️ {exc}"}
         messages, ids = chat_messages(stored, request)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from app.access import NOBODY
 from app.services import RagkbService
 from app.ui.layout import Layout
 from app.ui_text import note_text, text
 from rag.errors import RagkbError
-from app.access import NOBODY
 
 
 def user_of(request: gr.Request | None) -> str:
@@ -47,8 +47,9 @@ class Handlers:
         if not kb:
             return {"headers": headers, "data": []}
         try:
-            model = self.svc(request).kb(kb).embedding_model
-            rows, langs = self.svc(request).documents(kb), self.svc(request).document_languages(kb)
+            svc = self.svc(request)
+            model = svc.kb(kb).embedding_model
+            rows, langs = svc.documents(kb), svc.document_languages(kb)
         except RagkbError:
             return {"headers": headers, "data": []}
         return {"headers": headers, "data": [

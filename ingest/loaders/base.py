@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: an old .doc/.xls, or an encrypted .docx
+
+
 class IngestError(Exception):
     """A file cannot be ingested; the message says why and what to do, without the file name
     (the pipeline adds the file name when it reports)."""

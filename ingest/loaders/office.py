@@ -12,10 +12,9 @@ import re
 import zipfile
 from pathlib import Path
 
-from ingest.loaders.base import IngestError, LoadedDocument
+from ingest.loaders.base import OLE_MAGIC, IngestError, LoadedDocument
 from ingest.loaders.markdown import split_markdown
 
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file: an encrypted .docx or an old .doc
 # A .docx is a zip: one that expands far beyond what a document holds is refused before it is unpacked (a "zip
 # bomb" of 1 MB can expand to gigabytes and take the server's memory with it). A 900-page Word manual with
 # images expands to about 100 MB, its document.xml to about 20 MB; the XML is parsed in memory (a 300 MB one kept
@@ -58,16 +57,14 @@ def load_docx(path: Path) -> LoadedDocument:
 
     with open(path, "rb") as f:
         head = f.read(8)
-    if head == _OLE_MAGIC:
+    if head == OLE_MAGIC:
         raise IngestError("password-protected, or an old Word .doc saved as .docx: remove the password "
                           "(or save it as .docx in Word) and add it again")
-    if not zipfile.is_zipfile(path):
-        raise IngestError("not a Word .docx file (it is not a valid .docx archive; corrupt or another format)")
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise IngestError(f"not a readable Word .docx file (corrupt?): {exc}") from exc
+        raise IngestError("not a Word .docx file (it is not a valid .docx archive; corrupt or another format)") from exc
     expanded = sum(i.file_size for i in infos)
     xml = max((i for i in infos if i.filename.endswith(".xml")), key=lambda i: i.file_size, default=None)
     if expanded > MAX_DOCX_EXPANDED_MB << 20:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from ingest.loaders.base import IngestError, LoadedDocument, Segment
+from ingest.loaders.base import OLE_MAGIC, IngestError, LoadedDocument, Segment
 from rag.text import garble_report
 
 _BOMS = [
@@ -19,7 +19,7 @@ _FALLBACKS = ("gb18030", "big5", "shift_jis", "euc-kr", "cp1252")
 # Files of another format saved under a text extension: a PDF is mostly ASCII and decodes, and was indexed as
 # pages of "%PDF-1.4 … stream …" (bench/fuzz_inputs.py).
 _OTHER_FORMATS = [(b"%PDF-", "a PDF file", ".pdf"), (b"PK\x03\x04", "a zip archive (a Word .docx?)", ".docx"),
-                  (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.doc, .xls)", None),
+                  (OLE_MAGIC, "an old Office document (.doc, .xls)", None),
                   (b"\x89PNG", "a PNG image", None), (b"\xff\xd8\xff", "a JPEG image", None), (b"GIF8", "a GIF image", None)]
 
 
