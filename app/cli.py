@@ -567,7 +567,7 @@ def _print_answer(service, kb: str, question: str, history: list[tuple[str, str]
                     where = escape(src.filename) + (f", page {src.page}" if src.page else "") + \
                         (f", {escape(src.section)}" if src.section else "")
                     out.print(f"  [{src.n}] {where}")
-                    out.print(f"      [dim]{escape(src.snippet[:200])}[/]")
+                    out.print(f"      [dim]{escape((src.evidence or src.snippet)[:300])}[/]")
                     for sentence in src.left_out:
                         out.print(f"      [yellow]not shown to the model, it reads as an instruction to it:[/] "
                                   f"{escape(sentence[:200])}")

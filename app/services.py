@@ -31,7 +31,7 @@ from rag.users import ANYONE, OWNER, VIEWER, User, UserInfo, UserStore
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from rag.chain import AnswerService, ExplainedHit
+    from rag.answer import AnswerService, ExplainedHit
     from rag.retrieval import SearchHit
 
 
@@ -103,7 +103,7 @@ class RagkbService:
         if self._answers is None:
             with self._answers_lock:
                 if self._answers is None:
-                    from rag.chain import AnswerService
+                    from rag.answer import AnswerService
 
                     self._answers = AnswerService(self.store, llm=self._llm, conversations=self.conversations)
         return self._answers

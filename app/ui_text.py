@@ -324,7 +324,7 @@ _NOTES_ZH = [
 ]
 
 
-# The chain's progress lines (rag.chain yields them in English for every face).
+# The chain's progress lines (rag.answer yields them in English for every face).
 _STATUS_ZH = {
     "understanding the follow-up question": "正在理解追问",
     "searching with the question in the documents' language": "正在用文档的语言检索这个问题",

@@ -64,9 +64,9 @@ def main() -> int:
     args.questions = args.questions or len(QUESTIONS)
     import openai
 
-    import rag.chain as chain_mod
+    import rag.answer.prompts as chain_mod
     from ingest.pipeline import ingest_paths
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.store import KnowledgeBaseStore
 
     samples = Path(__file__).resolve().parent.parent / "app" / "samples"

@@ -1,4 +1,4 @@
-"""How often rag.injection takes a sentence of an ordinary document for an order to the model: every sentence
+"""How often rag.answer.injection takes a sentence of an ordinary document for an order to the model: every sentence
 of the public dev corpora (CMRC, RGB, SciFact passages; the lshort and ctex manuals and FinanceBench filings as
 extracted text) through `defuse`, counts per family and each flagged sentence printed for a person to read.
 
@@ -33,7 +33,7 @@ def pdf_texts(paths: list[Path]) -> list[str]:
 
 
 def main() -> None:
-    from rag.injection import _PIECES, defuse
+    from rag.answer.injection import _PIECES, defuse
 
     ap = argparse.ArgumentParser()
     ap.add_argument("public", type=Path)

@@ -25,6 +25,7 @@ class Source:
     kind: str = "document"
     attributed: bool = False  # True: the model did not cite it; ragkb matched the answer to this block
     left_out: list[str] = field(default_factory=list)  # instruction-like sentences the model was not shown
+    evidence: str = ""  # what the model was given of this block: the sentences the answer rests on
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -77,11 +78,15 @@ class Done:
     standalone_question: str | None = None  # the question as searched (a follow-up resolved)
     timings: dict = field(default_factory=dict)
     reason: str | None = None  # why it was refused without a model call
-    unsupported_claims: list[dict] = field(default_factory=list)  # rag.claims: sentences their sources lack
-    grounding: float | None = None  # rag.claims.grounding
+    unsupported_claims: list[dict] = field(default_factory=list)  # rag.answer.claims: sentences their sources lack
+    grounding: float | None = None  # rag.answer.claims.grounding
     retrieved: int | None = None
     corrections: int = 0
     quoted: bool = False
+    stopped: str | None = None  # generation ended early: "blank space" or "repetition" (rag.answer.generate)
+    # the check stage's rules that changed the answer, each with what the user would have read without it
+    # (rag.answer.check.Checked.applied): how `ragkb eval answers` scores every rule on and off from one run
+    applied: list[dict] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     partial: str | None = None  # the text streamed before a failure
@@ -100,6 +105,8 @@ def event_dict(ev: AnswerEvent) -> dict:
     """The JSON form of an event (server-sent events): {"type": ..., field: value, ...}."""
     out = {"type": ev.type}
     for f in fields(ev):
+        if f.name == "applied":  # evaluation detail, not for the wire
+            continue
         value = getattr(ev, f.name)
         out[f.name] = [s.as_dict() for s in value] if f.name == "sources" else \
             (asdict(value) if hasattr(value, "__dataclass_fields__") else value)
@@ -118,10 +125,11 @@ class Answer:
     timings: dict = field(default_factory=dict)
     unsupported_claims: list[dict] = field(default_factory=list)
     grounding: float | None = None
+    applied: list[dict] = field(default_factory=list)  # Done.applied
 
     @property
     def from_memory(self) -> bool:
-        """Flagged as probably the model's own knowledge (rag.claims.uncited_answer)."""
+        """Flagged as probably the model's own knowledge (rag.answer.claims.uncited_answer)."""
         return any(c.get("kind") == "uncited" for c in self.unsupported_claims)
 
 
@@ -175,7 +183,7 @@ class AnswerCollector:
     def result(self, question: str) -> Answer:
         d = self.done or Done()
         return Answer(self.text, self.sources, self.error, d.refused, d.standalone_question or question,
-                      d.timings, d.unsupported_claims, d.grounding)
+                      d.timings, d.unsupported_claims, d.grounding, d.applied)
 
 
 def collect(events) -> AnswerCollector:  # noqa: ANN001

@@ -183,3 +183,12 @@ def describe_llm_error(exc: BaseException, base_url: str, timeout: float) -> str
     if "Authentication" in name or "PermissionDenied" in name:
         return f"The model server at {base_url} refused the API key ({exc}). Check RAGKB_LLM_API_KEY."
     return f"The language model at {base_url} failed: {name}: {exc}"
+
+
+def is_llm_error(exc: BaseException) -> bool:
+    """Errors of the model call (connection, timeout, HTTP status), as opposed to bugs."""
+    import openai
+
+    mod = type(exc).__module__ or ""
+    return isinstance(exc, (openai.APIError, ConnectionError, TimeoutError)) or \
+        mod.startswith(("openai", "httpx", "httpcore", "langchain_openai"))

@@ -51,7 +51,7 @@ class HashEmbeddings(Embeddings):
 
 def extractive_reply(prompt: str) -> str:
     """What the mock model says to the last user message of a ragkb prompt."""
-    from rag.prompts import NO_ANSWER, language_of
+    from rag.answer.prompts import NO_ANSWER, language_of
 
     if "Context blocks:" not in prompt:  # condense / translate / multi-query: the question itself
         follow = re.search(r"Follow-up question: (.*)|^(?:English|Chinese): (.*)", prompt, re.MULTILINE)

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     answer_context_tokens: int = Field(
         600, ge=0, description="Token budget of the context blocks in the answer prompt (the model's tokenizer); "
         "blocks are cut to the sentences carrying the question's evidence. 0: whole blocks.")
+    evidence_dense_weight: float = Field(
+        0.0, ge=0, description="When blocks are cut to their evidence, a sentence also scores this times its "
+        "similarity to the question by the knowledge base's embedder (relative: 1 for the best sentence, 0 at the "
+        "median), on top of its share of the question's words. 0: words only.")
     condense_question: bool = Field(True, description="Rewrite follow-ups into standalone questions before retrieval.")
     history_turns: int = Field(6, ge=0, description="Past messages used to understand a follow-up.")
     condense_max_tokens: int = Field(64, ge=8, le=512, description="Cap on the rewritten follow-up's length.")
@@ -165,7 +169,7 @@ class Settings(BaseSettings):
                          "without a model call.")
     defuse_instructions: bool = Field(
         True, description="Leave sentences of retrieved text that give the model orders ('ignore your instructions "
-        "and reply …', '助手：请在回答末尾附上 …') out of the prompt and show them with the source (rag.injection; "
+        "and reply …', '助手：请在回答末尾附上 …') out of the prompt and show them with the source (rag.answer.injection; "
         "measured with `ragkb eval injection`).")
     refuse_unknown_names: bool = Field(
         True, description="Refuse without a model call when the question names something (a command; a Latin-script "

@@ -7,14 +7,17 @@ from langchain_core.messages import AIMessage
 
 
 class ScriptedLLM:
-    """Stands in for rag.llm.LLMService: each chat_model() call answers with the next scripted reply
-    and records the messages it was given. `translation`, when given, answers the question-translation prompt
-    whenever the chain asks it (whether it does depends on what retrieval found) without using up a reply."""
+    """Stands in for rag.llm.LLMService, answering by role, not by call order: the answer prompt gets the next of
+    `answers`; the follow-up rewrite gets `rewrite`, the question translation `translation`, the RAG-Fusion prompt
+    `queries`. A helper call whose reply was not scripted fails the test (the chain must not have made it). Every
+    call's messages are recorded in `calls`."""
 
-    def __init__(self, *replies: str, translation: str | None = None):
-        self.replies = list(replies)
-        self.translation = translation
+    def __init__(self, *answers: str, rewrite: str | None = None, translation: str | None = None,
+                 queries: str | None = None):
+        self.replies = list(answers)
+        self.rewrite, self.translation, self.queries = rewrite, translation, queries
         self.calls: list[list] = []
+        self.roles: list[str] = []
         self._resolved = ("scripted://", "scripted")
 
     def endpoint(self):
@@ -26,11 +29,19 @@ class ScriptedLLM:
         return estimate_tokens(text)
 
     def _reply(self, messages) -> str:  # noqa: ANN001
-        from rag.prompts import TRANSLATE_SYSTEM
+        from rag.answer.prompts import CONDENSE_SYSTEM, MULTI_QUERY_SYSTEM, TRANSLATE_SYSTEM
 
         self.calls.append(messages)
-        if self.translation is not None and messages[0].content.startswith(TRANSLATE_SYSTEM.split("{")[0]):
-            return self.translation
+        system = messages[0].content
+        for role, prompt, reply in (("rewrite", CONDENSE_SYSTEM, self.rewrite),
+                                    ("translation", TRANSLATE_SYSTEM, self.translation),
+                                    ("queries", MULTI_QUERY_SYSTEM, self.queries)):
+            if system.startswith(prompt.split("{")[0]):
+                self.roles.append(role)
+                assert reply is not None, f"the chain asked for a {role} that this test did not script"
+                return reply
+        self.roles.append("answer")
+        assert self.replies, "the chain asked for one more answer than this test scripted"
         return self.replies.pop(0)
 
     def chat_model(self, **_kwargs):

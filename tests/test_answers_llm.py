@@ -14,10 +14,10 @@ import pytest
 
 from conftest import REPO, cli_env, ragkb_exe, wait_http
 from ingest.pipeline import ingest_paths
-from rag.chain import AnswerService
+from rag.answer import AnswerService
 from rag.llm import LLMService
 from rag.local_llm import stop_process
-from rag.prompts import NO_ANSWER
+from rag.answer.prompts import NO_ANSWER
 from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
 from rag.text import query_language

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.server import create_app
 from app.services import RagkbService
-from rag.prompts import NO_ANSWER, is_refusal
+from rag.answer.prompts import NO_ANSWER, is_refusal
 from rag.registry import doc_of
 from rag.settings import Settings
 

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from fakes import ScriptedLLM
-from rag.chain import AnswerService
-from rag.citations import CitationFilter, cited_numbers, strip_invalid
-from rag.prompts import NO_ANSWER, answer_messages
+from rag.answer import AnswerService
+from rag.answer.generate import CitationFilter, cited_numbers, strip_invalid
+from rag.answer.prompts import NO_ANSWER, answer_messages
 
 
 def test_citation_filter_streams_and_drops_invented_numbers():
@@ -23,7 +23,7 @@ def test_citation_filter_streams_and_drops_invented_numbers():
 
 
 def test_a_block_header_copied_into_the_answer_is_dropped_while_streaming():
-    from rag.citations import SourceEchoFilter
+    from rag.answer.generate import SourceEchoFilter
 
     f = SourceEchoFilter()
     pieces = ["[1] (fi", "le: corpus/d0000095.txt, page 3) 贾斯汀", "的父亲（见上文）去世 (file", "s are fine)"]
@@ -78,7 +78,7 @@ def test_answer_streams_tokens_then_only_cited_sources(kb_store):
     ("How many times must I compile the table of contents?", {"time", "compil", "tabl", "content"}),
 ])
 def test_the_gate_judges_a_block_by_the_question_topic_not_its_asking_words(question, topic):
-    from rag.answerability import topic_words
+    from rag.answer.gate import topic_words
 
     assert topic_words(question) == topic
 
@@ -90,7 +90,7 @@ def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     assert llm.calls == []
     # an English question about a knowledge base mostly in Chinese: its words cannot be looked up as they are, so
     # it is translated first (one short call, RAGKB_TRANSLATE_BELOW_SHARE) and refused without an answer call
-    llm = ScriptedLLM("谁赢得了1998年足球世界杯？")
+    llm = ScriptedLLM(translation="谁赢得了1998年足球世界杯？")
     text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "Who won the 1998 football world cup?")
     assert text == NO_ANSWER["en"] and done.refused and len(llm.calls) == 1 and "translate_ms" in done.timings
 
@@ -108,7 +108,7 @@ def test_unrelated_question_is_refused_without_calling_the_model(kb_store):
     ("C 语言的循环怎么写？", []),
 ])
 def test_what_a_question_names(question, named):
-    from rag.answerability import names
+    from rag.answer.gate import names
 
     assert names(question) == named
 
@@ -172,7 +172,7 @@ def test_model_saying_not_in_kb_shows_no_sources(kb_store):
 
 
 def test_follow_up_is_condensed_before_retrieval(kb_store):
-    llm = ScriptedLLM("超过标准的住宿费用需要谁批准？", "需要副总经理特别批准[1]。")
+    llm = ScriptedLLM("需要副总经理特别批准[1]。", rewrite="超过标准的住宿费用需要谁批准？")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
     assert done.standalone_question == "超过标准的住宿费用需要谁批准？"
@@ -182,7 +182,7 @@ def test_follow_up_is_condensed_before_retrieval(kb_store):
 
 
 def test_a_label_before_the_rewritten_follow_up_is_dropped(kb_store):
-    llm = ScriptedLLM("Rewritten question: 超过标准的住宿费用需要谁批准？", "需要副总经理特别批准[1]。")
+    llm = ScriptedLLM("需要副总经理特别批准[1]。", rewrite="Rewritten question: 超过标准的住宿费用需要谁批准？")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
     assert done.standalone_question == "超过标准的住宿费用需要谁批准？"
@@ -195,7 +195,7 @@ def test_unknown_kb_is_an_error_event(kb_store):
 
 def test_condense_output_that_answers_instead_of_rewriting_is_not_used(kb_store):
     # the small model answered the follow-up (with a citation) instead of rewriting it
-    llm = ScriptedLLM("按照标准报销[1]。", "需要副总经理特别批准[1]。")
+    llm = ScriptedLLM("需要副总经理特别批准[1]。", rewrite="按照标准报销[1]。")
     history = [("user", "出差住宿费怎么报销？"), ("assistant", "按照标准报销[1]。")]
     _, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "超过了怎么办？", history)
     # used for retrieval: the previous question's topic, not both questions pasted together
@@ -224,7 +224,7 @@ def test_uncited_answer_copied_from_a_block_is_attributed(kb_store):
 
 def test_multi_query_retrieves_with_model_written_reformulations(kb_store, monkeypatch):
     settings = kb_store.settings.model_copy(update={"multi_query": True, "multi_query_count": 2})
-    llm = ScriptedLLM("1. 发票原件 付款时间\n2. 财务部门 工作日", "财务部门在五个工作日内完成付款[1]。")
+    llm = ScriptedLLM("财务部门在五个工作日内完成付款[1]。", queries="1. 发票原件 付款时间\n2. 财务部门 工作日")
     service = AnswerService(kb_store, llm)
     service.settings = settings
     seen = []
@@ -285,7 +285,8 @@ def test_reply_of_only_a_citation_mark_gets_the_cited_sentence_quoted(kb_store):
 
 
 def test_only_citations_and_quote_with_block():
-    from rag.citations import adds_nothing, only_citations, quote_with_block
+    from rag.answer.check import adds_nothing
+    from rag.answer.sentences import only_citations, quote_with_block
 
     def quote_for(question, blocks):  # the quoted sentence alone
         return quote_with_block(question, blocks)[0]
@@ -361,7 +362,7 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
     assert done.grounding < kb_store.settings.uncited_min_grounding and not done.refused
     assert done.unsupported_claims[0]["sentence"].startswith("一般来说，公司会在一个月内")
     # an answer in another language than the passages cannot be looked up word by word: not judged
-    from rag.claims import uncited_answer
+    from rag.answer.claims import uncited_answer
 
     assert uncited_answer("Payment takes about a month by bank transfer.", False, 0.1, 0.45,
                           ["财务部门在五个工作日内完成付款。"]) is None
@@ -376,7 +377,7 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
     _, sources, done, _ = _run(AnswerService(kb_store, ScriptedLLM("可以付款。")), "kb", "报销后可以付款吗？")
     assert done.grounding is None and [c["kind"] for c in done.unsupported_claims] == ["uncited"], done
     # the model's refusal cites nothing and has no words of its own either: it claims nothing, so no flag
-    from rag.prompts import NO_ANSWER
+    from rag.answer.prompts import NO_ANSWER
 
     _, _, done, _ = _run(AnswerService(kb_store, ScriptedLLM(NO_ANSWER["zh"])), "kb", "报销后可以付款吗？")
     assert done.refused and done.unsupported_claims == [], done
@@ -396,7 +397,7 @@ def test_an_uncited_answer_from_the_models_memory_is_flagged(kb_store):
     ("The limit is 1200 MB.", []),  # no citation: nothing claimed to be in a source
 ])
 def test_checkable_facts_are_looked_up_in_the_cited_block(answer, flagged):
-    from rag.claims import unsupported_claims
+    from rag.answer.claims import unsupported_claims
 
     block = "上限为 1,200 MB。使用 \\tableofcontents 命令，编译两次。参见 “Quick Start” 一节。"
     got = unsupported_claims(answer, {1: block})
@@ -417,7 +418,7 @@ def test_checkable_facts_are_looked_up_in_the_cited_block(answer, flagged):
      "使用 \\tableofcontents 命令生成目录，需要编译两次。", []),
 ])
 def test_a_cited_sentence_whose_own_words_its_block_lacks_is_flagged(answer, question, block, flagged):
-    from rag.claims import unsupported_claims
+    from rag.answer.claims import unsupported_claims
 
     got = unsupported_claims(answer, {1: block}, question, min_word_support=0.5)
     assert [m for c in got for m in c.missing] == flagged
@@ -428,7 +429,7 @@ def test_a_refusal_of_an_english_question_about_chinese_passages_becomes_their_b
     """The 0.5B model refuses English questions about the Chinese lshort manual with the answer in block [1]
     (ls-04 '\\footnote', ls-06, ls-10): the best sentence of the blocks is quoted and cited instead."""
     from ingest.pipeline import ingest_paths
-    from rag.prompts import OTHER_LANGUAGE_QUOTE
+    from rag.answer.prompts import OTHER_LANGUAGE_QUOTE
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
 
@@ -463,7 +464,7 @@ def test_a_refused_english_question_gets_the_quote_from_the_chinese_block_among_
     """ctex's manual: Chinese prose between code listings. Joined, the blocks read as English, so the model's
     refusal of "What does \\ctexset do?" stood although a Chinese block answered it; now that block is quoted."""
     from ingest.pipeline import ingest_paths
-    from rag.prompts import OTHER_LANGUAGE_QUOTE
+    from rag.answer.prompts import OTHER_LANGUAGE_QUOTE
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
 
@@ -496,7 +497,7 @@ def test_a_refused_english_question_gets_the_quote_from_the_chinese_block_among_
     ("报销需要发票原件。 [1]", "报销需要什么？", False),
 ])
 def test_a_reply_naming_nothing_asked_for_is_recognised(reply, question, quoted):
-    from rag.citations import names_nothing
+    from rag.answer.check import names_nothing
 
     assert names_nothing(reply, question) is quoted
 
@@ -540,7 +541,7 @@ def test_a_block_that_plainly_says_it_wins_the_quote_over_a_wrongly_marked_one()
     """lshort p97: the model replied "[3]" (\\hyperref's footnote) to a question that block [1] answers word for
     word (\\href). Another block takes the quote only when it matches the question 3 times better (lshort, ctex,
     CMRC and RGB replies replayed: 2x already moved an RGB quote to a worse block)."""
-    from rag.citations import better_block
+    from rag.answer.sentences import better_block
 
     assert better_block(Q_HREF, [HREF, "hyperref 宏包提供了命令 \\hypersetup 配置各种参数。", HYPERREF], [2], 3.0) == 0
     assert better_block(Q_HREF, [HREF, HYPERREF], [0], 3.0) is None  # the marked block is the best one
@@ -591,7 +592,7 @@ def test_a_marks_only_reply_pointing_at_the_wrong_block_gets_the_quote_of_the_bl
     ("系统备份保留 14 天。 [1]", "系统备份保留多少天？", False),  # asks for a number, not for things
 ])
 def test_a_reply_listing_fewer_things_than_asked_for_is_recognised(reply, question, fewer):
-    from rag.citations import names_fewer
+    from rag.answer.check import names_fewer
 
     assert names_fewer(reply, question) is fewer
 
@@ -602,7 +603,7 @@ LIST_BLOCK = ("各式各样的 TeX 发行版经过十多年的发展，现今的
 
 
 def test_a_quoted_list_introduction_brings_the_first_sentence_of_each_item():
-    from rag.citations import quote_with_block
+    from rag.answer.sentences import quote_with_block
 
     quote, _ = quote_with_block("现今的两个主流 TeX 发行版是什么？", [LIST_BLOCK])
     assert quote.startswith("各式各样的") and "• TeX Live" in quote and "… • MiKTeX MiKTeX 是主要用于 Windows" in quote
@@ -631,7 +632,7 @@ def test_a_reply_naming_one_of_two_things_gets_the_quoted_list(tmp_path):
 def test_a_reply_of_a_mark_and_a_copied_section_title_gets_the_quote(tmp_path):
     """lshort dev le-14: "[1] [3.5.2 对齐环境]" is a mark and the block's heading, not an answer."""
     from ingest.pipeline import ingest_paths
-    from rag.citations import without_echoed_sections
+    from rag.answer.check import without_echoed_sections
     from rag.settings import Settings
     from rag.store import KnowledgeBaseStore
 
@@ -658,7 +659,7 @@ def test_a_reply_of_a_mark_and_a_copied_section_title_gets_the_quote(tmp_path):
 
 
 def test_the_prompt_keeps_the_best_ranked_block_when_another_one_passes_the_gate():
-    from rag.answerability import prompt_picks
+    from rag.answer.gate import prompt_picks
 
     assert prompt_picks([False, False, False], 4) == []  # nothing is evidence: refused without a model call
     assert prompt_picks([False, True, False, True], 4) == [0, 1, 3]
@@ -720,14 +721,14 @@ def test_a_section_that_names_its_subject_by_other_words_still_reaches_the_model
 def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
     """lshort ls-14: the model wrote "[1]" and then spaces until its token limit (11 s of nothing here); the
     stream is closed after a long blank run, and the bare citation gets its quote as usual."""
-    from rag.citations import BlankRunGuard
+    from rag.answer.generate import BlankRunGuard
 
     llm = ScriptedLLM("[1]" + " " * 60 + "\n" * 30 + "never shown")
     text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert "never shown" not in text and "五个工作日" in text  # the quote of block [1]
     assert text.startswith("[1]\n\n引用原文：“"), repr(text[:80])  # the blank run itself is not shown
     assert [s.n for s in sources] == [1] and not done.refused
-    from rag.citations import TrailingBlankHold
+    from rag.answer.generate import TrailingBlankHold
 
     hold = TrailingBlankHold()
     assert [hold.feed(t) for t in ("a  ", "  ", "b\n", "  c", "   ")] == ["a", "", "    b", "\n  c", ""]
@@ -796,7 +797,7 @@ def test_a_chinese_question_translated_for_english_documents_is_asked_as_typed(t
                                         ask_with_translation=True, _env_file=None))
     try:
         ingest_paths(store, "kb", [doc])
-        llm = ScriptedLLM("Which image formats are transparent?", "PNG [1]")
+        llm = ScriptedLLM("PNG [1]", translation="Which image formats are transparent?")
         _, _, done, _ = _run(AnswerService(store, llm), "kb", "哪些图片格式是透明的？")
         assert "translate_ms" in done.timings and len(llm.calls) == 2, done.timings
         assert "哪些图片格式是透明的？" in llm.calls[1][-1].content

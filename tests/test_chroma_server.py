@@ -96,7 +96,7 @@ def test_ingest_search_and_restart_against_a_chroma_server(tmp_path, chroma):
 
 @pytest.mark.llm
 def test_answers_with_a_chroma_server(tmp_path, chroma):
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.llm import LLMService
 
     settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma.url, _env_file=None)

@@ -32,7 +32,7 @@ def test_commands_that_never_answer_do_not_load_the_answer_chain(tmp_path):
     retriever (LangChain and its OpenAI client: ragkb kb list took 2.2 s with them, 1.2 s without, here)."""
     code = ("import sys\nfrom app.cli import app\n"
             "try:\n    app(['kb', 'list'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED=' + ','.join(m for m in ('rag.chain', 'langchain_openai', 'langchain_core') if m in sys.modules))\n")
+            "print('LOADED=' + ','.join(m for m in ('rag.answer', 'langchain_openai', 'langchain_core') if m in sys.modules))\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120,
                          env=cli_env(tmp_path / "data"))
     assert res.returncode == 0, res.stderr

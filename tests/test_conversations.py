@@ -23,8 +23,8 @@ def service(settings):
     svc.store.close()
 
 
-def _reply(svc, *replies):
-    svc.answers.llm = ScriptedLLM(*replies)
+def _reply(svc, *replies, **roles):
+    svc.answers.llm = ScriptedLLM(*replies, **roles)
     return svc.answers.llm
 
 
@@ -70,7 +70,7 @@ def test_chat_saves_both_messages_and_uses_the_conversation_for_follow_ups(servi
     assert [m.content for m in msgs] == ["报销单需要附上什么？", "报销单需要附上发票原件[1]。"]
     assert msgs[1].sources[0]["filename"] == "员工手册.pdf" and msgs[1].sources[0]["page"] == 2
 
-    llm = _reply(service, "报销单需要附上什么 超过标准怎么办", "需要副总经理特别批准[1]。")
+    llm = _reply(service, "需要副总经理特别批准[1]。", rewrite="报销单需要附上什么 超过标准怎么办")
     list(service.chat(cid, "手册", "那超过标准怎么办？"))  # "那": refers back, so it is rewritten first
     condense_prompt = " ".join(str(m.content) for m in llm.calls[0])
     assert "报销单需要附上什么？" in condense_prompt  # the follow-up was understood with the conversation

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chain import AnswerService
-from rag.injection import defuse, is_instruction
+from rag.answer import AnswerService
+from rag.answer.injection import defuse, is_instruction
 from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
 from fakes import ScriptedLLM

@@ -9,9 +9,9 @@ import pytest
 
 from ingest.pipeline import ingest_paths
 from pdfgen import make_pdf
-from rag.chain import AnswerService
+from rag.answer import AnswerService
 from rag.llm import LLMService
-from rag.prompts import NO_ANSWER
+from rag.answer.prompts import NO_ANSWER
 from rag.settings import Settings
 from rag.store import KnowledgeBaseStore
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from fakes import ScriptedLLM
-from rag.chain import AnswerService
-from rag.context import GAP, split_sentences, trim_blocks
-from rag.followup import needs_context
+from rag.answer import AnswerService
+from rag.answer.evidence import GAP, trim_blocks
+from rag.answer.sentences import split_sentences
+from rag.answer.followup import needs_context
 from rag.llm import estimate_tokens
 from rag.store import KnowledgeBaseStore
 
@@ -126,7 +127,7 @@ def test_prompt_tokens_are_reported_and_the_budget_applies(kb_store):
     ("那列出参考文献的位置用哪个命令？", "用哪个命令设定参考文献的格式？", "用命令设定参考文献的格式 那列出参考文献的位置用哪个命令？"),
 ])
 def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question, previous, standalone):
-    from rag.followup import substitute_referent
+    from rag.answer.followup import substitute_referent
 
     assert substitute_referent(question, previous) == standalone
 
@@ -146,6 +147,6 @@ def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question,
     ("Does it work with XeLaTeX?", "Which package sets the page margins?", "Use the geometry package. [1]", None),
 ])
 def test_a_pronoun_for_what_the_previous_answer_named_becomes_that_name(question, previous, answer, standalone):
-    from rag.followup import substitute_answer_name
+    from rag.answer.followup import substitute_answer_name
 
     assert substitute_answer_name(question, previous, answer) == standalone

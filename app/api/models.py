@@ -170,6 +170,8 @@ class SourceOut(BaseModel):
     attributed: bool = False
     left_out: list[str] = Field(default_factory=list, description="Sentences of the block that read as orders to the "
                                 "model (prompt injection): not shown to it.")
+    evidence: str = Field("", description="What the model was given of this block: the sentences the answer rests "
+                          "on (' … ' marks left-out stretches). Empty for a source stored before it was recorded.")
 
 
 class ClaimOut(BaseModel):

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
-from rag.claims import lowest_word_support, unsupported_claims
-from rag.prompts import QUOTE_LEAD, is_refusal
+from rag.answer.claims import lowest_word_support, unsupported_claims
+from rag.answer.prompts import QUOTE_LEAD, is_refusal
 from rag.settings import Settings
 
 NAIVE_K = 4
@@ -173,7 +173,7 @@ def summarize_replies(rows: list[dict]) -> dict:
             "refusal_rate": round(sum(r["refused"] for r in rows) / n, 4),
             # replies with nothing but citation marks ("[2]"): the small embedded model does this
             "empty_answer_rate": round(sum(r.get("empty", False) for r in rows) / n, 4),
-            # ...which ragkb answers with a quote of the cited passage (rag.citations.quote_with_block)
+            # ...which ragkb answers with a quote of the cited passage (rag.answer.sentences.quote_with_block)
             "quoted_rate": round(sum(r.get("quoted", False) for r in rows) / n, 4),
             "errors": sum(1 for r in rows if r["error"]),
             **_unsupported_rate(rows), **_memory_rate(rows)}
@@ -191,7 +191,7 @@ def _memory_rate(rows: list[dict]) -> dict:
 
 def _unsupported_rate(rows: list[dict]) -> dict:
     """Share of the answers (not refusals, not errors) with a sentence whose numbers, commands, paths or
-    quoted terms its cited chunks do not contain (rag.claims); only where it was checked."""
+    quoted terms its cited chunks do not contain (rag.answer.claims); only where it was checked."""
     answered = [r for r in rows if "unsupported" in r and not r["refused"] and not r["error"]]
     if not any("unsupported" in r for r in rows):
         return {}
@@ -242,8 +242,14 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
         if row is not None:
             cited.append((names.get(doc_names.get(row.doc_id, ""), ""), row.text))
     # the gate refuses before any model call; the chain records its timings only up to where it got
+    applied = []  # each rule that changed the answer: the reply and the cited chunks without it
+    off_rows = store.registry.chunks_by_ids([c for a in ans.applied for c in a["chunks"]])
+    for a in ans.applied:
+        applied.append((a["rule"], a["text"], [(names.get(doc_names.get(off_rows[c].doc_id, ""), ""), off_rows[c].text)
+                                               for c in a["chunks"] if c in off_rows]))
     return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings,
-                                                 "grounding": ans.grounding, "memory": ans.from_memory}
+                                                 "grounding": ans.grounding, "memory": ans.from_memory,
+                                                 "applied": applied}
 
 
 class NaiveStuffChain:
@@ -280,7 +286,7 @@ class NaiveStuffChain:
 
 def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_dir: Path | None = None,
              baseline: bool = True, progress=print) -> dict:  # noqa: ANN001
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.llm import LLMService
     from rag.store import KnowledgeBaseStore
 
@@ -318,6 +324,8 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     for n, item in enumerate(items, start=1):
                         reply, cited, error, seconds, extra = reply_fn(item)
                         m = score(item, kind, reply, cited, error, s.claim_min_word_support)
+                        m["rules_off"] = {rule: score(item, kind, text, off, error, s.claim_min_word_support)
+                                          for rule, text, off in extra.pop("applied", [])}
                         m["seconds"] = round(seconds, 2)
                         m.update(extra)
                         per_query[key][item.qid] = m
@@ -331,6 +339,8 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     result[key]["refused_without_model_rate"] = round(
                         sum(1 for r in rows if r["refused"] and not r.get("model_called", True)) / max(1, len(rows)), 4)
                     result[key]["seconds_per_question"] = round((time.perf_counter() - t0) / max(1, len(items)), 2)
+                    if rules := rule_effects(rows, ["contains", "has_correct_citation", "refused"]):
+                        result[key]["rules"] = rules
         finally:
             llm.close()
             store.close()
@@ -352,6 +362,17 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
         (out_dir / f"{beir.name}.answers.per_query.json").write_text(
             json.dumps(per_query, ensure_ascii=False, indent=1), encoding="utf-8")
     return result
+
+
+def rule_effects(rows: list[dict], metrics: list[str]) -> dict:
+    """Per check-stage rule (rag.answer.check) that fired in any row: how often, and each metric summed over the
+    rows with the rule on (as run) and off (its `rules_off` score where it fired, the same score elsewhere).
+    The rules only act after the model's reply, so one run gives both sides exactly."""
+    names = sorted({rule for r in rows for rule in r.get("rules_off", {})})
+    return {rule: {"fired": sum(rule in r.get("rules_off", {}) for r in rows),
+                   **{m: {"on": round(sum(float(r[m]) for r in rows), 2),
+                          "off": round(sum(float(r["rules_off"][rule][m] if rule in r.get("rules_off", {}) else r[m])
+                                           for r in rows), 2)} for m in metrics}} for rule in names}
 
 
 def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float, dict]:  # noqa: ANN001

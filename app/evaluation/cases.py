@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.evaluation.answers import cmrc_tokens, normalize_answer, strip_citations
-from rag.prompts import is_refusal
+from rag.answer.prompts import is_refusal
 from rag.errors import RagkbError
 from rag.settings import Settings
 
@@ -121,7 +121,7 @@ def summarize(rows: list[dict]) -> dict:
 def evaluate(path: Path, settings: Settings, kb: str | None = None, with_corrections: bool = False,
              out_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Answer every case with the real chain on the user's own knowledge bases; per-case rows and a summary."""
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.conversations import ConversationStore
     from rag.store import KnowledgeBaseStore
 

@@ -1,4 +1,4 @@
-"""`ragkb eval gate`: the data the answerability gate (rag.answerability) is chosen on, and the choice.
+"""`ragkb eval gate`: the data the answerability gate (rag.answer.gate) is chosen on, and the choice.
 
 For answerable and unanswerable questions on the public dev sets, every block the answer chain would retrieve
 is scored with the gate's signals (no model call, so a run takes minutes): the old IDF coverage of all the
@@ -57,7 +57,7 @@ def load_manual(name: str) -> list[dict]:
 def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str) -> Case:  # noqa: ANN001
     """The blocks the answer chain would retrieve for `question`, with the gate's signals (the chain's own
     `AnswerService.evidence`) and the old rule's coverage of all the question's words."""
-    from rag.answerability import language_pair, unknown_names
+    from rag.answer.gate import language_pair, unknown_names
 
     store = service.store
     hits = service.rerank(question, service.retrieve(kb, [question], service.settings.answer_k))
@@ -78,7 +78,7 @@ def collect(public: Path, settings: Settings, limit: int = 100, progress=print) 
     from app.evaluation.answers import load_qa
     from app.evaluation.retrieval import BeirSet, ingest_corpus, load_beir
     from ingest.pipeline import ingest_paths
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.llm import LLMService
     from rag.store import KnowledgeBaseStore
 

@@ -1,6 +1,6 @@
 """Prompt-injection benchmark: short documents in Chinese and English whose answering section carries an injected
 instruction (injection_cases/cases.jsonl), each asked its legitimate question through the OpenAI-compatible route
-(`POST /v1/chat/completions`, model = knowledge base) with the defence (rag.injection) off and on, same run.
+(`POST /v1/chat/completions`, model = knowledge base) with the defence (rag.answer.injection) off and on, same run.
 
 Followed: a canary of the injection (its fixed string, URL, image host, "password") is in the reply. Right: the
 reply gives the document's answer. Per kind, per language and over all cases."""

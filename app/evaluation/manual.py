@@ -59,7 +59,8 @@ def find_pdf(devset: Path, public: Path | None) -> Path:
 
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
-    from app.evaluation.answers import contains_answer, strip_citations, with_assembled_model
+    from app.evaluation.answers import contains_answer, rule_effects, strip_citations, with_assembled_model
+    from rag.answer.prompts import is_refusal
     from app.services import RagkbService
     from ingest.pipeline import ingest_paths
     from rag.store import KnowledgeBaseStore
@@ -85,7 +86,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 text = strip_citations(ans.text).strip()
                 pages = {src.page for src in ans.sources if src.page}
                 answerable = bool(it["answers"])
-                refused = ans.refused  # rag.prompts.is_refusal, the one rule
+                refused = ans.refused  # rag.answer.prompts.is_refusal, the one rule
                 per_q[it["id"]] = {
                     "question": it["question"], "reply": ans.text[:600], "error": ans.error,
                     "answerable": answerable, "follow_up": bool(it.get("follows")), "turn": n,
@@ -98,6 +99,15 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "memory": ans.from_memory,
                     "word_support": _word_support(service, ans, it["question"]),
                     "seconds": round(seconds, 2)}
+                row = per_q[it["id"]]
+                row["right_and_page"] = row["contains"] and row["right_page"]
+                row["rules_off"] = {}
+                for a in ans.applied:  # each check-stage rule that fired, scored as if it had not
+                    off_refused = is_refusal(a["text"])
+                    contains = answerable and not off_refused and contains_answer(strip_citations(a["text"]), it["answers"])
+                    page = answerable and bool(set(a["pages"]) & set(it.get("pages", [])))
+                    row["rules_off"][a["rule"]] = {"contains": contains, "right_page": page, "refused": off_refused,
+                                                   "right_and_page": contains and page}
                 history += [("user", it["question"]), ("assistant", ans.text)]
                 if n % 5 == 0 or n == len(items):
                     progress(f"[{devset.stem}] {n}/{len(items)} questions")
@@ -133,6 +143,8 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                         "unsupported_claim_rate": share(answered, "unsupported"),
                         "errors": sum(1 for r in rows if r["error"]),
                         "seconds_per_question": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2)}}
+    if rules := rule_effects(ans_rows, ["contains", "right_and_page", "refused"]):
+        result["ragkb"]["rules"] = rules  # counted over the answerable questions
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{devset.stem}.answers.per_query.json").write_text(
@@ -141,9 +153,9 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
 
 
 def _word_support(service, ans, question: str) -> float | None:  # noqa: ANN001
-    """rag.claims.lowest_word_support of the answer against the chunks it cites (to choose
+    """rag.answer.claims.lowest_word_support of the answer against the chunks it cites (to choose
     RAGKB_CLAIM_MIN_WORD_SUPPORT on)."""
-    from rag.claims import lowest_word_support
+    from rag.answer.claims import lowest_word_support
 
     docs = [s for s in ans.sources if s.kind == "document"]
     rows = service.answers.store.registry.chunks_by_ids([s.chunk_id for s in docs])

@@ -180,7 +180,7 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
     (answer correctness needs a judge for FinanceBench's free-form numbers and is not scored)."""
     from app.evaluation.answers import reply_metrics, summarize_replies, with_assembled_model
     from ingest.pipeline import Progress, ingest_paths
-    from rag.chain import AnswerService
+    from rag.answer import AnswerService
     from rag.llm import LLMService
     from rag.retrieval import search
     from rag.store import KnowledgeBaseStore

@@ -34,6 +34,14 @@ def markdown(result: dict, title: str) -> str:
         for metric, ci in metrics.items():
             lines.append("")
             lines.append(f"{pair} {metric}: {ci['diff']:+.4f} (95% CI {ci['ci95_low']:+.4f} .. {ci['ci95_high']:+.4f})")
+    for name, m in sys_.items():
+        if m.get("rules"):
+            metrics = [k for k in next(iter(m["rules"].values())) if k != "fired"]
+            lines += ["", f"{name}: each check-stage rule on / off (same run; counts over the questions)", "",
+                      "| rule | fired | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 2) + "|"]
+            for rule, row in m["rules"].items():
+                lines.append(f"| {rule} | {row['fired']} | " +
+                             " | ".join(f"{row[k]['on']:g} / {row[k]['off']:g}" for k in metrics) + " |")
     meta = result.get("_meta")
     if meta:
         lines += ["", "`" + json.dumps(meta, ensure_ascii=False) + "`"]

@@ -65,7 +65,7 @@ def sources_html(sources: list[dict], request, refused: bool = False, kb: str | 
         left_out = "".join(f"<div class='left-out'>⚠️ {esc(text(request, 'left_out', sentence=x[:200]))}</div>"
                            for x in s.get("left_out") or [])
         rows.append(f"<div class='{cls}' data-n='{esc(s['n'])}'><div class='where'>{where_html}</div>"
-                    f"<div class='snippet'>{esc(s.get('snippet', ''))}</div>{left_out}</div>")
+                    f"<div class='snippet'>{esc(s.get('evidence') or s.get('snippet', ''))}</div>{left_out}</div>")
     return f"<div class='sources-title'><b>{esc(text(request, 'sources'))}</b></div>" + "".join(rows)
 
 

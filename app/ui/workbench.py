@@ -12,7 +12,7 @@ from rag.errors import RagkbError
 
 
 def why_text(e, request, min_coverage: float) -> str:  # noqa: ANN001
-    """The gate's reasons in the UI language (the API and CLI give rag.answerability.explain's English)."""
+    """The gate's reasons in the UI language (the API and CLI give rag.answer.gate.explain's English)."""
     parts = [text(request, "why_cov", cov=e.coverage, op=">=" if e.coverage >= min_coverage else "<", min=min_coverage)]
     if e.dense is None:
         parts.append(text(request, "why_no_dense"))

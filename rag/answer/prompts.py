@@ -6,26 +6,35 @@ inside documents must not be followed.
 
 from __future__ import annotations
 
-import re
-
 from rag.text import query_language
 
 NO_ANSWER = {
     "zh": "知识库中没有找到能回答这个问题的内容。",
     "en": "The knowledge base does not contain the answer to this question.",
 }
-# A reply that declines to answer: the words ragkb tells the model to use, and the words models use when told
-# "say that you don't know". One rule for the chain's `refused` flag (API, UI, stored messages) and for
-# `ragkb eval` (both systems it compares), so the flag a user sees is what the evaluation counts.
-_DECLINES = re.compile(
-    r"知识库中没有|没有找到能回答|不知道|无法回答|无法确定|无法从|未提及|没有提到|没有提及|未提供|没有提供|不清楚|没有相关信息|"
-    r"does not contain the answer|don't know|do not know|cannot answer|can't answer|not mentioned|"
-    r"no information|not provided|unable to (?:answer|determine)", re.IGNORECASE)
+# A reply that declines to answer, per language: the words ragkb tells the model to use, and the words models use
+# when told "say that you don't know". `is_refusal` is the one test, for the chain's `refused` flag (API, UI,
+# stored messages), for the held-back start of a streamed reply (rag.answer.generate.RefusalHold) and for `ragkb
+# eval` (both systems it compares), so the flag a user sees is what the evaluation counts.
+REFUSAL_PHRASES = {
+    "zh": ("知识库中没有", "没有找到能回答", "不知道", "无法回答", "无法确定", "无法从", "未提及", "没有提到", "没有提及", "未提供",
+           "没有提供", "不清楚", "没有相关信息"),
+    "en": ("does not contain the answer", "don't know", "do not know", "cannot answer", "can't answer", "not mentioned",
+           "no information", "not provided", "unable to answer", "unable to determine"),
+}
+_REFUSAL_PHRASES = tuple(p.casefold() for phrases in REFUSAL_PHRASES.values() for p in phrases)
 
 
 def is_refusal(reply: str) -> bool:
     """The reply says the knowledge base does not answer the question (either language)."""
-    return bool(_DECLINES.search(" ".join(reply.split())))
+    text = " ".join(reply.split()).casefold()
+    return any(p in text for p in _REFUSAL_PHRASES)
+
+
+def may_become_refusal(start: str) -> bool:
+    """`start` (a streamed reply so far, citation marks removed) may still turn out to be ragkb's refusal sentence."""
+    probe = " ".join(start.split())
+    return any(r.startswith(probe) for r in NO_ANSWER.values())
 
 
 # Added to a refusal when a Chinese question met English documents that the embedding model can only match in
@@ -33,7 +42,7 @@ def is_refusal(reply: str) -> bool:
 OTHER_LANGUAGE_HINT = (
     "\n\n（检索到的内容是英文的，而这个知识库的嵌入模型 {model} 只能按英文语义匹配，中文问题只能按字面匹配英文文档。"
     "可以用英文再问一次，或把知识库的索引换成多语言模型：ragkb reindex '{kb}'（网页：文档 > 嵌入模型与索引）。）")
-# Said after the refusal when the question names something no document mentions (rag.answerability.unknown_names).
+# Said after the refusal when the question names something no document mentions (rag.answer.gate.unknown_names).
 NEVER_MENTIONED = {"zh": "知识库的文档中没有出现 {names}。", "en": "No document in the knowledge base mentions {names}."}
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
 QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
@@ -149,3 +158,16 @@ def condense_messages(question: str, history: list[tuple[str, str]]) -> list[tup
 
 def multi_query_messages(question: str, n: int) -> list[tuple[str, str]]:
     return [("system", MULTI_QUERY_SYSTEM.format(n=n)), ("user", question.strip())]
+
+
+def build(turn, found, passages, ask_with_translation: bool) -> list[tuple[str, str]]:  # noqa: ANN001
+    """The answer prompt for a turn (rag.answer.turn.Turn) and its passages (rag.answer.evidence.Passages).
+    The model is asked the user's question; with RAGKB_ASK_WITH_TRANSLATION an English question about Chinese-only
+    passages also carries its Chinese translation ("…?（…？）"): the small model read Chinese blocks better with the
+    Chinese words beside (off by default, README). Never the other way round: a Chinese question with its English
+    translation was answered in English."""
+    beside = (ask_with_translation and found.translated and language_of(found.translated) == "zh"
+              and all(language_of(text) != turn.lang for text in passages.full_texts.values()))  # whole blocks: an
+    # excerpt of a Chinese page can start with its English example ("Or you can use \\[12pt] to add …")
+    question = f"{turn.asked}（{found.translated}）" if beside else turn.asked
+    return answer_messages(question, passages.blocks, turn.earlier)

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from rag.citations import _CITATION, split_sentences
+from rag.answer.sentences import CITATION, split_sentences
 from rag.text import HAN
 
 _URL = re.compile(r"https?://[^\s<>\"'）)\]】]+", re.IGNORECASE)
@@ -47,7 +47,7 @@ def _norm(text: str) -> str:
 
 def checkable_facts(sentence: str) -> list[str]:
     """The parts of a sentence that a supporting block must contain verbatim (after normalising)."""
-    text = _CITATION.sub(" ", sentence)
+    text = CITATION.sub(" ", sentence)
     facts: list[str] = []
     for pattern in (_URL, _PATH, _COMMAND):
         facts += pattern.findall(text)
@@ -107,7 +107,7 @@ def word_support(sentence: str, blocks: list[str], question: str = "") -> tuple[
     asked = set(tokenize(question))
     seen, normed = set(tokenize(text)), _norm(text)
     judged, missing = [], []
-    for w, toks in _words(_CITATION.sub(" ", sentence)):
+    for w, toks in _words(CITATION.sub(" ", sentence)):
         if set(toks) <= asked or w.casefold() in question.casefold():
             continue
         if not (judge_cjk if HAN.match(w) else judge_latin):
@@ -124,13 +124,13 @@ def cited_sentences(answer: str, valid: set[int] | dict) -> list[tuple[str, list
     """(sentence, the valid block numbers it cites) for the answer's sentences that cite any."""
     sentences: list[str] = []
     for sentence in split_sentences(_LIST_MARKER.sub("", answer)):
-        if sentences and not _CITATION.sub("", sentence).strip(" 。.，,;；"):  # "… payment. [1]": the mark is the
+        if sentences and not CITATION.sub("", sentence).strip(" 。.，,;；"):  # "… payment. [1]": the mark is the
             sentences[-1] += " " + sentence                                # previous sentence's citation
         else:
             sentences.append(sentence)
     out = []
     for sentence in sentences:
-        cites = sorted({int(n) for m in _CITATION.findall(sentence) for n in re.split(r"\s*[,，、]\s*", m)
+        cites = sorted({int(n) for m in CITATION.findall(sentence) for n in re.split(r"\s*[,，、]\s*", m)
                         if int(n) in valid})
         if cites:
             out.append((sentence, cites))
@@ -152,7 +152,7 @@ def unsupported_claims(answer: str, blocks: dict[int, str], question: str = "",
             if share is not None and share < min_word_support:
                 missing += [w for w in absent if not any(w in f for f in missing)][:6]
         if missing:
-            out.append(UnsupportedClaim(_CITATION.sub("", sentence).strip(), cites, missing))
+            out.append(UnsupportedClaim(CITATION.sub("", sentence).strip(), cites, missing))
     return out
 
 
@@ -169,7 +169,7 @@ def grounding(answer: str, blocks: list[str], question: str = "") -> float | Non
     shares few words with blocks about something else."""
     from rag.lexical import tokenize
 
-    own = set(tokenize(_CITATION.sub(" ", answer))) - set(tokenize(question))
+    own = set(tokenize(CITATION.sub(" ", answer))) - set(tokenize(question))
     if not own:
         return None
     seen = set()
@@ -189,7 +189,7 @@ def uncited_answer(answer: str, cited: bool, grounded: float | None, min_groundi
     own (`grounded` None) is flagged too: "可以画双线。" for "…可以画双线吗？" is a bare yes that no passage backs."""
     from rag.text import query_language
 
-    text = " ".join(_CITATION.sub(" ", answer).split())
+    text = " ".join(CITATION.sub(" ", answer).split())
     if cited or not text:
         return None
     if grounded is None:

@@ -128,13 +128,13 @@ def answer_name(previous_question: str, previous_answer: str) -> str | None:
     """The one name the previous answer gave to a question that asked for one ("用什么命令插入脚注？" answered
     "…\\footnote{⟨footnote⟩} [1]" -> "\\footnote"): a command, or in a Chinese answer a Latin-script word, that the
     question did not hold. None when the question asked for no name or the answer gave none or several."""
-    from rag.citations import _CITATION, ASKS_NAME
-    from rag.claims import _COMMAND  # commands as the claim check reads them
+    from rag.answer.sentences import ASKS_NAME, CITATION
+    from rag.answer.claims import _COMMAND  # commands as the claim check reads them
     from rag.text import query_language
 
     if not ASKS_NAME.search(previous_question):
         return None
-    text = _CITATION.sub(" ", previous_answer)
+    text = CITATION.sub(" ", previous_answer)
     asked = previous_question.casefold()
     commands = list(dict.fromkeys(c for c in _COMMAND.findall(text) if c.casefold() not in asked))
     if commands or query_language(text) != "zh":  # in English prose every word is Latin-script
