@@ -86,7 +86,7 @@ def test_each_rule_that_changes_an_answer_records_the_answer_without_it(kb_store
     text, done = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert text.endswith(" [1]")
     assert done.applied == [{"rule": "attribution", "text": "财务部门在五个工作日内完成付款。", "cited": [],
-                             "pages": [], "chunks": []}]
+                             "pages": [], "files": [], "chunks": []}]
     llm = ScriptedLLM("财务部门在五个工作日内完成付款[1]。")
     _, done = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert done.applied == [] and done.stopped is None

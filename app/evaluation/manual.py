@@ -15,6 +15,7 @@ follow-ups right, condense (rewrite) calls per turn, unsupported claims, seconds
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +58,43 @@ def find_pdf(devset: Path, public: Path | None) -> Path:
                             "beside the dev set, or pass --public with the folder that holds pdf_ingest_dev")
 
 
+# Dev sets about the distribution's own documentation: the Chinese man pages of shadow-utils and man-db (Debian's
+# manpages-zh is not needed: these ship with the packages), rendered to text with `man -l` at evaluation time.
+MAN_PAGES = {"manpages_zh": ("zh_CN", [
+    "man1/passwd.1", "man1/chage.1", "man1/gpasswd.1", "man1/chsh.1", "man1/chfn.1", "man1/login.1", "man1/newgrp.1",
+    "man1/man.1", "man1/apropos.1", "man1/whatis.1", "man5/shadow.5", "man5/login.defs.5", "man5/passwd.5",
+    "man8/useradd.8", "man8/usermod.8", "man8/userdel.8", "man8/groupadd.8", "man8/chpasswd.8", "man8/groupdel.8",
+    "man8/groupmod.8", "man8/nologin.8", "man8/vipw.8"])}
+
+
+def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Path]:
+    """The documents a manual dev set is about: its PDF, or its man pages rendered as text into `workdir`."""
+    if devset.stem not in MAN_PAGES:
+        return [find_pdf(devset, public)]
+    import shutil
+    import subprocess
+
+    lang, pages = MAN_PAGES[devset.stem]
+    if not shutil.which("man"):
+        raise FileNotFoundError(f"{devset}: needs the `man` command to render its man pages")
+    out = []
+    for page in pages:
+        src = Path("/usr/share/man") / lang / f"{page}.gz"
+        if not src.exists():
+            raise FileNotFoundError(f"{devset}: {src} is not installed (package shadow-utils / man-db, {lang})")
+        text = subprocess.run(["man", "-l", str(src)], capture_output=True, text=True, check=True,
+                              env={"LANG": "C.UTF-8", "MANWIDTH": "100", "PATH": "/usr/bin:/bin"}).stdout
+        path = workdir / f"{Path(page).name}.txt"
+        path.write_text(re.sub(r".\x08", "", text), encoding="utf-8")  # no overstrike (bold) left
+        out.append(path)
+    return out
+
+
+def _right_source(item: dict, pages: set, files: set) -> bool:
+    """The answer cites the gold page (PDF sets) or the gold man page ("passwd.1" for passwd.1.txt)."""
+    return bool(pages & set(item.get("pages", []))) or bool({f.removesuffix(".txt") for f in files} & set(item.get("files", [])))
+
+
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
     from app.evaluation.answers import contains_answer, rule_effects, strip_citations, with_assembled_model
@@ -67,7 +105,6 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
 
     items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = conversation_order(items)[:limit] if limit else conversation_order(items)
-    pdf = find_pdf(devset, public)
     settings = with_assembled_model(settings)
     per_q: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,9 +112,10 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
         store = KnowledgeBaseStore(s)
         service = RagkbService(store=store)
         try:
-            progress(f"[{devset.stem}] ingesting {pdf.name}")
+            docs = find_documents(devset, public, Path(tmp))
+            progress(f"[{devset.stem}] ingesting {', '.join(d.name for d in docs[:3])}{' …' if len(docs) > 3 else ''}")
             kb = devset.stem
-            ingest_paths(store, kb, [pdf])
+            ingest_paths(store, kb, docs)
             history: list[tuple[str, str]] = []
             for n, it in enumerate(items, start=1):
                 t0 = time.perf_counter()
@@ -85,6 +123,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 seconds = time.perf_counter() - t0
                 text = strip_citations(ans.text).strip()
                 pages = {src.page for src in ans.sources if src.page}
+                files = {Path(src.filename).name for src in ans.sources}
                 answerable = bool(it["answers"])
                 refused = ans.refused  # rag.answer.prompts.is_refusal, the one rule
                 per_q[it["id"]] = {
@@ -92,7 +131,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "answerable": answerable, "follow_up": bool(it.get("follows")), "turn": n,
                     "refused": refused, "model_called": "before_llm_ms" in ans.timings,
                     "contains": answerable and not refused and contains_answer(text, it["answers"]),
-                    "right_page": answerable and bool(pages & set(it.get("pages", []))),
+                    "right_page": answerable and _right_source(it, pages, files),
                     "condensed": "condense_ms" in ans.timings, "condense_ms": ans.timings.get("condense_ms"),
                     "standalone_question": ans.standalone_question,
                     "unsupported": bool(ans.unsupported_claims), "grounding": ans.grounding,
@@ -102,10 +141,10 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 row = per_q[it["id"]]
                 row["right_and_page"] = row["contains"] and row["right_page"]
                 row["rules_off"] = {}
-                for a in ans.applied:  # each check-stage rule that fired, scored as if it had not
+                for a in getattr(ans, "applied", []):  # each check-stage rule that fired, scored as if it had not
                     off_refused = is_refusal(a["text"])
                     contains = answerable and not off_refused and contains_answer(strip_citations(a["text"]), it["answers"])
-                    page = answerable and bool(set(a["pages"]) & set(it.get("pages", [])))
+                    page = answerable and _right_source(it, set(a["pages"]), {Path(f).name for f in a["files"]})
                     row["rules_off"][a["rule"]] = {"contains": contains, "right_page": page, "refused": off_refused,
                                                    "right_and_page": contains and page}
                 history += [("user", it["question"]), ("assistant", ans.text)]
@@ -123,7 +162,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
     def share(xs: list, key: str) -> float | None:
         return round(sum(bool(x[key]) for x in xs) / len(xs), 4) if xs else None
 
-    result = {"_meta": {"set": devset.stem, "pdf": pdf.name, "questions": len(rows), "answerable": len(ans_rows),
+    result = {"_meta": {"set": devset.stem, "documents": len(docs), "questions": len(rows), "answerable": len(ans_rows),
                         "out_of_scope": len(oos), "follow_ups": len(fups)},
               "ragkb": {"contains": share(ans_rows, "contains"),
                         "right_answer_and_page": round(sum(r["contains"] and r["right_page"] for r in ans_rows)

@@ -86,6 +86,7 @@ class AnswerService:
                    unsupported_claims=[c.as_dict() for c in checked.claims], timings=timings, retrieved=len(found.hits),
                    corrections=len(found.corrections), quoted=checked.quoted, stopped=reply.stopped,
                    applied=[{**a, "pages": [passages.sources[n - 1].page for n in a["cited"]],
+                             "files": [passages.sources[n - 1].filename for n in a["cited"]],
                              "chunks": [passages.sources[n - 1].chunk_id for n in a["cited"]]} for a in checked.applied],
                    # the server's own count; ours only for a server that reports no usage
                    prompt_tokens=reply.usage["input_tokens"] if reply.usage else
