@@ -42,11 +42,17 @@ def conversation_order(items: list[dict]) -> list[dict]:
     return out
 
 
+# Held-out and dev sets about a PDF the distribution installs with a package (here: shared-mime-info's spec).
+SYSTEM_PDFS = {"mime_spec": "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"}
+
+
 def find_pdf(devset: Path, public: Path | None) -> Path:
     from app.evaluation.gate import MANUALS
 
     rel = MANUALS.get(devset.stem)
     candidates = [devset.with_suffix(".pdf")]  # a dev set of your own: its PDF beside it, same name
+    if devset.stem in SYSTEM_PDFS:  # a manual the distribution installs
+        candidates.append(Path(SYSTEM_PDFS[devset.stem]))
     if public and rel:
         candidates.append(public / rel)
     if rel:
