@@ -249,6 +249,7 @@ def ragkb_reply(service, kb: str, item: QAItem, names: dict[str, str], store) ->
                                                for c in a["chunks"] if c in off_rows]))
     return ans.text, cited, ans.error, seconds, {"model_called": "before_llm_ms" in ans.timings,
                                                  "grounding": ans.grounding, "memory": ans.from_memory,
+                                                 "ttft_ms": ans.timings.get("ttft_ms"),
                                                  "applied": applied}
 
 
