@@ -690,12 +690,13 @@ def eval_answers(
     from app.evaluation.answers import evaluate
 
     if set_dir.suffix == ".jsonl":
-        from app.evaluation.manual import evaluate_manual, find_pdf
+        from app.evaluation.manual import MAN_PAGES, evaluate_manual, find_pdf
 
         if not set_dir.exists():
             _fail(f"{set_dir}: not found")
         try:
-            find_pdf(set_dir, public)
+            if set_dir.stem not in MAN_PAGES:  # a man-page set renders its pages when it runs
+                find_pdf(set_dir, public)
         except FileNotFoundError as exc:
             _fail(str(exc))
         result = _run(lambda: evaluate_manual(set_dir, _settings(), public=public, limit=limit, out_dir=out_dir,
