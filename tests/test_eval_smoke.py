@@ -378,12 +378,13 @@ def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_ne
     evaluation reads them: unique ids, a follow-up after the question it follows, pages for every answerable
     question; and no held-out question is a dev-set question."""
     from app.evaluation.gate import MANUALS
-    from app.evaluation.manual import conversation_order
+    from app.evaluation.manual import MAN_PAGES, SYSTEM_PDFS, conversation_order
 
     files = sorted((REPO / "app" / "evaluation" / "devsets").glob("*.jsonl"))
     held = sorted((REPO / "app" / "evaluation" / "heldout").glob("*.jsonl"))
     assert files and held
-    assert {p.stem for p in [*files, *held]} <= set(MANUALS)  # each names its PDF (`ragkb eval answers` finds it)
+    # each names its documents (`ragkb eval answers` finds them): a public PDF, an installed one, or man pages
+    assert {p.stem for p in [*files, *held]} <= set(MANUALS) | set(SYSTEM_PDFS) | set(MAN_PAGES)
     questions: dict[str, set[str]] = {"dev": set(), "held": set()}
     for path in [*files, *held]:
         items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -393,7 +394,8 @@ def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_ne
         assert sorted(order) == sorted(ids), path
         for it in items:
             assert it["question"].strip() and it["lang"] in ("zh", "en"), (path, it)
-            assert bool(it["answers"]) == bool(it["pages"]), (path, it)  # answerable <=> where the answer is
+            # answerable <=> where the answer is (a page of the PDF, or a man page)
+            assert bool(it["answers"]) == bool(it.get("pages") or it.get("files")), (path, it)
             if it.get("follows"):
                 assert order.index(it["follows"]) == order.index(it["id"]) - 1, (path, it)
         questions["held" if path in held else "dev"] |= {it["question"] for it in items}
