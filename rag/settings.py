@@ -126,14 +126,6 @@ class Settings(BaseSettings):
     condense_timeout: float = Field(15.0, gt=0, description="Seconds the follow-up rewrite may take; past that "
                                     "the follow-up is made standalone without the model (its back-reference "
                                     "replaced by the previous question's topic).")
-    ask_substituted: bool = Field(
-        False, description="A follow-up made standalone without the model (its back-reference replaced, or the previous "
-        "question asked again about the new thing) is what the model is asked, without the last exchange; off: the "
-        "model gets the follow-up as typed with the last exchange in front.")
-    follow_answer_name: bool = Field(
-        False, description="A follow-up whose pronoun points at the one name the previous answer gave ('它的内容可以很长吗？' "
-        "after a question answered \\footnote) is made whole with that name, without a model call. Off by default: "
-        "on the dev sets it kept one follow-up right and lost another (README, Answers).")
     translate_question: bool = Field(
         True, description="When a block retrieved for a question is in the other language (an English question about "
         "a Chinese manual, a bilingual knowledge base), let the model translate the question (one short call, capped "
@@ -144,14 +136,6 @@ class Settings(BaseSettings):
         "knowledge base's chunks, whatever was retrieved for it: an English question about a Chinese manual with an "
         "English appendix (a license) retrieves the appendix and was never translated. 0: only by what was retrieved. "
         "Never when a retrieved block in the question's own language is evidence for it.")
-    ask_with_translation: bool = Field(
-        False, description="An English question that was translated to search Chinese documents is asked with its "
-        "Chinese translation after it, in brackets ('Which command defines a new command?（哪条命令定义了一个新命令？）'); "
-        "off: as the user typed it. Only when no retrieved block is in the question's own language (beside an "
-        "English block the model copied the block's fence). Off by default: on the lshort English dev set one more "
-        "answer with its page and one fewer right answer, and some English questions then get Chinese replies "
-        "(README, Answers). Never the other way: a Chinese question with its English translation was answered in "
-        "English.")
     multi_query: bool = Field(False, description="RAG-Fusion: retrieve for model-written reformulations too.")
     multi_query_count: int = Field(3, ge=1, le=8)
     rerank_model: str | None = Field(None, description="sentence-transformers CrossEncoder name or path; unset: no rerank.")
@@ -183,9 +167,6 @@ class Settings(BaseSettings):
         3.0, ge=0, description="When a reply gets the quote of its cited block (it is only citation marks, repeats the "
         "question, or names nothing asked for), quote an uncited block instead when its best sentence matches the "
         "question at least this many times better than the cited blocks' best. 0: always the cited block.")
-    prompt_min_relative_coverage: float = Field(
-        0.0, ge=0, le=1, description="A block that passes the gate still stays out of the prompt when its coverage is "
-        "below this share of the best block's (unless its dense similarity passed); the best-ranked block always goes in.")
     # Chosen on the dev sets (README, "Claims checked against their sources"): 0 right answers flagged of 48.
     claim_min_word_support: float = Field(
         0.7, ge=0, le=1, description="A cited sentence with less than this share of its own words (not the question's) "

@@ -131,22 +131,3 @@ def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question,
 
     assert substitute_referent(question, previous) == standalone
 
-
-@pytest.mark.parametrize("question, previous, answer, standalone", [
-    # the REST session of stop 29: "它" is the command the answer named, not the previous question's topic
-    ("它的内容可以很长吗？", "用什么命令插入脚注？", "在页面底部生成一个脚注： \\footnote{⟨footnote⟩} [1]",
-     "\\footnote 的内容可以很长吗？"),
-    ("Which package makes it more flexible?", "Which command underlines text?",
-     "[1]\n\nFrom the cited passage: “LATEX 定义了 \\underline 命令用来为文字添加下划线： An \\underline{underlined} text.”",
-     "Which package makes \\underline more flexible?"),
-    ("它有什么用？", "无序列表用哪个环境？", "无序列表用 [itemize] 环境。 [1]", "itemize 有什么用？"),
-    # two commands named, a question that asked for no name, a fragment without a pronoun: not this rule
-    ("它需要编译几次？", "用什么命令强制另起一页？", "可以使用 \\newpage 和 \\clearpage 来强制另起一页。 [1]", None),
-    ("它的默认值是多少？", "行距倍数初始值是多少？", "1.3 [1]", None),
-    ("那有序列表呢？", "无序列表用哪个环境？", "无序列表用 [itemize] 环境。 [1]", None),
-    ("Does it work with XeLaTeX?", "Which package sets the page margins?", "Use the geometry package. [1]", None),
-])
-def test_a_pronoun_for_what_the_previous_answer_named_becomes_that_name(question, previous, answer, standalone):
-    from rag.answer.followup import substitute_answer_name
-
-    assert substitute_answer_name(question, previous, answer) == standalone

@@ -120,52 +120,6 @@ def substitute_referent(question: str, previous: str) -> str:
     return f"{topic} {question.strip()}"
 
 
-_LATIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[.+#\-_][A-Za-z0-9+#]+)*")
-_ZH_POINTERS = frozenset("它 它们 这个 那个 该 此 其".split())
-
-
-def answer_name(previous_question: str, previous_answer: str) -> str | None:
-    """The one name the previous answer gave to a question that asked for one ("用什么命令插入脚注？" answered
-    "…\\footnote{⟨footnote⟩} [1]" -> "\\footnote"): a command, or in a Chinese answer a Latin-script word, that the
-    question did not hold. None when the question asked for no name or the answer gave none or several."""
-    from rag.answer.sentences import ASKS_NAME, CITATION
-    from rag.answer.claims import _COMMAND  # commands as the claim check reads them
-    from rag.text import query_language
-
-    if not ASKS_NAME.search(previous_question):
-        return None
-    text = CITATION.sub(" ", previous_answer)
-    asked = previous_question.casefold()
-    commands = list(dict.fromkeys(c for c in _COMMAND.findall(text) if c.casefold() not in asked))
-    if commands or query_language(text) != "zh":  # in English prose every word is Latin-script
-        return commands[0] if len(commands) == 1 else None
-    words = list(dict.fromkeys(w for w in _LATIN_NAME.findall(_COMMAND.sub(" ", text))
-                               if len(w) > 1 and w.casefold() not in asked))
-    return words[0] if len(words) == 1 else None
-
-
-def substitute_answer_name(question: str, previous_question: str, previous_answer: str) -> str | None:
-    """A follow-up whose pronoun points at what the previous answer named, made standalone without the model:
-    "它的内容可以很长吗？" after "用什么命令插入脚注？" (answered \\footnote) -> "\\footnote 的内容可以很长吗？". Made from the
-    previous question instead ("用命令插入脚注的内容可以很长吗？") it retrieved a page about .sty files. None when the
-    previous answer named no one thing or the follow-up has no pronoun."""
-    from rag.lexical import _CJK_RUN
-
-    name = answer_name(previous_question, previous_answer)
-    if not name:
-        return None
-    if _CJK_RUN.search(question):
-        words = _words(question)
-        for i, w in enumerate(words):
-            if w in _ZH_POINTERS:
-                return " ".join(f"{''.join(words[:i])} {name} {''.join(words[i + 1:])}".split())
-        return None
-    m = _EN_REFERENT.search(question)
-    if not m:
-        return None
-    return question[:m.start()] + name + ("'s" if m.group(0).lower() == "its" else "") + question[m.end():]
-
-
 _FRAGMENT_LEAD = re.compile(r"^\s*(?:那么|那|对于|对|还有|另外|换成|如果是|要是|而|和|and|or|but|so|then|what about|how about|"
                             r"what if)\s*", re.IGNORECASE)
 _FRAGMENT_TAIL = re.compile(r"\s*(?:的话|呢|吗|呀|啊)?\s*[?？!！。.]*\s*$")

@@ -125,22 +125,12 @@ def passes(ev: Evidence, min_coverage: float) -> bool:
     return ev.coverage >= min_coverage or (ev.dense is not None and ev.dense >= ev.min_dense)
 
 
-def prompt_picks(kept: list[bool], k: int, coverage: list[float] | None = None, min_relative: float = 0.0,
-                 dense_kept: list[bool] | None = None) -> list[int]:
+def prompt_picks(kept: list[bool], k: int) -> list[int]:
     """Positions (in retrieval order) of the blocks the model sees: none when no block passes the gate (a
     refusal without a model call); otherwise the best-ranked block, even when it fails the gate, then the
     blocks that pass, at most k. The best-ranked block may name its subject by other words than the question
     (lshort's cross-reference section says \\label, not 标签, and lost the prompt to a PDF-bookmark block that
-    repeats 标签 and 设置); on the manual dev sets keeping it answered one more question and lost none.
-
-    With `min_relative`, a passing block (not the best-ranked one) with less than that share of the best
-    coverage among the picks stays out unless its dense similarity passed (`dense_kept`): a page that shares
-    half of the question's words distracts the small model from the one that shares them all."""
+    repeats 标签 and 设置); on the manual dev sets keeping it answered one more question and lost none."""
     if not any(kept):
         return []
-    picks = [0] + [i for i, ok in enumerate(kept) if ok and i > 0]
-    if coverage is not None and min_relative > 0:
-        best = max(coverage[i] for i in picks)
-        picks = [i for i in picks if i == 0 or coverage[i] >= min_relative * best or
-                 (dense_kept is not None and dense_kept[i])]
-    return picks[:k]
+    return ([0] + [i for i, ok in enumerate(kept) if ok and i > 0])[:k]

@@ -159,15 +159,3 @@ def condense_messages(question: str, history: list[tuple[str, str]]) -> list[tup
 def multi_query_messages(question: str, n: int) -> list[tuple[str, str]]:
     return [("system", MULTI_QUERY_SYSTEM.format(n=n)), ("user", question.strip())]
 
-
-def build(turn, found, passages, ask_with_translation: bool) -> list[tuple[str, str]]:  # noqa: ANN001
-    """The answer prompt for a turn (rag.answer.turn.Turn) and its passages (rag.answer.evidence.Passages).
-    The model is asked the user's question; with RAGKB_ASK_WITH_TRANSLATION an English question about Chinese-only
-    passages also carries its Chinese translation ("…?（…？）"): the small model read Chinese blocks better with the
-    Chinese words beside (off by default, README). Never the other way round: a Chinese question with its English
-    translation was answered in English."""
-    beside = (ask_with_translation and found.translated and language_of(found.translated) == "zh"
-              and all(language_of(text) != turn.lang for text in passages.full_texts.values()))  # whole blocks: an
-    # excerpt of a Chinese page can start with its English example ("Or you can use \\[12pt] to add …")
-    question = f"{turn.asked}（{found.translated}）" if beside else turn.asked
-    return answer_messages(question, passages.blocks, turn.earlier)

@@ -144,9 +144,7 @@ def gate(svc, kb: str, questions: list[str], hits: list[SearchHit]) -> tuple[lis
     kept = [passes(ev, s.min_lexical_coverage) for ev in evs]
     if any(kept) and questions and unknown_names(svc, kb, questions[0]):  # refused anyway when none passes
         kept = [False] * len(kept)
-    dense_kept = [ev.dense is not None and ev.dense >= ev.min_dense for ev in evs]
-    return evs, kept, prompt_picks(kept, s.answer_k, [ev.coverage for ev in evs], s.prompt_min_relative_coverage,
-                                   dense_kept)
+    return evs, kept, prompt_picks(kept, s.answer_k)
 
 
 def relevant(svc, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:  # noqa: ANN001

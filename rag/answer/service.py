@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 from rag.answer import check as check_stage
 from rag.answer import evidence as evidence_stage
-from rag.answer import prompts
 from rag.answer import retrieve as retrieve_stage
 from rag.answer import turn as turn_stage
 from rag.answer.generate import generate, ms
@@ -58,7 +57,7 @@ class AnswerService:
                 return
             t2 = time.perf_counter()
             passages = evidence_stage.select(self, kb, turn, found)
-            prompt = turn_stage.messages(prompts.build(turn, found, passages, self.settings.ask_with_translation))
+            prompt = turn_stage.messages(answer_messages(turn.asked, passages.blocks, turn.earlier))
             timings.update(prompt_ms=ms(t2), before_llm_ms=ms(t0))
             reply = yield from generate(self.llm.chat_model(), prompt, len(passages.blocks), timings, t2, self._error)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
