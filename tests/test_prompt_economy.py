@@ -131,3 +131,23 @@ def test_a_follow_up_is_made_standalone_by_its_referent_not_by_pasting(question,
 
     assert substitute_referent(question, previous) == standalone
 
+
+
+def test_a_sentence_close_in_meaning_is_kept_though_it_shares_no_word_with_the_question():
+    """RAGKB_EVIDENCE_DENSE_WEIGHT: the block is cut to its evidence by the question's words and, with the weight on,
+    by the embedder's similarity too: an English question about a Chinese page shares no word with the answer."""
+    from rag.answer.sentences import dense_bonus, quote_with_block
+
+    block = "本章介绍字体。页面的边距由 geometry 宏包设置。行距用 \\linespread 命令调整。首行缩进由 \\parindent 控制。"
+    closeness = {"行距用 \\linespread 命令调整。": 0.9}
+
+    def similarity(texts):
+        return [closeness.get(t, 0.5) for t in texts]
+
+    assert dense_bonus(similarity, ["a", "b", "c"], 1.0) == [0.0, 0.0, 0.0]  # nothing stands out
+    question = "How do I change the line spacing?"
+    words_only = trim_blocks(question, [block], 12, lambda t: len(t) // 2)
+    with_meaning = trim_blocks(question, [block], 12, lambda t: len(t) // 2, similarity=similarity, dense_weight=1.0)
+    assert "linespread" not in words_only[0] and "linespread" in with_meaning[0]
+    assert "linespread" in quote_with_block(question, [block], similarity=similarity, dense_weight=1.0)[0]
+    assert "linespread" not in quote_with_block(question, [block])[0]

@@ -180,10 +180,11 @@ def check(svc, turn, found, passages, reply) -> Generator:  # noqa: ANN001
     quoted = False
     if cited and why:
         question = f"{turn.standalone} {found.translated or ''}"
-        before, own = list(cited), _quote(question, [texts[n - 1] for n in cited], cited, lang)
-        other = better_block(question, texts, [n - 1 for n in cited], s.quote_other_block_margin)
+        dense = {"similarity": passages.similarity, "dense_weight": s.evidence_dense_weight}
+        before, own = list(cited), _quote(question, [texts[n - 1] for n in cited], cited, lang, dense)
+        other = better_block(question, texts, [n - 1 for n in cited], s.quote_other_block_margin, **dense)
         if other is not None:  # the model marked a block that does not say it; another one plainly does
-            quote, _ = quote_with_block(question, [texts[other]])
+            quote, _ = quote_with_block(question, [texts[other]], **dense)
             shown = f"\n\n{QUOTE_LEAD[lang]}“{quote}” [{other + 1}]" if quote else ""
             if shown:
                 applied.append({"rule": "quote another block", "text": text + own, "cited": before})
@@ -205,9 +206,9 @@ def check(svc, turn, found, passages, reply) -> Generator:  # noqa: ANN001
     return out
 
 
-def _quote(question: str, cited_texts: list[str], cited: list[int], lang: str) -> str:
+def _quote(question: str, cited_texts: list[str], cited: list[int], lang: str, dense: dict) -> str:
     """The quote line of the cited blocks' best sentence ("" when none), marked with its block when several."""
-    quote, i = quote_with_block(question, cited_texts)
+    quote, i = quote_with_block(question, cited_texts, **dense)
     if not quote:
         return ""
     mark = f" [{cited[i]}]" if len(set(cited)) > 1 else ""  # several blocks cited ("[1] [2] [3] [4]"): which one

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.answer.sentences import ASKS_NUMBER, NUMBER, evidence_scores, split_sentences
+from rag.answer.sentences import ASKS_NUMBER, NUMBER, dense_bonus, evidence_scores, split_sentences
 
 GAP = " … "
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this (code, a table row run) is cut around its match
@@ -58,11 +58,8 @@ def trim_blocks(question: str, texts: list[str], budget: int, count: Callable[[s
             sentences.append(_Sentence(b, i, p, 0.0, max(1, round(len(p) * ratio))))
     for s, score in zip(sentences, evidence_scores(asked, [set(tokenize(s.text)) for s in sentences])):
         s.score = score + (0.5 if wants_number and score and NUMBER.search(s.text) else 0.0)
-    if similarity is not None and dense_weight > 0 and len(sentences) > 2:
-        sims = similarity([s.text for s in sentences])
-        mid, top = sorted(sims)[len(sims) // 2], max(sims)
-        for s, sim in zip(sentences, sims):
-            s.score += dense_weight * max(0.0, sim - mid) / (top - mid) if top > mid else 0.0
+    for s, bonus in zip(sentences, dense_bonus(similarity, [s.text for s in sentences], dense_weight)):
+        s.score += bonus
 
     used = sum(totals[b] for b in fixed)
     by_block: dict[int, list[_Sentence]] = {}
@@ -129,6 +126,7 @@ class Passages:
     full_texts: dict[int, str]  # number -> whole block text (claims are checked on whole blocks)
     n_corrections: int
     matched: str  # what sentences are matched with: the question asked, and its translation
+    similarity: Callable[[list[str]], list[float]] | None = None  # sentences -> similarity to the question
 
 
 def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
@@ -147,15 +145,16 @@ def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
     # the model is asked the user's question; the passages' sentences are matched with its translation too
     matched = f"{turn.asked} {found.translated}" if found.translated else turn.asked
     full = {n: b[3] for n, b in enumerate(blocks, start=1)}
+    similarity = _similarity(svc, kb, turn, found)
     budget = svc.settings.answer_context_tokens
     if budget:
         texts = trim_blocks(matched, [b[3] for b in blocks], budget, svc.llm.count_tokens,
-                            fixed=set(range(len(corrections))), similarity=_similarity(svc, kb, turn, found),
+                            fixed=set(range(len(corrections))), similarity=similarity,
                             dense_weight=svc.settings.evidence_dense_weight)
         blocks = [(*b[:3], t) for b, t in zip(blocks, texts)]
     for src, b in zip(sources, blocks):
         src.evidence = " ".join(b[3].split())
-    return Passages(blocks, sources, full, len(corrections), matched)
+    return Passages(blocks, sources, full, len(corrections), matched, similarity)
 
 
 def _similarity(svc, kb: str, turn, found) -> Callable[[list[str]], list[float]] | None:  # noqa: ANN001
@@ -169,16 +168,19 @@ def _similarity(svc, kb: str, turn, found) -> Callable[[list[str]], list[float]]
     queries = [q for q in (turn.asked, found.translated) if q and leg_weights(svc.store, q, model)[0] > 0]
     if not queries:
         return None
+    import numpy as np
+
     embedder = svc.store.embeddings(model=model)
+    q = np.asarray([embedder.embed_query(x) for x in queries], dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-9
+    known: dict[str, float] = {}  # the quote of the check stage asks again for sentences already scored
 
     def similarity(sentences: list[str]) -> list[float]:
-        import numpy as np
-
-        q = np.asarray([embedder.embed_query(x) for x in queries], dtype=np.float32)
-        d = np.asarray(embedder.embed_documents([x[:400] for x in sentences]), dtype=np.float32)
-        q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-9
-        d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
-        return (d @ q.T).max(axis=1).tolist()
+        if missing := list(dict.fromkeys(x for x in sentences if x not in known)):
+            d = np.asarray(embedder.embed_documents([x[:400] for x in missing]), dtype=np.float32)
+            d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+            known.update(zip(missing, (d @ q.T).max(axis=1).tolist()))
+        return [known[x] for x in sentences]
 
     return similarity
 

@@ -63,7 +63,19 @@ def code_listing(sentence: str) -> bool:
     return len(_LISTING_LINE.findall(sentence)) >= 2 or (not HAN.search(sentence) and sentence.count("~") >= 3)
 
 
-def _scored_sentences(question: str, blocks: list[str]) -> list[tuple[int, str, float]]:
+def dense_bonus(similarity, texts: list[str], weight: float) -> list[float]:  # noqa: ANN001
+    """`weight` times how far each text's similarity to the question (`similarity(texts)`, the knowledge base's
+    embedder: any language) is above the median text's, relative to the best one: 0 up to the median, `weight` for
+    the best. Zeros without a similarity, a weight or enough texts to compare."""
+    if similarity is None or weight <= 0 or len(texts) < 3:
+        return [0.0] * len(texts)
+    sims = similarity(texts)
+    mid, top = sorted(sims)[len(sims) // 2], max(sims)
+    return [weight * max(0.0, x - mid) / (top - mid) if top > mid else 0.0 for x in sims]
+
+
+def _scored_sentences(question: str, blocks: list[str], similarity=None,  # noqa: ANN001
+                      dense_weight: float = 0.0) -> list[tuple[int, str, float]]:
     """(block index, sentence, score) for every sentence of `blocks`, scored as `quote_with_block` explains."""
     from rag.answer.gate import topic_words
     from rag.lexical import tokenize
@@ -72,10 +84,11 @@ def _scored_sentences(question: str, blocks: list[str]) -> list[tuple[int, str, 
     sentences = [(b, s) for b, block in enumerate(blocks) for s in split_sentences(block)]  # (block index, sentence)
     words = [set(tokenize(s)) for _, s in sentences]
     overlap = evidence_scores(asked, words)
+    dense = dense_bonus(similarity, [s for _, s in sentences], dense_weight)
     wants_number = bool(ASKS_NUMBER.search(question))
     out = []
     for i, (b, s) in enumerate(sentences):
-        value = overlap[i]
+        value = overlap[i] + dense[i]
         if not words[i] - asked:
             value *= 0.1
         if code_listing(s):  # a user asked in words: numbered source lines are no answer to quote
@@ -86,16 +99,18 @@ def _scored_sentences(question: str, blocks: list[str]) -> list[tuple[int, str, 
     return out
 
 
-def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> tuple[str, int | None]:
+def quote_with_block(question: str, blocks: list[str], max_chars: int = 300, similarity=None,  # noqa: ANN001
+                     dense_weight: float = 0.0) -> tuple[str, int | None]:
     """The sentence of `blocks` that best matches `question`, and the index of the block it is from.
 
     Small local models sometimes reply with nothing but "[2]" (or the question again): they found the
     passage but wrote no answer. Quoting the cited passage's best sentence gives the user the source text.
     A question word counts more when fewer sentences contain it (the passage's topic, named everywhere,
     tells nothing apart); a sentence that adds nothing to the question (a heading, a bare name) counts
-    little; a number or date counts for questions that ask when / how many.
+    little; a number or date counts for questions that ask when / how many; with `similarity`, closeness to the
+    question in the embedder's space counts too (`dense_bonus`).
     """
-    sentences = _scored_sentences(question, blocks)
+    sentences = _scored_sentences(question, blocks, similarity, dense_weight)
     if not sentences:
         return "", None
     best = max(range(len(sentences)), key=lambda i: (sentences[i][2], -i))
@@ -112,13 +127,14 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300) -> 
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
 
 
-def better_block(question: str, blocks: list[str], cited: list[int], margin: float) -> int | None:
+def better_block(question: str, blocks: list[str], cited: list[int], margin: float, similarity=None,  # noqa: ANN001
+                 dense_weight: float = 0.0) -> int | None:
     """The index of an uncited block whose best sentence matches `question` at least `margin` times better than
     any sentence of the cited blocks (indexes in `cited`), or None. The small model sometimes marks the wrong
     block: "[3]" for "hyperref 宏包中哪个命令把一段文字作为超链接？" where [3] is about \\hyperref and [1] says
     "把一段文字作为超链接： \\href{⟨url⟩}{⟨text⟩}"."""
     best: dict[int, float] = {}
-    for b, _, value in _scored_sentences(question, blocks):
+    for b, _, value in _scored_sentences(question, blocks, similarity, dense_weight):
         best[b] = max(best.get(b, 0.0), value)
     if not best or margin <= 0:
         return None
