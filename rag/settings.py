@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         600, ge=0, description="Token budget of the context blocks in the answer prompt (the model's tokenizer); "
         "blocks are cut to the sentences carrying the question's evidence. 0: whole blocks.")
     evidence_dense_weight: float = Field(
-        0.0, ge=0, description="When blocks are cut to their evidence, a sentence also scores this times its "
+        1.0, ge=0, description="When blocks are cut to their evidence, a sentence also scores this times its "
         "similarity to the question by the knowledge base's embedder (relative: 1 for the best sentence, 0 at the "
         "median), on top of its share of the question's words. 0: words only.")
     condense_question: bool = Field(True, description="Rewrite follow-ups into standalone questions before retrieval.")
@@ -159,14 +159,6 @@ class Settings(BaseSettings):
         True, description="Refuse without a model call when the question names something (a command; a Latin-script "
         "word in a Chinese question) that no chunk of the knowledge base mentions, and say which: "
         "'如何用 Python 读取 Excel 文件？' asked of a LaTeX manual.")
-    quote_unnamed: bool = Field(
-        True, description="When a question asks for a name (a command, package, option, symbol) and the cited reply "
-        "gives none beyond the question's own words ('行内公式用数学符号包裹。'), add the cited passage's best "
-        "sentence, as for a reply that is only citation marks.")
-    quote_other_block_margin: float = Field(
-        3.0, ge=0, description="When a reply gets the quote of its cited block (it is only citation marks, repeats the "
-        "question, or names nothing asked for), quote an uncited block instead when its best sentence matches the "
-        "question at least this many times better than the cited blocks' best. 0: always the cited block.")
     # Chosen on the dev sets (README, "Claims checked against their sources"): 0 right answers flagged of 48.
     claim_min_word_support: float = Field(
         0.7, ge=0, le=1, description="A cited sentence with less than this share of its own words (not the question's) "

@@ -1,8 +1,7 @@
 """Generation: the model's reply streamed through filters that keep what the user reads clean.
 
-Citations that point to no block are dropped, copied block headers are removed, a possible refusal is held
-back until it can be replaced, and a reply that turned into blank space or a loop is stopped at once
-(closing the stream stops the server's generation too).
+Citations that point to no block are dropped, copied block headers are removed, and a reply that turned into
+blank space or a loop is stopped at once (closing the stream stops the server's generation too).
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from rag.answer.prompts import is_refusal, may_become_refusal
-from rag.answer.sentences import CITATION
 from rag.events import Token
 
 _OPENERS = {"[": "]", "【": "】"}
@@ -138,30 +135,6 @@ def strip_invalid(text: str, n_blocks: int) -> str:
     return f.feed(text) + f.flush()
 
 
-class RefusalHold:
-    """Holds the start of a streamed reply back while it may still be the refusal sentence (NO_ANSWER),
-    so that a refusal can be replaced before the user sees it. Any other reply is delayed by the few
-    tokens it shares with the start of that sentence ("The ...")."""
-
-    def __init__(self) -> None:
-        self.held, self.holding = "", True
-
-    def feed(self, text: str) -> str:
-        if not self.holding:
-            return text
-        self.held += text
-        if may_become_refusal(CITATION.sub(" ", self.held)):
-            return ""
-        self.holding = False
-        out, self.held = self.held, ""
-        return out
-
-    def flush(self) -> str:
-        """What is still held at the end: the whole reply, which is the refusal (or a start of it)."""
-        out, self.held, self.holding = self.held, "", False
-        return out
-
-
 class LoopGuard:
     """Ends a reply that repeats itself: the small model sometimes writes "[1] [2] [1] [2] …" or the same line
     again and again until its token limit (a minute of nothing new on a CPU). The reply so far ends in one
@@ -193,7 +166,6 @@ class Reply:
     """The model's reply as the user got it, and what the check stage needs to finish it."""
 
     shown: str = ""  # streamed to the user
-    held: str = ""  # the start of a refusal, held back: the check stage shows it or replaces it
     cited: list[int] = field(default_factory=list)  # block numbers cited, in order of first citation
     usage: dict | None = None  # the server's token counts
     stopped: str | None = None  # "blank space" / "repetition": generation was ended early
@@ -206,7 +178,7 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
     from rag.errors import LLMUnavailable
     from rag.llm import is_llm_error
 
-    citations, echo, hold, trailing = CitationFilter(n_blocks), SourceEchoFilter(), RefusalHold(), TrailingBlankHold()
+    citations, echo, trailing = CitationFilter(n_blocks), SourceEchoFilter(), TrailingBlankHold()
     blank, loop = BlankRunGuard(), LoopGuard()
     reply, parts, t1 = Reply(cited=citations.cited), [], time.perf_counter()
     try:
@@ -218,20 +190,14 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
                 continue
             if "ttft_ms" not in timings:
                 timings["ttft_ms"], timings["llm_ttft_ms"] = ms(t0), ms(t1)
-            if out := trailing.feed(hold.feed(echo.feed(citations.feed(text)))):
+            if out := trailing.feed(echo.feed(citations.feed(text))):
                 parts.append(out)
                 yield Token(out)
             reply.stopped = "blank space" if blank.feed(text) else "repetition" if loop.feed(text) else None
             if reply.stopped:  # closing the stream stops the server's generation too
                 break
         pending = citations.flush()  # a citation cut off by a stop ("[1") is dropped
-        rest = hold.feed(echo.feed("" if reply.stopped else pending) + echo.flush())
-        held = hold.flush()  # the whole reply, still held: the check stage shows or replaces a refusal
-        if is_refusal(held):
-            reply.held = held
-        else:
-            rest += held
-        if rest := trailing.feed(rest):  # blank space at the very end is dropped
+        if rest := trailing.feed(echo.feed("" if reply.stopped else pending) + echo.flush()):  # blank space at the very end is dropped
             parts.append(rest)
             yield Token(rest)
     except LLMUnavailable as exc:

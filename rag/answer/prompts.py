@@ -14,8 +14,7 @@ NO_ANSWER = {
 }
 # A reply that declines to answer, per language: the words ragkb tells the model to use, and the words models use
 # when told "say that you don't know". `is_refusal` is the one test, for the chain's `refused` flag (API, UI,
-# stored messages), for the held-back start of a streamed reply (rag.answer.generate.RefusalHold) and for `ragkb
-# eval` (both systems it compares), so the flag a user sees is what the evaluation counts.
+# stored messages) and for `ragkb eval` (both systems it compares), so the flag a user sees is what the evaluation counts.
 REFUSAL_PHRASES = {
     "zh": ("知识库中没有", "没有找到能回答", "不知道", "无法回答", "无法确定", "无法从", "未提及", "没有提到", "没有提及", "未提供",
            "没有提供", "不清楚", "没有相关信息"),
@@ -31,12 +30,6 @@ def is_refusal(reply: str) -> bool:
     return any(p in text for p in _REFUSAL_PHRASES)
 
 
-def may_become_refusal(start: str) -> bool:
-    """`start` (a streamed reply so far, citation marks removed) may still turn out to be ragkb's refusal sentence."""
-    probe = " ".join(start.split())
-    return any(r.startswith(probe) for r in NO_ANSWER.values())
-
-
 # Added to a refusal when a Chinese question met English documents that the embedding model can only match in
 # English: the refusal may be the language, not the documents (what the user can do about it).
 OTHER_LANGUAGE_HINT = (
@@ -46,11 +39,6 @@ OTHER_LANGUAGE_HINT = (
 NEVER_MENTIONED = {"zh": "知识库的文档中没有出现 {names}。", "en": "No document in the knowledge base mentions {names}."}
 # Shown before a quote of the cited passage when the model replied with nothing but a citation mark.
 QUOTE_LEAD = {"zh": "引用原文：", "en": "From the cited passage: "}
-# Replaces the small model's refusal when the question and the passages it was given are in different languages
-# (an English question about a Chinese manual): it refuses those even with the answer in block [1].
-OTHER_LANGUAGE_QUOTE = {"zh": "检索到的段落与问题的语言不同，模型没能从中直接读出答案。最相关的原文：",
-                        "en": "The passages found are in another language than the question, and the model did not "
-                              "read an answer out of them. The most relevant passage says: "}
 LANGUAGE_NAME = {"zh": "Chinese (简体中文)", "en": "English"}
 
 # Byte-identical for every request (no per-question text in it): the model server's prompt cache then

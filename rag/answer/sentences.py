@@ -18,12 +18,6 @@ CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?
 ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
                          re.IGNORECASE)
 NUMBER = re.compile(r"\d|[一二三四五六七八九十百千万两]+(?:年|月|日|天|个|人|次|岁|元|倍)")
-# A question that asks for a name: a command, package, option, symbol... ("用什么命令", "哪个宏包", "Which environment")
-ASKS_NAME = re.compile(
-    r"(?:什么|哪个|哪一个|哪些|哪种|何种)\s*(?:命令|指令|宏包|宏|符号|选项|参数|环境|文档类|编码|发行版|函数|关键字)"
-    r"|(?:命令|宏包|符号|选项|参数|环境|文档类|编码|发行版|函数)(?:是|叫)(?:什么|哪些|哪个)"
-    r"|\b(?:which|what)\s+(?:[\w-]+\s+){0,2}(?:command|environment|option|package|symbol|macro|class|encoding|function|keyword)",
-    re.IGNORECASE)
 _ENDINGS = ("。", "！", "？", "!", "?", ".", "；", ";")
 _PUNCTUATION = r"[\s,，、.。:：;；!！?？\-–—()（）\"'“”‘’]"
 _PUNCTUATION_ONLY = re.compile(_PUNCTUATION + "*")
@@ -125,19 +119,3 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300, sim
                 break
             quote = f"{quote} … {item}"
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
-
-
-def better_block(question: str, blocks: list[str], cited: list[int], margin: float, similarity=None,  # noqa: ANN001
-                 dense_weight: float = 0.0) -> int | None:
-    """The index of an uncited block whose best sentence matches `question` at least `margin` times better than
-    any sentence of the cited blocks (indexes in `cited`), or None. The small model sometimes marks the wrong
-    block: "[3]" for "hyperref 宏包中哪个命令把一段文字作为超链接？" where [3] is about \\hyperref and [1] says
-    "把一段文字作为超链接： \\href{⟨url⟩}{⟨text⟩}"."""
-    best: dict[int, float] = {}
-    for b, _, value in _scored_sentences(question, blocks, similarity, dense_weight):
-        best[b] = max(best.get(b, 0.0), value)
-    if not best or margin <= 0:
-        return None
-    top = max(best, key=lambda b: (best[b], -b))
-    cited_best = max((best.get(b, 0.0) for b in cited), default=0.0)
-    return top if top not in cited and best[top] > 0 and best[top] >= margin * cited_best else None

@@ -70,7 +70,7 @@ class AnswerService:
             yield Failed(self._error(exc))
             yield Done(timings=timings)
             return
-        if reply.error or not (reply.shown + reply.held).strip():  # failed, or a server that dropped the request
+        if reply.error or not reply.shown.strip():  # failed, or a server that dropped the request
             yield Failed(reply.error or f"The model server at {self._base_url()} returned an empty answer; ask "
                          "again (if it keeps happening, check the server's log).")
             yield Done(timings=timings, partial=reply.shown)
