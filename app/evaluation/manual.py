@@ -42,8 +42,9 @@ def conversation_order(items: list[dict]) -> list[dict]:
     return out
 
 
-# Held-out and dev sets about a PDF the distribution installs with a package (here: shared-mime-info's spec).
-SYSTEM_PDFS = {"mime_spec": "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf"}
+# Held-out and dev sets about a PDF the distribution installs with a package (shared-mime-info, libtasn1-doc).
+SYSTEM_PDFS = {"mime_spec": "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
+               "libtasn1": "/usr/share/doc/libtasn1-doc/libtasn1.pdf"}
 
 
 def find_pdf(devset: Path, public: Path | None) -> Path:
