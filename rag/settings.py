@@ -159,6 +159,10 @@ class Settings(BaseSettings):
         True, description="Refuse without a model call when the question names something (a command; a Latin-script "
         "word in a Chinese question) that no chunk of the knowledge base mentions, and say which: "
         "'如何用 Python 读取 Excel 文件？' asked of a LaTeX manual.")
+    quote_other_block_margin: float = Field(
+        3.0, ge=0, description="When a reply that says nothing gets the quote of its cited block, quote an uncited block "
+        "instead when its best sentence matches the question at least this many times better than the cited blocks' "
+        "best. 0: always the cited block.")
     # Chosen on the dev sets (README, "Claims checked against their sources"): 0 right answers flagged of 48.
     claim_min_word_support: float = Field(
         0.7, ge=0, le=1, description="A cited sentence with less than this share of its own words (not the question's) "

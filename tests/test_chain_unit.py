@@ -425,6 +425,57 @@ def test_a_cited_sentence_whose_own_words_its_block_lacks_is_flagged(answer, que
     assert unsupported_claims(answer, {1: block}, question) == []  # off: only numbers, commands, paths, quotes
 
 
+HREF = ("hyperref 宏包提供了直接书写超链接的命令，用于在 PDF 中生成 URL：\\url{url}。我们也可以像 HTML 中的超链接一样，"
+        "把一段文字作为超链接：\\href{url}{text}。使用 hyperref 宏包后，文档中所有的引用、参考文献、索引等等都转换为超链接。")
+HYPERREF = "不带可选参数的 \\hyperref 命令带四个必选参数，前三个组成特殊格式的超链接。"
+Q_HREF = "hyperref 宏包中哪个命令把一段文字作为超链接？"
+
+
+def test_a_block_that_plainly_says_it_wins_the_quote_over_a_wrongly_marked_one():
+    """lshort p97: the model replied "[3]" (\\hyperref's footnote) to a question that block [1] answers word for
+    word (\\href). Another block takes the quote only when it matches the question 3 times better (lshort, ctex,
+    CMRC and RGB replies replayed: 2x already moved an RGB quote to a worse block)."""
+    from rag.answer.sentences import better_block
+
+    assert better_block(Q_HREF, [HREF, "hyperref 宏包提供了命令 \\hypersetup 配置各种参数。", HYPERREF], [2], 3.0) == 0
+    assert better_block(Q_HREF, [HREF, HYPERREF], [0], 3.0) is None  # the marked block is the best one
+    assert better_block(Q_HREF, [HREF, HYPERREF], [1], 0.0) is None  # the setting at 0: always the marked block
+    # ctex p3/p4: the marked block answers (tlmgr); the other one matches more words but not 3 times more
+    tlmgr = "TeX Live 的包管理器是 tlmgr。也可以直接在系统命令行执行 tlmgr install ctex 来安装 CTeX 宏集。"
+    mpm = "也可以使用 mpm（MiKTeX Package Manager），在命令行执行 mpm --admin --install=ctex 来安装 CTeX 宏集。"
+    q = "Which command installs the CTeX bundle with TeX Live's package manager? 哪条命令使用 TeX Live 的包管理器安装 CTeX 宏集？"
+    assert better_block(q, [tlmgr, mpm], [0], 3.0) is None
+
+
+def test_a_marks_only_reply_pointing_at_the_wrong_block_gets_the_quote_of_the_block_that_answers(tmp_path):
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "hyperref.md"
+    doc.write_text(f"# 超链接\n\n{HREF}\n\n# 脚注\n\n{HYPERREF}\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", embedding_model="mock:hash", translate_question=False,
+                        chunk_size=200, chunk_overlap=0, _env_file=None)
+    store = KnowledgeBaseStore(settings)
+    try:
+        ingest_paths(store, "kb", [doc])
+        llm = ScriptedLLM("[1]")
+        _run(AnswerService(store, llm), "kb", Q_HREF)
+        prompt = llm.calls[0][-1].content
+        blocks = re.findall(r"\[(\d)\] \(file:[^\n]*\n<<<\n(.*?)\n>>>", prompt, re.S)
+        assert len(blocks) == 2, prompt
+        wrong = next(int(n) for n, body in blocks if "必选参数" in body)
+        right = 3 - wrong
+        text, sources, done, _ = _run(AnswerService(store, ScriptedLLM(f"[{wrong}]")), "kb", Q_HREF)
+        assert text.startswith(f"[{wrong}]\n\n引用原文：“") and "\\href{url}{text}" in text, text
+        assert text.endswith(f"” [{right}]") and done.quoted and {s.n for s in sources} == {1, 2}
+        store.settings = settings.model_copy(update={"quote_other_block_margin": 0.0})  # off: the marked block
+        text, sources, _, _ = _run(AnswerService(store, ScriptedLLM(f"[{wrong}]")), "kb", Q_HREF)
+        assert "必选参数" in text and "\\href" not in text and [s.n for s in sources] == [wrong], text
+    finally:
+        store.close()
+
+
 LIST_BLOCK = ("各式各样的 TeX 发行版经过十多年的发展，现今的两个主流发行版为：\n• TeX Live\nTeX Live 由类 UNIX 系统上的 teTeX 发展"
               "并取而代之，最终成为跨平台的 TeX 发行版。TeX Live 自 2011 年起以年份作为版本号。\n• MiKTeX\nMiKTeX 是主要用于 "
               "Windows 平台的一个稳定发展的 TeX 发行版。它集成了编辑器 TeXworks。")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from rag.answer.claims import checkable_facts, grounding, holds_facts, uncited_answer, unsupported_claims
 from rag.answer.prompts import QUOTE_LEAD, is_refusal
-from rag.answer.sentences import _PUNCTUATIONS, CITATION, only_citations, quote_with_block
+from rag.answer.sentences import _PUNCTUATIONS, CITATION, better_block, only_citations, quote_with_block
 from rag.events import Token
 from rag.text import HAN
 
@@ -125,8 +125,17 @@ def check(svc, turn, found, passages, reply) -> Generator:  # noqa: ANN001
     said = without_echoed_sections(text, [b[2] for b in blocks] + [_first_line(t) for t in texts])
     if cited and adds_nothing(said, asked_all):
         dense = {"similarity": passages.similarity, "dense_weight": s.evidence_dense_weight}
-        if shown := _quote(f"{turn.standalone} {found.translated or ''}", [texts[n - 1] for n in cited], cited, lang, dense):
-            out.applied.append({"rule": "quote (adds nothing)", "text": text, "cited": list(cited)})
+        question, before = f"{turn.standalone} {found.translated or ''}", list(cited)
+        shown = own = _quote(question, [texts[n - 1] for n in cited], cited, lang, dense)
+        # the model marked a block that does not say it, and another one plainly does: quote that one
+        if (other := better_block(question, texts, [n - 1 for n in cited], s.quote_other_block_margin, **dense)) is not None:
+            quote, _ = quote_with_block(question, [texts[other]], **dense)
+            if quote:
+                shown = f"\n\n{QUOTE_LEAD[lang]}“{quote}” [{other + 1}]"
+                out.applied.append({"rule": "quote another block", "text": text + own, "cited": before})
+                cited.append(other + 1)
+        if shown:
+            out.applied.append({"rule": "quote (adds nothing)", "text": text, "cited": before})
             text += shown
             out.quoted = True
             yield Token(shown)

@@ -119,3 +119,19 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300, sim
                 break
             quote = f"{quote} … {item}"
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
+
+
+def better_block(question: str, blocks: list[str], cited: list[int], margin: float, similarity=None,  # noqa: ANN001
+                 dense_weight: float = 0.0) -> int | None:
+    """The index of an uncited block whose best sentence matches `question` at least `margin` times better than
+    any sentence of the cited blocks (indexes in `cited`), or None. The small model sometimes marks the wrong
+    block: "[3]" for "hyperref 宏包中哪个命令把一段文字作为超链接？" where [3] is about \\hyperref and [1] says
+    "把一段文字作为超链接： \\href{⟨url⟩}{⟨text⟩}"."""
+    best: dict[int, float] = {}
+    for b, _, value in _scored_sentences(question, blocks, similarity, dense_weight):
+        best[b] = max(best.get(b, 0.0), value)
+    if not best or margin <= 0:
+        return None
+    top = max(best, key=lambda b: (best[b], -b))
+    cited_best = max((best.get(b, 0.0) for b in cited), default=0.0)
+    return top if top not in cited and best[top] > 0 and best[top] >= margin * cited_best else None
