@@ -64,7 +64,7 @@ def main() -> int:
     args.questions = args.questions or len(QUESTIONS)
     import openai
 
-    import rag.answer.prompts as chain_mod
+    import rag.answer.service as chain_mod
     from ingest.pipeline import ingest_paths
     from rag.answer import AnswerService
     from rag.store import KnowledgeBaseStore
