@@ -171,15 +171,17 @@ def _similarity(svc, kb: str, turn, found) -> Callable[[list[str]], list[float]]
     import numpy as np
 
     embedder = svc.store.embeddings(model=model)
-    q = np.asarray([embedder.embed_query(x) for x in queries], dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True) + 1e-9
     known: dict[str, float] = {}  # the quote of the check stage asks again for sentences already scored
+    asked: list = []  # the questions' vectors, embedded on first use: blocks that fit need none
 
     def similarity(sentences: list[str]) -> list[float]:
+        if not asked:
+            q = np.asarray([embedder.embed_query(x) for x in queries], dtype=np.float32)
+            asked.append(q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-9))
         if missing := list(dict.fromkeys(x for x in sentences if x not in known)):
             d = np.asarray(embedder.embed_documents([x[:400] for x in missing]), dtype=np.float32)
             d /= np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
-            known.update(zip(missing, (d @ q.T).max(axis=1).tolist()))
+            known.update(zip(missing, (d @ asked[0].T).max(axis=1).tolist()))
         return [known[x] for x in sentences]
 
     return similarity
