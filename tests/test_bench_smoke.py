@@ -49,8 +49,9 @@ def test_ingest_throughput_compares_with_raw_encode_and_naive(tmp_path):
 
 
 @pytest.mark.llm
-def test_app_load_chats_at_once_without_errors(tmp_path):
-    out = bench(tmp_path, "bench/app_load.py", "--chats", "2", str(REPO / "app" / "samples"), timeout=900)
+def test_app_load_chats_at_once_without_errors(tmp_path, shared_model_url):
+    out = bench(tmp_path, "bench/app_load.py", "--chats", "2", str(REPO / "app" / "samples"), timeout=900,
+                RAGKB_LLM_BASE_URL=shared_model_url)
     assert "2 simultaneous streamed chats: 2 answered, 0 errors" in out, out
     assert re.search(r"^\| app peak while ingesting \| \d+ \|$", out, re.M)
     assert re.search(r"TTFT p50 [\d.]+ s, p95 [\d.]+ s", out)

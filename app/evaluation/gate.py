@@ -193,32 +193,39 @@ def choose(cases: list[Case]) -> Rule:
     import numpy as np
 
     sets = sorted({c.set for c in cases})
-    n_blocks = max((len(c.blocks) for c in cases), default=1) or 1
-    cov = np.full((len(cases), n_blocks), -1.0)
-    dense = np.full((len(cases), n_blocks), -9.0)
-    pair = np.zeros((len(cases), n_blocks), dtype=int)
+    # a case passes when one block clears the coverage or its language pair's dense threshold: so only each
+    # case's best coverage and best similarity per pair matter, and the whole grid is scored at once
+    top_cov = np.array([max((b["coverage"] for b in c.blocks), default=-1.0) for c in cases])
+    top_dense = np.full((len(cases), len(PAIRS)), -9.0)
     for i, c in enumerate(cases):
-        for j, b in enumerate(c.blocks):
-            cov[i, j] = b["coverage"]
-            dense[i, j] = -9.0 if b["dense"] is None else b["dense"]
-            pair[i, j] = PAIRS.index(b.get("pair", "zh"))
-    unknown = np.array([bool(c.unknown) for c in cases])
-    answerable = np.array([c.answerable for c in cases])
-    in_set = {s: np.array([c.set == s for c in cases]) for s in sets}
+        for b in c.blocks:
+            if b["dense"] is not None:
+                p = PAIRS.index(b.get("pair", "zh"))
+                top_dense[i, p] = max(top_dense[i, p], b["dense"])
+    unknown = np.array([bool(c.unknown) for c in cases], dtype=bool)
+    answerable = np.array([c.answerable for c in cases], dtype=bool)
+    checked = [in_set & answerable for in_set in (np.array([c.set == s for c in cases]) for s in sets)]
+    checked = [m for m in checked if m.any()]
     steps = [x / 100 for x in range(40, 96, 2)] + [_NEVER]
+    grid = np.array(list(itertools.product(steps, steps, steps)))  # (limits, pairs), in the order tried
+    dense_pass = (top_dense[None, :, :] >= grid[:, None, :]).any(axis=2)  # (limits, cases)
     best, best_key = None, None
     for c10 in range(20, 85, 5):
-        lexical = cov >= c10 / 100
-        for limits in itertools.product(steps, steps, steps):
-            passed = lexical | (dense >= np.array(limits)[pair])
-            refused = unknown | ~passed.any(axis=1)
-            if any(refused[in_set[s] & answerable].mean() > MAX_FALSE_REFUSALS for s in sets
-                   if (in_set[s] & answerable).any()):
-                continue
-            key = (refused[~answerable].mean(), -refused[answerable].mean(), -c10, -sum(limits))
-            if best_key is None or key > best_key:
-                best_key = key
-                best = Rule("coverage", c10 / 100, tuple(None if t == _NEVER else t for t in limits), True)
+        refused = unknown | ~((top_cov >= c10 / 100)[None, :] | dense_pass)
+        ok = np.ones(len(grid), dtype=bool)
+        for m in checked:
+            ok &= refused[:, m].mean(axis=1) <= MAX_FALSE_REFUSALS
+        if not ok.any():
+            continue
+        unanswerable = refused[:, ~answerable].mean(axis=1) if (~answerable).any() else np.full(len(grid), np.nan)
+        false = refused[:, answerable].mean(axis=1) if answerable.any() else np.full(len(grid), np.nan)
+        # the first of the best in the order tried: most unanswerable refused, fewest answerable, lowest thresholds
+        order = np.lexsort((np.arange(len(grid)), grid.sum(axis=1), false, -unanswerable))
+        j = next(int(j) for j in order if ok[j])
+        key = (unanswerable[j], -false[j], -c10, -grid[j].sum())
+        if best_key is None or key > best_key:
+            best_key = key
+            best = Rule("coverage", c10 / 100, tuple(None if t == _NEVER else float(t) for t in grid[j]), True)
     return best or Rule("coverage", 0.4, (None, None, None), True)
 
 
