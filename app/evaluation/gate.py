@@ -204,11 +204,11 @@ def choose(cases: list[Case]) -> Rule:
                 top_dense[i, p] = max(top_dense[i, p], b["dense"])
     unknown = np.array([bool(c.unknown) for c in cases], dtype=bool)
     answerable = np.array([c.answerable for c in cases], dtype=bool)
-    checked = [in_set & answerable for in_set in (np.array([c.set == s for c in cases]) for s in sets)]
-    checked = [m for m in checked if m.any()]
+    checked = [m for m in (np.array([c.set == s for c in cases]) & answerable for s in sets) if m.any()]
     steps = [x / 100 for x in range(40, 96, 2)] + [_NEVER]
     grid = np.array(list(itertools.product(steps, steps, steps)))  # (limits, pairs), in the order tried
     dense_pass = (top_dense[None, :, :] >= grid[:, None, :]).any(axis=2)  # (limits, cases)
+    sums = grid.sum(axis=1)
     best, best_key = None, None
     for c10 in range(20, 85, 5):
         refused = unknown | ~((top_cov >= c10 / 100)[None, :] | dense_pass)
@@ -219,10 +219,11 @@ def choose(cases: list[Case]) -> Rule:
             continue
         unanswerable = refused[:, ~answerable].mean(axis=1) if (~answerable).any() else np.full(len(grid), np.nan)
         false = refused[:, answerable].mean(axis=1) if answerable.any() else np.full(len(grid), np.nan)
-        # the first of the best in the order tried: most unanswerable refused, fewest answerable, lowest thresholds
-        order = np.lexsort((np.arange(len(grid)), grid.sum(axis=1), false, -unanswerable))
-        j = next(int(j) for j in order if ok[j])
-        key = (unanswerable[j], -false[j], -c10, -grid[j].sum())
+        # the first of the best in the order tried (lexsort is stable): most unanswerable refused, fewest
+        # answerable, lowest thresholds
+        tried = np.flatnonzero(ok)
+        j = tried[np.lexsort((sums[tried], false[tried], -unanswerable[tried]))[0]]
+        key = (unanswerable[j], -false[j], -c10, -sums[j])
         if best_key is None or key > best_key:
             best_key = key
             best = Rule("coverage", c10 / 100, tuple(None if t == _NEVER else float(t) for t in grid[j]), True)
