@@ -433,3 +433,39 @@ def test_eval_injection_asks_through_the_openai_route_with_the_defence_off_and_o
     r = subprocess.run([ragkb_exe(), "eval", "injection", "--cases", str(tmp_path / "nope.jsonl")], cwd=REPO,
                        env=cli_env(model_data_dir), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "nope.jsonl: not found" in r.stdout + r.stderr
+
+
+def test_gate_choice_is_what_the_rule_refuses():
+    """`choose` scores its grid in numpy; `Rule.refuses` is what `rates` and the reports use. The rule chosen must
+    keep <= 2% false refusals on every set when applied through `Rule.refuses`, and no threshold one step higher may
+    refuse more of the unanswerable questions while keeping that (the two encodings of the rule agree)."""
+    import random
+
+    from app.evaluation.gate import MAX_FALSE_REFUSALS, PAIRS, Case, Rule, choose, rates
+
+    rng = random.Random(7)
+    cases = []
+    for n in range(240):
+        answerable = n % 3 != 0
+        blocks = [{"coverage": rng.uniform(0.3, 1.0) if answerable else rng.uniform(0.0, 0.7),
+                   "old_coverage": 0.5, "dense": rng.uniform(0.5, 0.95) if answerable else rng.uniform(0.3, 0.8),
+                   "pair": rng.choice(PAIRS)} for _ in range(3)]
+        cases.append(Case(f"set{n % 2}", str(n), "q", "answerable" if answerable else "negatives_only", blocks,
+                          ["Excel"] if not answerable and n % 7 == 0 else []))
+    rule = choose(cases)
+    got = rates(rule, cases)
+    for name in ("set0", "set1"):
+        assert got[name]["false_refusal_rate"] <= MAX_FALSE_REFUSALS, (rule.label(), got)
+    assert 0.0 < got["all"]["unanswerable_refusal_rate"] < 1.0, (rule.label(), got)  # the sets make it a trade-off
+    assert all(rule.refuses(c) for c in cases if c.unknown)  # a name no chunk mentions is refused, as the chain does
+    higher = [Rule("coverage", round(rule.min_coverage + 0.05, 2), rule.dense, True)] if rule.min_coverage < 0.8 else []
+    for i, t in enumerate(rule.dense):
+        if t is not None:
+            up = round(t + 0.02, 2) if t < 0.94 else None
+            higher.append(Rule("coverage", rule.min_coverage, tuple(up if j == i else x for j, x in enumerate(rule.dense)), True))
+    assert higher
+    for other in higher:
+        r = rates(other, cases)
+        feasible = all(r[s]["false_refusal_rate"] <= MAX_FALSE_REFUSALS for s in ("set0", "set1"))
+        assert not (feasible and r["all"]["unanswerable_refusal_rate"] > got["all"]["unanswerable_refusal_rate"]), \
+            (rule.label(), other.label(), r)
