@@ -153,15 +153,16 @@ def estimate_tokens(text: str) -> int:
 
 def local_model_file(s: Settings) -> tuple[Path, str]:
     """(GGUF path, served name) of the embedded model: a GGUF path, or a packaged model assembled and verified."""
-    from rag.local_llm import PACKAGED_MODELS, assemble_default_model
+    from rag.local_llm import PACKAGED_MODELS, assemble_default_model, auto_local_model
 
-    explicit = s.llm_local_model_path or (None if s.local_model in PACKAGED_MODELS else Path(s.local_model))
+    name = auto_local_model() if s.local_model == "auto" else s.local_model
+    explicit = s.llm_local_model_path or (None if name in PACKAGED_MODELS else Path(name))
     if explicit is not None:
         if not explicit.is_file():
             raise LLMUnavailable(f"The embedded model file {explicit} does not exist (RAGKB_LOCAL_MODEL / "
                                  f"RAGKB_LLM_LOCAL_MODEL_PATH); packaged models: {', '.join(PACKAGED_MODELS)}.")
         return explicit, s.llm_model or explicit.stem
-    model = PACKAGED_MODELS[s.local_model]
+    model = PACKAGED_MODELS[name]
     return assemble_default_model(s.data_dir / "models", model), s.llm_model or model.alias
 
 

@@ -58,6 +58,47 @@ PACKAGED_MODELS = {m.name: m for m in (
 )}
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 _DEFAULT = PACKAGED_MODELS[DEFAULT_LOCAL_MODEL]
+LARGER_LOCAL_MODEL = "qwen2.5-coder-1.5b"
+# What a machine needs before RAGKB_LOCAL_MODEL=auto (the default) picks the 1.5B model (docs/evaluation.md): on
+# five dev families it answered 28 of 30 RGB questions right against 15 and 35 of 65 manual questions against 24, and
+# its first token came 1.5-1.9x later (prompt prefill: 7.8 s vs 4.3 s for a 633-token prompt on 2 threads). Prefill
+# scaled 1.9-2.0x from 1 to 2 threads for both models, so from 4 cores the 1.5B starts answering as soon as the 0.5B
+# does on 2. Memory: the 1.1 GB model, its context, and the embedder and Chroma beside it.
+LARGER_MODEL_MIN_CPUS = 4
+LARGER_MODEL_MIN_MEMORY = 7 << 30  # an "8 GB" machine reports about 7.6 GiB
+
+
+def machine() -> tuple[int, int]:
+    """(CPUs this process may use, physical memory in bytes) of the machine ragkb runs on."""
+    try:
+        cpus = len(os.sched_getaffinity(0))  # a container's --cpuset counts, not the host's cores
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = 0
+    return cpus, memory
+
+
+def installed(model: PackagedModel) -> bool:
+    return all(importlib.util.find_spec(pkg) is not None for pkg, _ in model.parts)
+
+
+def affords_larger_model(cpus: int | None = None, memory: int | None = None) -> bool:
+    """Whether this machine has the cores for the 1.5B model's prefill and the memory for its weights
+    (scripts/run.sh asks this before installing its extra)."""
+    if cpus is None or memory is None:
+        cpus, memory = machine()
+    return cpus >= LARGER_MODEL_MIN_CPUS and memory >= LARGER_MODEL_MIN_MEMORY
+
+
+def auto_local_model(cpus: int | None = None, memory: int | None = None, larger_installed: bool | None = None) -> str:
+    """The packaged model for RAGKB_LOCAL_MODEL=auto: the 1.5B where the machine affords it and its extra is
+    installed, the 0.5B otherwise."""
+    if larger_installed is None:
+        larger_installed = installed(PACKAGED_MODELS[LARGER_LOCAL_MODEL])
+    return LARGER_LOCAL_MODEL if affords_larger_model(cpus, memory) and larger_installed else DEFAULT_LOCAL_MODEL
 DEFAULT_MODEL_FILE = _DEFAULT.file
 DEFAULT_MODEL_ALIAS = _DEFAULT.alias
 DEFAULT_MODEL_SHA256 = _DEFAULT.sha256

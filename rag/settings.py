@@ -105,8 +105,8 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(512, ge=16)
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before a model request is given up.")
     local_model: str = Field(
-        "qwen2.5-coder-0.5b", description="Embedded model: a packaged one (qwen2.5-coder-0.5b, the default; "
-        "qwen2.5-coder-1.5b with the local-1-5b extra) or the path of a .gguf file.")
+        "auto", description="Embedded model: auto (qwen2.5-coder-1.5b on a machine with >= 4 CPUs and 7 GiB where "
+        "the local-1-5b extra is installed, qwen2.5-coder-0.5b otherwise), a packaged one by name, or a .gguf path.")
     llm_local_model_path: Path | None = Field(None, description="GGUF file for the embedded server (overrides local_model).")
     llm_local_ctx: int = Field(4096, ge=512, description="Context tokens per parallel slot of the embedded server.")
     llm_local_threads: int | None = Field(None, ge=1)

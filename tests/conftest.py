@@ -10,6 +10,10 @@ from rag.settings import OFFLINE_ENV
 
 for _k, _v in OFFLINE_ENV.items():
     os.environ.setdefault(_k, _v)
+# The tests are about the app, not the model choice (test_local_model covers RAGKB_LOCAL_MODEL=auto): the packaged
+# 0.5B model they seed answers on every machine, also one where auto would pick the 1.5B.
+TEST_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+os.environ.setdefault("RAGKB_LOCAL_MODEL", TEST_LOCAL_MODEL)
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -85,6 +89,7 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
     env.update(OFFLINE_ENV)
     env["RAGKB_DATA_DIR"] = str(data_dir)
+    env["RAGKB_LOCAL_MODEL"] = TEST_LOCAL_MODEL
     env["COLUMNS"] = "200"
     env.update(extra)
     return env

