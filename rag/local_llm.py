@@ -58,6 +58,10 @@ PACKAGED_MODELS = {m.name: m for m in (
 )}
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 _DEFAULT = PACKAGED_MODELS[DEFAULT_LOCAL_MODEL]
+DEFAULT_MODEL_FILE = _DEFAULT.file
+DEFAULT_MODEL_ALIAS = _DEFAULT.alias
+DEFAULT_MODEL_SHA256 = _DEFAULT.sha256
+DEFAULT_MODEL_SIZE = _DEFAULT.size
 LARGER_LOCAL_MODEL = "qwen2.5-coder-1.5b"
 # What a machine needs before RAGKB_LOCAL_MODEL=auto (the default) picks the 1.5B model (docs/evaluation.md): on
 # five dev families it answered 28 of 30 RGB questions right against 15 and 35 of 65 manual questions against 24, and
@@ -99,10 +103,6 @@ def auto_local_model(cpus: int | None = None, memory: int | None = None, larger_
     if larger_installed is None:
         larger_installed = installed(PACKAGED_MODELS[LARGER_LOCAL_MODEL])
     return LARGER_LOCAL_MODEL if affords_larger_model(cpus, memory) and larger_installed else DEFAULT_LOCAL_MODEL
-DEFAULT_MODEL_FILE = _DEFAULT.file
-DEFAULT_MODEL_ALIAS = _DEFAULT.alias
-DEFAULT_MODEL_SHA256 = _DEFAULT.sha256
-DEFAULT_MODEL_SIZE = _DEFAULT.size
 
 
 def _part_paths(model: PackagedModel = _DEFAULT) -> list[Path]:
