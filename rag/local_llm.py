@@ -86,7 +86,12 @@ def machine() -> tuple[int, int]:
 
 
 def installed(model: PackagedModel) -> bool:
-    return all(importlib.util.find_spec(pkg) is not None for pkg, _ in model.parts)
+    """Every part of `model` is on this machine (the check assembling it makes)."""
+    try:
+        _part_paths(model)
+    except LLMUnavailable:
+        return False
+    return True
 
 
 def affords_larger_model(cpus: int | None = None, memory: int | None = None) -> bool:

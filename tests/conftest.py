@@ -13,7 +13,7 @@ for _k, _v in OFFLINE_ENV.items():
 # The tests are about the app, not the model choice (test_local_model covers RAGKB_LOCAL_MODEL=auto): the packaged
 # 0.5B model they seed answers on every machine, also one where auto would pick the 1.5B.
 TEST_LOCAL_MODEL = "qwen2.5-coder-0.5b"
-os.environ.setdefault("RAGKB_LOCAL_MODEL", TEST_LOCAL_MODEL)
+os.environ["RAGKB_LOCAL_MODEL"] = TEST_LOCAL_MODEL
 
 sys.path.insert(0, str(Path(__file__).parent))
 

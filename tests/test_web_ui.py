@@ -47,14 +47,6 @@ def _ask(page, question: str, timeout: float = 240) -> str:  # noqa: ANN001
     return bot_messages(page)[-1]
 
 
-@pytest.fixture
-def llm(shared_model_url) -> str:  # noqa: ANN001
-    """The session's embedded model server, reached by URL as a user's own server would be: each `ragkb serve`
-    would otherwise load the model and prefill its system prompt again (the embedded start is tested in
-    test_answers_llm)."""
-    return shared_model_url
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("uploads")
@@ -72,9 +64,9 @@ def more_files(tmp_path_factory) -> dict[str, Path]:
     return {"scan": image_only_pdf(zh_pdf(d / "t.pdf"), d / "扫描件.pdf", pages=[1]), "docx": zh_docx(d / "制度.docx")}
 
 
-def test_full_session_in_the_browser(llm, tmp_path, files):
+def test_full_session_in_the_browser(shared_model_url, tmp_path, files):
     shots = Shots("full-session")
-    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         page = b.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -188,8 +180,8 @@ def test_full_session_in_the_browser(llm, tmp_path, files):
         assert not errors, errors
 
 
-def test_chinese_browser_gets_chinese_ui_and_delete_needs_confirmation(llm, tmp_path):
-    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+def test_chinese_browser_gets_chinese_ui_and_delete_needs_confirmation(shared_model_url, tmp_path):
+    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         page = b.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN",
                           extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"})
         page.goto(url, wait_until="domcontentloaded")
@@ -216,7 +208,7 @@ def test_chinese_browser_gets_chinese_ui_and_delete_needs_confirmation(llm, tmp_
         wait_until(lambda: "还没有知识库" in page.locator("#kb-status").inner_text(), 30)
 
 
-def test_login_shows_each_user_only_their_conversations(llm, tmp_path):
+def test_login_shows_each_user_only_their_conversations(shared_model_url, tmp_path):
     from rag.conversations import ConversationStore
     from rag.registry import Registry
     from rag.settings import Settings
@@ -231,7 +223,7 @@ def test_login_shows_each_user_only_their_conversations(llm, tmp_path):
     convs.add_message(b_conv.id, "user", "bob's secret plan", user="bob")
     registry.dispose()
     with running_server(data, tmp_path / "serve.log", RAGKB_USERS="alice:wonderland,bob:builder",
-                        RAGKB_LLM_BASE_URL=llm) as url, \
+                        RAGKB_LLM_BASE_URL=shared_model_url) as url, \
             browser() as b:
         page = b.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
         page.goto(url, wait_until="domcontentloaded")
@@ -249,12 +241,12 @@ def test_login_shows_each_user_only_their_conversations(llm, tmp_path):
         Shots("login")(page, "alice-sees-only-her-conversations")
 
 
-def test_two_browsers_chat_while_a_third_uploads(llm, tmp_path, files):
+def test_two_browsers_chat_while_a_third_uploads(shared_model_url, tmp_path, files):
     """The queue answers several chats at once and ingest runs beside them: every page gets its result."""
     big = tmp_path / "big.md"
     big.write_text("\n".join(f"## Part {i}\n\n" + f"Paragraph {i} about maintenance windows and backups. " * 20
                              for i in range(80)), encoding="utf-8")
-    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         setup = b.new_page(locale="en-US")
         setup.goto(url, wait_until="domcontentloaded")
         setup.wait_for_selector("#kb-select")
@@ -301,13 +293,13 @@ def _pick(page, elem_id: str, contains: str) -> None:  # noqa: ANN001
     page.get_by_role("option").filter(has_text=contains).first.click()
 
 
-def test_workbench_retrieval_test_and_switching_a_chunk_off(llm, tmp_path, files, more_files):
+def test_workbench_retrieval_test_and_switching_a_chunk_off(shared_model_url, tmp_path, files, more_files):
     """The retrieval test shows what the assistant sees; a chunk switched off in the document's chunk list
     is no longer a source of the answer (real model, real embedder)."""
     import httpx
 
     shots = Shots("workbench")
-    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+    with running_server(tmp_path / "data", tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         with httpx.Client(base_url=url, timeout=300) as http:
             assert http.post("/api/kbs", json={"name": "手册"}).status_code == 201
             pdf = files["zh_pdf"]
@@ -395,7 +387,7 @@ def test_workbench_retrieval_test_and_switching_a_chunk_off(llm, tmp_path, files
         assert not errors, errors
 
 
-def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(llm, tmp_path, files):
+def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(shared_model_url, tmp_path, files):
     """A knowledge base built with the former English-only default: the page says so, builds the new index beside
     the old one with progress, shows the comparison, and switches when the user clicks."""
     import subprocess
@@ -407,7 +399,7 @@ def test_an_older_knowledge_base_is_noted_and_switched_from_the_page(llm, tmp_pa
     subprocess.run([ragkb_exe(), "ingest", "旧手册", str(files["zh_pdf"]), str(files["en_md"])],
                    env=cli_env(data, RAGKB_EMBEDDING_MODEL=minilm), check=True, capture_output=True)
     shots = Shots("embedding-switch")
-    with running_server(data, tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+    with running_server(data, tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         page = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -448,7 +440,7 @@ def _login(page, url: str, name: str, password: str) -> None:  # noqa: ANN001
     page.wait_for_selector("#kb-select", timeout=60_000)
 
 
-def test_roles_decide_what_each_user_sees_and_the_owner_grants_from_the_page(llm, tmp_path, files):
+def test_roles_decide_what_each_user_sees_and_the_owner_grants_from_the_page(shared_model_url, tmp_path, files):
     """`ragkb user` accounts: the owner grants a viewer from the Members panel; the viewer sees the knowledge base
     and chats, with no upload, delete or member controls; a user with no role does not see it at all."""
     import subprocess
@@ -469,7 +461,7 @@ def test_roles_decide_what_each_user_sees_and_the_owner_grants_from_the_page(llm
         ragkb("user", "add", name, stdin=f"{name}-password\n")  # root, the first, is the admin
     ragkb("kb", "grant", "财务", "olga", "owner")
     shots = Shots("roles")
-    with running_server(data, tmp_path / "serve.log", RAGKB_LLM_BASE_URL=llm) as url, browser() as b:
+    with running_server(data, tmp_path / "serve.log", RAGKB_LLM_BASE_URL=shared_model_url) as url, browser() as b:
         owner = b.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
         _login(owner, url, "olga", "olga-password")
         wait_until(lambda: owner.locator("#kb-select input").first.input_value() == "财务", 30)
