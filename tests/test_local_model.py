@@ -39,16 +39,16 @@ def test_missing_part_package_names_the_fix(monkeypatch):
 
 
 def test_auto_picks_the_larger_model_only_where_the_machine_affords_it_and_it_is_installed(tmp_path, monkeypatch):
-    """RAGKB_LOCAL_MODEL=auto (the default): 1.5B on >= 4 CPUs and 7 GiB with its extra installed, else 0.5B; a
+    """RAGKB_LOCAL_MODEL=auto (the default): 1.5B on >= 2 CPUs and 7 GiB with its extra installed, else 0.5B; a
     named model or a .gguf path is used as given."""
     from rag.llm import local_model_file
     from rag.settings import Settings
 
     gib = 1 << 30
     assert local.auto_local_model(16, 64 * gib, True) == "qwen2.5-coder-1.5b"
-    assert local.auto_local_model(4, 7 * gib, True) == "qwen2.5-coder-1.5b"
-    assert local.affords_larger_model(8, 16 * gib) and not local.affords_larger_model(3, 16 * gib)
-    assert local.auto_local_model(2, 64 * gib, True) == "qwen2.5-coder-0.5b"  # prefill too slow on 2 cores
+    assert local.auto_local_model(2, 7 * gib, True) == "qwen2.5-coder-1.5b"
+    assert local.affords_larger_model(8, 16 * gib) and not local.affords_larger_model(1, 16 * gib)
+    assert local.auto_local_model(1, 64 * gib, True) == "qwen2.5-coder-0.5b"  # prefill too slow on one core
     assert local.auto_local_model(16, 4 * gib, True) == "qwen2.5-coder-0.5b"  # not the memory for it
     assert local.auto_local_model(16, 64 * gib, False) == "qwen2.5-coder-0.5b"  # extra not installed
     cpus, memory = local.machine()
@@ -65,3 +65,33 @@ def test_auto_picks_the_larger_model_only_where_the_machine_affords_it_and_it_is
     gguf = tmp_path / "mine.gguf"
     gguf.write_bytes(b"GGUF")
     assert local_model_file(Settings(data_dir=tmp_path, local_model=str(gguf))) == (gguf, "mine")
+
+
+def test_the_evidence_budget_follows_the_model_that_answers(tmp_path, monkeypatch):
+    """Unset RAGKB_ANSWER_CONTEXT_TOKENS: the 1.5B (half the 0.5B's prompt-reading speed) reads 300 tokens of
+    evidence, the 0.5B 600, a model server or a user's GGUF 600; a set value wins for every model."""
+    from types import SimpleNamespace
+
+    from rag.answer import evidence
+    from rag.llm import LLMService
+    from rag.settings import Settings
+
+    def budget(**kw) -> int:  # what evidence.select cuts the blocks to
+        settings = Settings(data_dir=tmp_path, **kw)
+        svc = SimpleNamespace(settings=settings, llm=LLMService(settings))
+        found = SimpleNamespace(corrections=[], hits=[], translated=None)
+        seen = []
+        monkeypatch.setattr(evidence, "trim_blocks", lambda q, texts, budget, *a, **k: seen.append(budget) or texts)
+        evidence.select(svc, "kb", SimpleNamespace(asked="q"), found)
+        return seen[0] if seen else 0  # 0: whole blocks, not cut at all
+
+    assert budget(local_model="qwen2.5-coder-1.5b") == 300
+    assert budget(local_model="qwen2.5-coder-0.5b") == 600
+    monkeypatch.setattr(local, "auto_local_model", lambda: "qwen2.5-coder-1.5b")
+    assert budget(local_model="auto") == 300
+    monkeypatch.setattr(local, "auto_local_model", lambda: "qwen2.5-coder-0.5b")
+    assert budget(local_model="auto") == 600
+    assert budget(local_model="qwen2.5-coder-1.5b", llm_base_url="http://127.0.0.1:9/v1") == 600
+    assert budget(local_model=str(tmp_path / "mine.gguf")) == 600
+    assert budget(local_model="qwen2.5-coder-1.5b", answer_context_tokens=0) == 0
+    assert budget(local_model="qwen2.5-coder-0.5b", answer_context_tokens=450) == 450

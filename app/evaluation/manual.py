@@ -45,7 +45,8 @@ def conversation_order(items: list[dict]) -> list[dict]:
 # Held-out and dev sets about a PDF the distribution installs with a package (shared-mime-info, libtasn1-doc).
 SYSTEM_PDFS = {"mime_spec": "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
                "libtasn1": "/usr/share/doc/libtasn1-doc/libtasn1.pdf",
-               "debian_reference_zh": "/usr/share/debian-reference/debian-reference.zh-cn.pdf"}
+               "debian_reference_zh": "/usr/share/debian-reference/debian-reference.zh-cn.pdf",
+               "maint_guide_zh": "/usr/share/doc/maint-guide-zh-cn/maint-guide.zh-cn.pdf"}
 
 
 def find_pdf(devset: Path, public: Path | None) -> Path:

@@ -130,8 +130,9 @@ class Passages:
 
 
 def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
-    """The Passages for a turn: the gate's blocks cut to their evidence within RAGKB_ANSWER_CONTEXT_TOKENS
-    (counted with the model's tokenizer); user corrections are never cut."""
+    """The Passages for a turn: the gate's blocks cut to their evidence within RAGKB_ANSWER_CONTEXT_TOKENS, else the
+    budget the model affords (rag.llm.LLMService.context_tokens), counted with its tokenizer; user corrections are
+    never cut."""
     from rag.corrections import CORRECTION_FILENAME
     from rag.events import Source
 
@@ -147,6 +148,8 @@ def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
     full = {n: b[3] for n, b in enumerate(blocks, start=1)}
     similarity = _similarity(svc, kb, turn, found)
     budget = svc.settings.answer_context_tokens
+    if budget is None:
+        budget = svc.llm.context_tokens()
     if budget:
         texts = trim_blocks(matched, [b[3] for b in blocks], budget, svc.llm.count_tokens,
                             fixed=set(range(len(corrections))), similarity=similarity,
