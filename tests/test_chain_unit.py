@@ -45,6 +45,11 @@ def test_prompt_numbers_and_fences_blocks_and_names_language():
     assert "Answer in English" in en[-1][1] and NO_ANSWER["en"] in en[0][1]
     # the system prompt is the same bytes for every question, so the model server's prompt cache reuses it
     assert en[0] == msgs[0]
+    # the last line: the 1.5B (and a served model) is told to write the answer itself, the 0.5B only to cite
+    assert en[-1][1].endswith("write the answer itself, then cite its block like [1].")
+    small = answer_messages("How many days of leave?", [("a", 1, None, "x")], model="qwen2.5-coder-0.5b-instruct")
+    assert small[-1][1].endswith("Answer in English using only the context blocks, and cite them like [1].")
+    assert small[0] == en[0]
 
 
 def _run(service, *args):

@@ -57,7 +57,8 @@ class AnswerService:
                 return
             t2 = time.perf_counter()
             passages = evidence_stage.select(self, kb, turn, found)
-            prompt = turn_stage.messages(answer_messages(turn.asked, passages.blocks, turn.earlier))
+            prompt = turn_stage.messages(answer_messages(turn.asked, passages.blocks, turn.earlier,
+                                                         self.llm.endpoint()[1]))
             timings.update(prompt_ms=ms(t2), before_llm_ms=ms(t0))
             reply = yield from generate(self.llm.chat_model(), prompt, len(passages.blocks), timings, t2, self._error)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
