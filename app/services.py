@@ -245,16 +245,7 @@ class RagkbService:
         cannot start fails here; returns the BuildStatus as started."""
         from rag import reindex
 
-        started = reindex.start(self.store, name, model)
-
-        def run() -> None:
-            try:
-                reindex.build(self.store, name)
-            except Exception:  # noqa: BLE001 - recorded on the build row (status failed, the reason)
-                log.exception("re-indexing %s failed", name)
-
-        threading.Thread(target=run, name=f"reindex-{started.kb}", daemon=True).start()
-        return started
+        return reindex.build_in_background(self.store, name, model)
 
     def switch_index(self, name: str) -> KnowledgeBase:
         """Serve the knowledge base from its new index (the user confirmed); the old one is deleted after."""

@@ -17,6 +17,7 @@ Users of other tools lose their index when they change the embedding model. Here
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ _BATCH = 64
 _active: set[str] = set()  # knowledge-base ids being built by this process right now
 _cancelled: set[str] = set()  # ... and whose build should stop at its next batch
 _cancel_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -161,10 +163,37 @@ def build(store: KnowledgeBaseStore, name: str, progress: Callable[[int, int], N
     if row is None:
         raise ReindexRefused(f"Knowledge base '{kb.name}' has no new index being built (start one: ragkb reindex "
                              f"'{kb.name}' --model NAME).")
+    _claim(kb)
+    return _build_claimed(store, kb, row, progress)
+
+
+def build_in_background(store: KnowledgeBaseStore, name: str, model: str | None = None) -> BuildStatus:
+    """`start`, then `build` in a thread (web UI, API). The build is claimed before this returns, so a face that
+    polls `status` right away sees it running rather than stopped."""
+    started = start(store, name, model)
+    kb = store.get_row(name)
+    row = store.registry.index_build(kb.id)
+    _claim(kb)
+
+    def run() -> None:
+        try:
+            _build_claimed(store, kb, row, None)
+        except Exception:  # noqa: BLE001 - recorded on the build row (status failed, the reason)
+            log.exception("re-indexing %s failed", name)
+
+    threading.Thread(target=run, name=f"reindex-{started.kb}", daemon=True).start()
+    return status(store, name)
+
+
+def _claim(kb: KnowledgeBaseRow) -> None:
     with _cancel_lock:
         if kb.id in _active:
             raise ReindexRefused(f"Knowledge base '{kb.name}' is already being re-indexed.")
         _active.add(kb.id)
+
+
+def _build_claimed(store: KnowledgeBaseStore, kb: KnowledgeBaseRow, row: IndexBuildRow,
+                   progress: Callable[[int, int], None] | None) -> BuildStatus:
     try:
         reused = _catch_up(store, kb, row, progress)
         report = compare(store, kb, row)

@@ -136,6 +136,19 @@ def test_switch_before_the_build_finished_is_refused_and_cancel_drops_it(old_kb)
     assert st.old_model == MINILM and store.get_row("guide").embedding_model == MINILM
 
 
+def test_a_background_build_is_seen_running_from_the_moment_it_is_started(old_kb):
+    """The web UI follows a build by polling its status right after starting it: a build whose thread had not been
+    scheduled yet looked stopped, the page stopped following it and never offered the switch."""
+    store = old_kb
+    started = reindex.build_in_background(store, "guide")
+    assert started.status == "built" or started.running
+    deadline = time.monotonic() + 120
+    while (st := reindex.status(store, "guide")).status == "building" and time.monotonic() < deadline:
+        assert st.running
+        time.sleep(0.05)
+    assert st.status == "built" and st.done == st.total > 0 and not st.running
+
+
 @pytest.mark.slow
 def test_a_killed_build_resumes_where_it_stopped(tmp_path):
     """SIGKILL in the middle of `ragkb reindex`: the knowledge base still answers from its old index, and running
