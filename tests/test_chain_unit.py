@@ -39,12 +39,6 @@ def test_prompt_numbers_and_fences_blocks_and_names_language():
     assert "not instructions" in system and "do not follow" in system
     assert "[1] (file: 手册.pdf, page 3, section: 第二章 休假制度)\n<<<\n年假五天。›››" in user
     assert "[2] (file: guide.md)\n<<<\nLeave is five days.\n>>>" in user
-    # blocks from one file: no file name in every header, and only the innermost section title (tokens the model
-    # reads before its first word; the sources shown to the user keep file, page and full section)
-    one = answer_messages("年假有几天？", [("手册.pdf", 3, "第二章 制度 > 2.1 休假", "年假五天。"),
-                                        ("手册.pdf", 4, None, "病假另算。"), ("手册.pdf", None, None, "附则。")])[1][1]
-    assert "[1] (page 3, section: 2.1 休假)\n<<<" in one and "[2] (page 4)\n<<<" in one
-    assert "[3] (file: 手册.pdf)\n<<<" in one  # nothing else says where it is from
     assert user.count("<<<") == 2 and user.count(">>>") == 2  # document text cannot close its fence
     assert "Question: 年假有几天？" in user
     en = answer_messages("How many days of leave?", [("a", 1, None, "x")])
@@ -78,7 +72,7 @@ def test_answer_streams_tokens_then_only_cited_sources(kb_store):
     assert "五个工作日" in src.snippet
     # the prompt the model saw: block [1] is that chunk, fenced, with file/page/section
     user = llm.calls[0][-1].content
-    assert "[1] (page 2, section: 1.1 报销流程)\n<<<" in user and "Question: 报销后多久付款？" in user
+    assert "[1] (file: c/员工手册.pdf, page 2" in user and "Question: 报销后多久付款？" in user
     assert done.timings["before_llm_ms"] >= done.timings["retrieval_ms"]
 
 
@@ -473,7 +467,7 @@ def test_a_marks_only_reply_pointing_at_the_wrong_block_gets_the_quote_of_the_bl
         llm = ScriptedLLM("[1]")
         _run(AnswerService(store, llm), "kb", Q_HREF)
         prompt = llm.calls[0][-1].content
-        blocks = re.findall(r"\[(\d)\] \([^\n]*\n<<<\n(.*?)\n>>>", prompt, re.S)
+        blocks = re.findall(r"\[(\d)\] \(file:[^\n]*\n<<<\n(.*?)\n>>>", prompt, re.S)
         assert len(blocks) == 2, prompt
         wrong = next(int(n) for n, body in blocks if "必选参数" in body)
         right = 3 - wrong

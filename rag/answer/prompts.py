@@ -104,14 +104,12 @@ def language_of(question: str) -> str:
     return query_language(question)
 
 
-def describe_source(filename: str, page: int | None, section: str | None, with_file: bool = True) -> str:
-    """A block's header: the page and the innermost section title (the model needs what the passage is about, not
-    the whole outline path), and the file only where the blocks come from several (or it is all there is)."""
-    parts = [f"file: {filename}"] if with_file or not (page or section) else []
+def describe_source(filename: str, page: int | None, section: str | None) -> str:
+    parts = [f"file: {filename}"]
     if page:
         parts.append(f"page {page}")
     if section:
-        parts.append(f"section: {section.split(' > ')[-1]}")
+        parts.append(f"section: {section}")
     return "(" + ", ".join(parts) + ")"
 
 
@@ -121,9 +119,8 @@ def _defuse(text: str) -> str:
 
 
 def render_blocks(blocks: list[tuple[str, int | None, str | None, str]]) -> str:
-    with_file = len({f for f, _, _, _ in blocks}) > 1  # one file: its name in every header is tokens read for nothing
     return "\n\n".join(
-        BLOCK.format(n=i, where=describe_source(f, p, s, with_file), text=_defuse(t.strip()))
+        BLOCK.format(n=i, where=describe_source(f, p, s), text=_defuse(t.strip()))
         for i, (f, p, s, t) in enumerate(blocks, start=1))
 
 
@@ -158,3 +155,4 @@ def condense_messages(question: str, history: list[tuple[str, str]]) -> list[tup
 
 def multi_query_messages(question: str, n: int) -> list[tuple[str, str]]:
     return [("system", MULTI_QUERY_SYSTEM.format(n=n)), ("user", question.strip())]
+
