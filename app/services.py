@@ -7,7 +7,6 @@ them holds logic the others lack.
 
 from __future__ import annotations
 
-import logging
 import json
 import re
 import threading
@@ -28,7 +27,6 @@ from rag.settings import Settings
 from rag.store import KnowledgeBase, KnowledgeBaseStore
 from rag.users import ANYONE, OWNER, VIEWER, User, UserInfo, UserStore
 
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from rag.answer import AnswerService, ExplainedHit

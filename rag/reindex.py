@@ -158,22 +158,15 @@ def start(store: KnowledgeBaseStore, name: str, model: str | None = None) -> Bui
 def build(store: KnowledgeBaseStore, name: str, progress: Callable[[int, int], None] | None = None) -> BuildStatus:
     """Embed what the new index lacks, then compare it with the serving one. A failure is recorded on the build
     (status `failed`, the reason) and raised; what was embedded stays for the next run to resume from."""
-    kb = store.get_row(name)
-    row = store.registry.index_build(kb.id)
-    if row is None:
-        raise ReindexRefused(f"Knowledge base '{kb.name}' has no new index being built (start one: ragkb reindex "
-                             f"'{kb.name}' --model NAME).")
-    _claim(kb)
+    kb, row = _claim(store, name)
     return _build_claimed(store, kb, row, progress)
 
 
 def build_in_background(store: KnowledgeBaseStore, name: str, model: str | None = None) -> BuildStatus:
     """`start`, then `build` in a thread (web UI, API). The build is claimed before this returns, so a face that
     polls `status` right away sees it running rather than stopped."""
-    started = start(store, name, model)
-    kb = store.get_row(name)
-    row = store.registry.index_build(kb.id)
-    _claim(kb)
+    start(store, name, model)
+    kb, row = _claim(store, name)
 
     def run() -> None:
         try:
@@ -181,15 +174,22 @@ def build_in_background(store: KnowledgeBaseStore, name: str, model: str | None 
         except Exception:  # noqa: BLE001 - recorded on the build row (status failed, the reason)
             log.exception("re-indexing %s failed", name)
 
-    threading.Thread(target=run, name=f"reindex-{started.kb}", daemon=True).start()
+    threading.Thread(target=run, name=f"reindex-{kb.name}", daemon=True).start()
     return status(store, name)
 
 
-def _claim(kb: KnowledgeBaseRow) -> None:
+def _claim(store: KnowledgeBaseStore, name: str) -> tuple[KnowledgeBaseRow, IndexBuildRow]:
+    """Mark `name`'s started build as being built by this process (before any thread runs it)."""
+    kb = store.get_row(name)
+    row = store.registry.index_build(kb.id)
+    if row is None:
+        raise ReindexRefused(f"Knowledge base '{kb.name}' has no new index being built (start one: ragkb reindex "
+                             f"'{kb.name}' --model NAME).")
     with _cancel_lock:
         if kb.id in _active:
             raise ReindexRefused(f"Knowledge base '{kb.name}' is already being re-indexed.")
         _active.add(kb.id)
+    return kb, row
 
 
 def _build_claimed(store: KnowledgeBaseStore, kb: KnowledgeBaseRow, row: IndexBuildRow,
