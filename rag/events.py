@@ -126,6 +126,7 @@ class Answer:
     unsupported_claims: list[dict] = field(default_factory=list)
     grounding: float | None = None
     applied: list[dict] = field(default_factory=list)  # Done.applied
+    prompt_tokens: int | None = None  # Done.prompt_tokens: what the model read (None: no model call)
 
     @property
     def from_memory(self) -> bool:
@@ -183,7 +184,7 @@ class AnswerCollector:
     def result(self, question: str) -> Answer:
         d = self.done or Done()
         return Answer(self.text, self.sources, self.error, d.refused, d.standalone_question or question,
-                      d.timings, d.unsupported_claims, d.grounding, d.applied)
+                      d.timings, d.unsupported_claims, d.grounding, d.applied, d.prompt_tokens)
 
 
 def collect(events) -> AnswerCollector:  # noqa: ANN001

@@ -596,6 +596,38 @@ def test_a_reply_that_turns_into_blank_space_is_ended(kb_store):
     assert not guard.feed("ok     ") and guard.feed("      ")  # a run across chunks counts
 
 
+def test_a_refusal_copied_in_the_other_language_is_shown_in_the_questions_language(kb_store):
+    """The Foot Locker API run: "第一季度的每股收益是多少？" got the English refusal the system prompt quotes. The user
+    reads the refusal in the question's language, whatever the model copied, and it still counts as a refusal."""
+    from rag.answer.generate import RefusalLanguageFilter
+    from rag.answer.prompts import NO_ANSWER
+
+    # questions the knowledge base has evidence for, so the model is asked (the gate's own refusal is never copied)
+    llm_wrote = "The knowledge base does not contain the answer to this question."
+    llm = ScriptedLLM(llm_wrote)
+    text, sources, done, _ = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    assert llm.roles == ["answer"] and text == NO_ANSWER["zh"] and done.refused and sources == []
+    # the evaluation sees what the model wrote (rule on/off)
+    assert [(a["rule"], a["text"]) for a in done.applied] == [("refusal language", llm_wrote)]
+    llm = ScriptedLLM("知识库中没有找到能回答这个问题的内容。")
+    text, _, done, _ = _run(AnswerService(kb_store, llm), "kb", "How much memory does the server need?")
+    assert llm.roles == ["answer"] and text == NO_ANSWER["en"] and done.refused
+
+    def streamed(lang: str, chunks: list[str]) -> str:
+        f = RefusalLanguageFilter(lang)
+        return "".join(f.feed(c) for c in chunks) + f.flush()
+
+    refusal = "The knowledge base does not contain the answer to this question"
+    # split anywhere, with words before and after it; only the sentence itself changes
+    assert streamed("zh", ["报销 The know", "ledge base does not contain the answer to this quest", "ion. Then"]) == \
+        "报销 知识库中没有找到能回答这个问题的内容。 Then"
+    assert streamed("zh", [refusal]) == "知识库中没有找到能回答这个问题的内容"
+    # text that only begins like it, or the same sentence in an English answer, is left alone
+    for text in ("The knowledge base holds the answer: TThe knowledge", "The kno"):
+        assert streamed("zh", list(text)) == text and streamed("zh", [text]) == text
+    assert streamed("en", [refusal + "."]) == refusal + "."
+
+
 def test_a_question_in_the_knowledge_bases_minority_language_can_be_translated_whatever_was_retrieved(tmp_path):
     """A Chinese manual with an English appendix: an English question retrieves the appendix, so the retrieved
     blocks never asked for a translation. RAGKB_TRANSLATE_BELOW_SHARE (0.5) translates a question whose language

@@ -341,6 +341,10 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
     assert m["unanswerable_refusal_rate"] == 1.0 and m["unanswerable_refused_without_model"] == 1.0
     assert m["condense_calls_per_turn"] == 0.5 and m["errors"] == 0
     assert 0.0 <= m["false_refusal_rate"] <= 1.0 and 0.0 <= m["right_answer_and_page"] <= 1.0
+    # what the model read per question (the server's count): none for the question refused before any model call
+    assert per_q["m2"]["prompt_tokens"] is None and per_q["m1"]["prompt_tokens"] > 100
+    read = [per_q[q]["prompt_tokens"] for q in ("m1", "m3") if per_q[q]["prompt_tokens"]]
+    assert m["prompt_tokens_p50"] == round(sum(read) / len(read), 1)  # the median of one or two
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "none.jsonl")], cwd=REPO,
                        env=cli_env(model_data_dir), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "none.jsonl: not found" in r.stdout + r.stderr

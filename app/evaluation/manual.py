@@ -146,7 +146,8 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "unsupported": bool(ans.unsupported_claims), "grounding": ans.grounding,
                     "memory": ans.from_memory,
                     "word_support": _word_support(service, ans, it["question"]),
-                    "seconds": round(seconds, 2), "ttft_ms": ans.timings.get("ttft_ms")}
+                    "seconds": round(seconds, 2), "ttft_ms": ans.timings.get("ttft_ms"),
+                    "prompt_tokens": ans.prompt_tokens}
                 row = per_q[it["id"]]
                 row["right_and_page"] = row["contains"] and row["right_page"]
                 row["rules_off"] = {}
@@ -191,7 +192,8 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                         "unsupported_claim_rate": share(answered, "unsupported"),
                         "errors": sum(1 for r in rows if r["error"]),
                         "seconds_per_question": round(sum(r["seconds"] for r in rows) / max(1, len(rows)), 2),
-                        "ttft_ms_p50": _median([r["ttft_ms"] for r in rows if r["ttft_ms"]])}}
+                        "ttft_ms_p50": _median([r["ttft_ms"] for r in rows if r["ttft_ms"]]),
+                        "prompt_tokens_p50": _median([r["prompt_tokens"] for r in rows if r["prompt_tokens"]])}}
     if rules := rule_effects(ans_rows, ["contains", "right_and_page", "refused"]):
         result["ragkb"]["rules"] = rules  # counted over the answerable questions
     if out_dir:

@@ -113,6 +113,8 @@ def check(svc, turn, found, passages, reply) -> Generator:  # noqa: ANN001
     refused = is_refusal(answer)
     asked_all = " ".join(dict.fromkeys(q for q in (turn.question, turn.standalone, found.translated) if q))
     out = Checked(answer, text, refused)
+    if reply.model_refusal:  # rag.answer.generate.RefusalLanguageFilter
+        out.applied.append({"rule": "refusal language", "text": reply.model_refusal, "cited": list(cited)})
     if not refused and not cited:
         out.attributed = attribute(answer, texts, question=f"{turn.asked} {found.translated or ''}")
         if out.attributed is not None:

@@ -93,6 +93,51 @@ class SourceEchoFilter:
         return rest
 
 
+class RefusalLanguageFilter:
+    """Writes the refusal sentence in the question's language when the model copied the other language's one from
+    the system prompt (rule 3 quotes both): a Chinese question got "The knowledge base does not contain the answer
+    to this question." Streams like CitationFilter, holding back only text that may be that sentence."""
+
+    def __init__(self, lang: str) -> None:
+        from rag.answer.prompts import NO_ANSWER
+
+        def core(sentence: str) -> str:
+            return sentence.rstrip(".。")
+
+        self.want, self.end = core(NO_ANSWER[lang]), NO_ANSWER[lang][len(core(NO_ANSWER[lang])):]
+        self.others = [core(s) for other, s in NO_ANSWER.items() if other != lang]
+        self._pending, self._replaced = "", False
+        self.replaced: list[list[str]] = []  # [shown, as the model wrote it] for each replaced sentence
+
+    def feed(self, text: str) -> str:
+        out = []
+        for ch in text:
+            if self._replaced:  # the copied sentence's full stop becomes this language's
+                self._replaced = False
+                if ch in ".。":
+                    out.append(self.end)
+                    self.replaced[-1][0] += self.end
+                    self.replaced[-1][1] += ch
+                    continue
+            self._pending += ch
+            if self._pending in self.others:
+                self.replaced.append([self.want, self._pending])
+                out.append(self.want)
+                self._pending, self._replaced = "", True
+            elif not any(o.startswith(self._pending) for o in self.others):
+                held, self._pending = self._pending, ""
+                out.append(held[:-1])  # the last character may begin the sentence itself
+                if any(o.startswith(ch) for o in self.others):
+                    self._pending = ch
+                else:
+                    out.append(ch)
+        return "".join(out)
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return rest
+
+
 class BlankRunGuard:
     """Ends a reply that has turned into blank space. The small model sometimes writes "[1]" and then only
     spaces until its token limit: 11 s of nothing for one lshort dev question on this machine. A run of
@@ -170,15 +215,18 @@ class Reply:
     usage: dict | None = None  # the server's token counts
     stopped: str | None = None  # "blank space" / "repetition": generation was ended early
     error: str | None = None  # the model call failed (shown as is)
+    model_refusal: str | None = None  # the reply as written, when its refusal was in the other language
 
 
 def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # noqa: ANN001
-             describe_error: Callable[[BaseException], str]) -> Generator[Token, None, Reply]:
-    """Stream the model's answer to `prompt` through the filters; model errors end up in Reply.error."""
+             describe_error: Callable[[BaseException], str], lang: str = "en") -> Generator[Token, None, Reply]:
+    """Stream the model's answer to `prompt` (a question in `lang`) through the filters; model errors end up in
+    Reply.error."""
     from rag.errors import LLMUnavailable
     from rag.llm import is_llm_error
 
     citations, echo, trailing = CitationFilter(n_blocks), SourceEchoFilter(), TrailingBlankHold()
+    refusal = RefusalLanguageFilter(lang)
     blank, loop = BlankRunGuard(), LoopGuard()
     reply, parts, t1 = Reply(cited=citations.cited), [], time.perf_counter()
     try:
@@ -190,14 +238,15 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
                 continue
             if "ttft_ms" not in timings:
                 timings["ttft_ms"], timings["llm_ttft_ms"] = ms(t0), ms(t1)
-            if out := trailing.feed(echo.feed(citations.feed(text))):
+            if out := trailing.feed(echo.feed(refusal.feed(citations.feed(text)))):
                 parts.append(out)
                 yield Token(out)
             reply.stopped = "blank space" if blank.feed(text) else "repetition" if loop.feed(text) else None
             if reply.stopped:  # closing the stream stops the server's generation too
                 break
         pending = citations.flush()  # a citation cut off by a stop ("[1") is dropped
-        if rest := trailing.feed(echo.feed("" if reply.stopped else pending) + echo.flush()):  # blank space at the very end is dropped
+        if rest := trailing.feed(echo.feed(refusal.feed("" if reply.stopped else pending) + refusal.flush())
+                                 + echo.flush()):  # blank space at the very end is dropped
             parts.append(rest)
             yield Token(rest)
     except LLMUnavailable as exc:
@@ -208,6 +257,10 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
                 raise
             reply.error = describe_error(exc)
     reply.shown = "".join(parts)
+    if refusal.replaced:
+        reply.model_refusal = reply.shown
+        for shown, written in refusal.replaced:
+            reply.model_refusal = reply.model_refusal.replace(shown, written, 1)
     return reply
 
 

@@ -60,7 +60,8 @@ class AnswerService:
             prompt = turn_stage.messages(answer_messages(turn.asked, passages.blocks, turn.earlier,
                                                          self.llm.endpoint()[1]))
             timings.update(prompt_ms=ms(t2), before_llm_ms=ms(t0))
-            reply = yield from generate(self.llm.chat_model(), prompt, len(passages.blocks), timings, t2, self._error)
+            reply = yield from generate(self.llm.chat_model(), prompt, len(passages.blocks), timings, t2, self._error,
+                                        turn.lang)
         except RagkbError as exc:  # unknown knowledge base, model unavailable, model mismatch...
             yield Failed(str(exc))
             yield Done(timings=timings)
