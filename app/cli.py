@@ -690,13 +690,13 @@ def eval_answers(
     from app.evaluation.answers import evaluate
 
     if set_dir.suffix == ".jsonl":
-        from app.evaluation.manual import MAN_PAGES, evaluate_manual, find_pdf
+        from app.evaluation.manual import MAN_PAGES, evaluate_manual, find_documents
 
         if not set_dir.exists():
             _fail(f"{set_dir}: not found")
         try:
             if set_dir.stem not in MAN_PAGES:  # a man-page set renders its pages when it runs
-                find_pdf(set_dir, public)
+                find_documents(set_dir, public, set_dir.parent)  # its PDF or HTML chapters exist
         except FileNotFoundError as exc:
             _fail(str(exc))
         result = _run(lambda: evaluate_manual(set_dir, _settings(), public=public, limit=limit, out_dir=out_dir,

@@ -382,13 +382,14 @@ def test_manual_question_files_are_well_formed_and_the_held_out_questions_are_ne
     evaluation reads them: unique ids, a follow-up after the question it follows, pages for every answerable
     question; and no held-out question is a dev-set question."""
     from app.evaluation.gate import MANUALS
-    from app.evaluation.manual import MAN_PAGES, SYSTEM_PDFS, conversation_order
+    from app.evaluation.manual import MAN_PAGES, SYSTEM_HTML, SYSTEM_PDFS, conversation_order
 
     files = sorted((REPO / "app" / "evaluation" / "devsets").glob("*.jsonl"))
     held = sorted((REPO / "app" / "evaluation" / "heldout").glob("*.jsonl"))
     assert files and held
-    # each names its documents (`ragkb eval answers` finds them): a public PDF, an installed one, or man pages
-    assert {p.stem for p in [*files, *held]} <= set(MANUALS) | set(SYSTEM_PDFS) | set(MAN_PAGES)
+    # each names its documents (`ragkb eval answers` finds them): a public PDF, an installed one, installed HTML
+    # chapters, or man pages
+    assert {p.stem for p in [*files, *held]} <= set(MANUALS) | set(SYSTEM_PDFS) | set(SYSTEM_HTML) | set(MAN_PAGES)
     questions: dict[str, set[str]] = {"dev": set(), "held": set()}
     for path in [*files, *held]:
         items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -76,8 +76,18 @@ MAN_PAGES = {"manpages_zh": ("zh_CN", [
     "man8/groupmod.8", "man8/nologin.8", "man8/vipw.8"])}
 
 
+# Sets about documentation the distribution installs as HTML files, one per chapter (a user uploads them all).
+SYSTEM_HTML = {"debian_faq_zh": ("/usr/share/doc/debian/FAQ/zh-cn", "debian-faq-zh-cn")}
+
+
 def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Path]:
-    """The documents a manual dev set is about: its PDF, or its man pages rendered as text into `workdir`."""
+    """The documents a manual dev set is about: its PDF, its HTML chapters, or its man pages rendered as text into
+    `workdir`."""
+    if devset.stem in SYSTEM_HTML:
+        folder, package = SYSTEM_HTML[devset.stem]
+        if not (found := sorted(Path(folder).glob("*.html"))):
+            raise FileNotFoundError(f"{devset}: no HTML files in {folder} (apt-get install {package})")
+        return found
     if devset.stem not in MAN_PAGES:
         return [find_pdf(devset, public)]
     import shutil
@@ -100,7 +110,8 @@ def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Pat
 
 
 def _right_source(item: dict, pages: set, files: set) -> bool:
-    """The answer cites the gold page (PDF sets) or the gold man page ("passwd.1" for passwd.1.txt)."""
+    """The answer cites the gold page (PDF sets) or the gold file: a man page ("passwd.1" for passwd.1.txt) or an
+    HTML chapter."""
     return bool(pages & set(item.get("pages", []))) or bool({f.removesuffix(".txt") for f in files} & set(item.get("files", [])))
 
 
