@@ -16,11 +16,21 @@ from rag.events import Token
 _OPENERS = {"[": "]", "【": "】"}
 
 
-class CitationFilter:
+class HeldText:
+    """A streaming filter's text held back while it may still turn out to be what the filter removes or rewrites;
+    `flush` gives it back at the end of the reply."""
+
+    _pending = ""
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return rest
+
+
+class CitationFilter(HeldText):
     def __init__(self, n_blocks: int):
         self.n_blocks = n_blocks
         self.cited: list[int] = []  # block numbers in order of first citation
-        self._pending = ""
 
     def feed(self, text: str) -> str:
         out = []
@@ -40,10 +50,6 @@ class CitationFilter:
                 out.append(ch)
         return "".join(out)
 
-    def flush(self) -> str:
-        rest, self._pending = self._pending, ""
-        return rest
-
     def _resolve(self, token: str) -> str:
         inner = token[1:-1]
         nums = [int(x) for x in re.split(r"\s*[,，、]\s*", inner.strip()) if x.strip().isdigit()]
@@ -56,16 +62,13 @@ class CitationFilter:
         return "".join(f"[{n}]" for n in valid)
 
 
-class SourceEchoFilter:
+class SourceEchoFilter(HeldText):
     """Drops a context block's header that the model copied into its answer ("[1] (file: a.txt, page 3) ..."):
     the sources list already says where a block is from. Streams like CitationFilter, holding back only
     text that may be such a header."""
 
     _LEAD = "(file:"
     _MAX = 400
-
-    def __init__(self):
-        self._pending = ""
 
     def feed(self, text: str) -> str:
         out = []
@@ -88,12 +91,8 @@ class SourceEchoFilter:
                 self._pending = ""
         return "".join(out)
 
-    def flush(self) -> str:
-        rest, self._pending = self._pending, ""
-        return rest
 
-
-class RefusalLanguageFilter:
+class RefusalLanguageFilter(HeldText):
     """Writes the refusal sentence in the question's language when the model copied the other language's one from
     the system prompt (rule 3 quotes both): a Chinese question got "The knowledge base does not contain the answer
     to this question." Streams like CitationFilter, holding back only text that may be that sentence."""
@@ -106,7 +105,7 @@ class RefusalLanguageFilter:
 
         self.want, self.end = core(NO_ANSWER[lang]), NO_ANSWER[lang][len(core(NO_ANSWER[lang])):]
         self.others = [core(s) for other, s in NO_ANSWER.items() if other != lang]
-        self._pending, self._replaced = "", False
+        self._replaced = False  # the last character fed completed a replaced sentence
         self.replaced: list[list[str]] = []  # [shown, as the model wrote it] for each replaced sentence
 
     def feed(self, text: str) -> str:
@@ -132,10 +131,6 @@ class RefusalLanguageFilter:
                 else:
                     out.append(ch)
         return "".join(out)
-
-    def flush(self) -> str:
-        rest, self._pending = self._pending, ""
-        return rest
 
 
 class BlankRunGuard:
