@@ -143,7 +143,7 @@ def main() -> int:
         print(f"| {r['q'][:40]} | {r['prompt_tokens']} | {r['raw_ttft_ms']:.0f} | {r['app_ttft_ms']:.0f} | "
               f"{r['llm_ttft_ms']:.0f} | {r['before_llm_ms']:.1f} | {r['retrieval_ms']:.1f} | {r['tokens']} | "
               f"{r['tok_s']:.1f} |")
-    print(f"\nmedian over {len(rows)} questions: raw TTFT (cold) {med('raw_ttft_ms'):.0f} ms, app TTFT "
+    print(f"\nmedian over {len(rows)} question{'s' if len(rows) != 1 else ''}: raw TTFT (cold) {med('raw_ttft_ms'):.0f} ms, app TTFT "
           f"{med('app_ttft_ms'):.0f} ms (cached system prompt: {med('raw_ttft_ms') - med('llm_ttft_ms'):.0f} ms "
           f"saved), app overhead before the model call {med('before_llm_ms'):.1f} ms, decode {med('tok_s'):.1f} tok/s")
     return 0

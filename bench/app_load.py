@@ -10,6 +10,7 @@ free loopback port in a temporary data directory, then:
    moment through the OpenAI-compatible endpoint: errors (goal 0), TTFT p50/p95 and total time.
 
 Usage: python bench/app_load.py [--chats 8] [FILES ...]
+(RAGKB_LLM_BASE_URL set: the app answers with that server, whose memory is then not counted)
 (default files: app/samples plus the first two FinanceBench PDFs when ../shared/eval/public is present)
 """
 
@@ -107,7 +108,9 @@ def main() -> int:
         for f in (ROOT / "data" / "models").glob("*"):  # reuse an assembled model instead of assembling again
             (data / "models" / f.name).symlink_to(f.resolve())
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
+        # the user's model settings (RAGKB_LLM_*, RAGKB_LOCAL_MODEL) apply; their data and access settings do not
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("RAGKB_") or k.startswith("RAGKB_LLM_") or k == "RAGKB_LOCAL_MODEL"}
         env.update(OFFLINE_ENV)
         env.update({"RAGKB_DATA_DIR": str(data), "RAGKB_CONCURRENCY": str(args.chats)})
         log = open(Path(tmp) / "serve.log", "wb")
@@ -160,7 +163,8 @@ def main() -> int:
             single = stream_chat(url, kb, QUESTIONS[0])  # also loads the model server
             llm_pids = children(proc.pid)
             mem["app idle (models loaded)"] = rss_mb(proc.pid)
-            mem["model server idle"] = sum(rss_mb(c) for c in llm_pids)
+            if llm_pids:  # none with RAGKB_LLM_BASE_URL: the model server is not the app's
+                mem["model server idle"] = sum(rss_mb(c) for c in llm_pids)
             single2 = stream_chat(url, kb, QUESTIONS[1])
 
             results: list[dict] = [{}] * args.chats
@@ -178,7 +182,8 @@ def main() -> int:
                 t.join()
             wall = time.perf_counter() - t2
             mem["app peak overall (VmHWM)"] = rss_mb(proc.pid, "VmHWM")
-            mem["model server peak (VmHWM)"] = sum(rss_mb(c, "VmHWM") for c in llm_pids)
+            if llm_pids:
+                mem["model server peak (VmHWM)"] = sum(rss_mb(c, "VmHWM") for c in llm_pids)
         finally:
             stop_process(proc, timeout=30)
             log.close()
