@@ -139,7 +139,7 @@ def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
 
     corrections, hits = found.corrections, found.hits
     blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
-    whole = whole_sentences(svc.store, hits)
+    whole = whole_sentences(svc.store, hits) if hits else {}
     blocks += [(h.filename, h.page, h.section, model_text(svc.settings, h, whole.get(h.chunk_id))) for h in hits]
     sources = [Source(n=n, filename=CORRECTION_FILENAME, page=None, section=c.question, snippet=c.answer[:400],
                       score=round(c.score, 4), doc_id="", chunk_id=f"correction:{c.id}", kind="correction")
