@@ -197,6 +197,9 @@ def _build_claimed(store: KnowledgeBaseStore, kb: KnowledgeBaseRow, row: IndexBu
     try:
         reused = _catch_up(store, kb, row, progress)
         report = compare(store, kb, row)
+        # written while still claimed: between the claim's end and this write a poll saw a build that had stopped
+        store.registry.put_index_build(kb.id, status=BUILT, owner=None, error=None,
+                                       report=json.dumps(report.as_dict(), ensure_ascii=False))
     except _Cancelled:
         store.drop_collection(row.collection)
         store.registry.delete_index_build(kb.id)
@@ -208,8 +211,6 @@ def _build_claimed(store: KnowledgeBaseStore, kb: KnowledgeBaseRow, row: IndexBu
         with _cancel_lock:
             _active.discard(kb.id)
             _cancelled.discard(kb.id)
-    store.registry.put_index_build(kb.id, status=BUILT, owner=None, error=None,
-                                   report=json.dumps(report.as_dict(), ensure_ascii=False))
     done = status(store, kb.name)
     done.reused = reused
     return done
