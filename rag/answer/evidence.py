@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.answer.sentences import ASKS_NUMBER, NUMBER, dense_bonus, evidence_scores, split_sentences
+from rag.answer.sentences import ASKS_NUMBER, NUMBER, SENTENCE_MARK, dense_bonus, evidence_scores, split_sentences
 
 GAP = " … "
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this (code, a table row run) is cut around its match
@@ -194,7 +194,6 @@ def _similarity(svc, kb: str, turn, found) -> Callable[[list[str]], list[float]]
 
 # A chunk's text ends a sentence here (a closing quote or bracket may follow the mark).
 _ENDS_SENTENCE = re.compile(r"[。！？!?.;；…:：][\"'”’）)\]]*\s*$")
-_SENTENCE_MARK = re.compile(r"[。！？!?；;]|\.(?=\s)")
 NEIGHBOUR_CHARS = 240  # at most this much of a neighbouring chunk is borrowed to make a sentence whole
 
 
@@ -203,23 +202,22 @@ def whole_sentences(store, hits) -> dict[str, str]:  # noqa: ANN001
     document. Chunks are cut by size, and a PDF's line breaks fall inside sentences, so a retrieved chunk can begin
     "Consumer Health business financial results as discontinued operations, …" with its subject ("Johnson & Johnson
     will now present its") at the end of the chunk before: the model then refuses what the sentence says."""
-    def neighbour(h, step: int) -> str:  # noqa: ANN001
-        doc, _, idx = h.chunk_id.rpartition(":")
-        return f"{doc}:{int(idx) + step}" if idx.isdigit() and int(idx) + step >= 0 else ""
+    from rag.registry import chunk_id
 
-    wanted = {h.chunk_id: (neighbour(h, -1), neighbour(h, 1)) for h in hits}
+    wanted = {h.chunk_id: (chunk_id(h.doc_id, h.chunk_index - 1) if h.chunk_index else "",
+                           chunk_id(h.doc_id, h.chunk_index + 1)) for h in hits}
     texts = store.chunk_texts([c for pair in wanted.values() for c in pair if c])
     out = {}
     for h in hits:
         before, after = (texts.get(c, "").strip() for c in wanted[h.chunk_id])
         text, head, tail = h.text, "", ""
         if before and not _ENDS_SENTENCE.search(before):  # the chunk begins inside a sentence
-            start = [m.end() for m in _SENTENCE_MARK.finditer(before)]
+            start = [m.end() for m in SENTENCE_MARK.finditer(before)]
             piece = before[start[-1]:].strip() if start else before
             if 0 < len(piece) <= NEIGHBOUR_CHARS and not text.lstrip().startswith(piece):  # an overlap has it already
                 head = piece
         if after and not _ENDS_SENTENCE.search(text):  # the chunk ends inside a sentence
-            end = _SENTENCE_MARK.search(after)
+            end = SENTENCE_MARK.search(after)
             piece = after[:end.end()].strip() if end else ""
             if 0 < len(piece) <= NEIGHBOUR_CHARS and piece not in text:
                 tail = piece
