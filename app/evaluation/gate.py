@@ -31,7 +31,8 @@ from rag.settings import Settings
 DEVSETS = Path(__file__).parent / "devsets"
 # dev set -> its PDF, relative to the public evaluation folder
 MANUALS = {"lshort_zh": "pdf_ingest_dev/pdfs/lshort-zh-cn.pdf", "ctex_zh": "pdf_ingest_dev/pdfs/ctex.pdf",
-           "lshort_en": "pdf_ingest_dev/pdfs/lshort-zh-cn.pdf"}
+           "lshort_en": "pdf_ingest_dev/pdfs/lshort-zh-cn.pdf",
+           "jnj_8k": "financebench_dev/pdfs/JOHNSON_JOHNSON_2023_8K_dated-2023-08-30.pdf"}
 MAX_FALSE_REFUSALS = 0.02
 
 

@@ -77,7 +77,8 @@ MAN_PAGES = {"manpages_zh": ("zh_CN", [
 
 
 # Sets about documentation the distribution installs as HTML files, one per chapter (a user uploads them all).
-SYSTEM_HTML = {"debian_faq_zh": ("/usr/share/doc/debian/FAQ/zh-cn", "debian-faq-zh-cn")}
+SYSTEM_HTML = {"debian_faq_zh": ("/usr/share/doc/debian/FAQ/zh-cn", "debian-faq-zh-cn"),
+               "python_tutorial": ("/usr/share/doc/python3/html/tutorial", "python3-doc")}
 
 
 def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Path]:
