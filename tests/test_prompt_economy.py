@@ -151,29 +151,3 @@ def test_a_sentence_close_in_meaning_is_kept_though_it_shares_no_word_with_the_q
     assert "linespread" not in words_only[0] and "linespread" in with_meaning[0]
     assert "linespread" in quote_with_block(question, [block], similarity=similarity, dense_weight=1.0)[0]
     assert "linespread" not in quote_with_block(question, [block])[0]
-
-
-def test_a_sentence_cut_by_a_chunk_boundary_reaches_the_model_whole(settings, tmp_path):
-    """Chunks are cut by size and a PDF's line breaks fall inside sentences: a retrieved chunk that begins "garden
-    division results as discontinued operations" lost its subject to the chunk before it, and the model refused what
-    the sentence says (FinanceBench, Johnson & Johnson's 8-K). The evidence stage borrows the rest of the sentence."""
-    from ingest.pipeline import ingest_paths
-
-    doc = tmp_path / "results.txt"
-    doc.write_text("\n".join([
-        "Northwind Traders announced its yearly results today and thanked its customers for a strong year.",
-        "The board met twice in March and approved the new warehouse in Rotterdam after a long review.",
-        "As a result of the completed sale of the garden division, Northwind Traders will now report its",
-        "garden division results as discontinued operations, with a gain of about 40 million euros.",
-        "Shareholders will receive the usual dividend in June, paid in cash to every registered holder."]), encoding="utf-8")
-    store = KnowledgeBaseStore(settings.model_copy(update={"chunk_size": 300, "chunk_overlap": 0}))
-    try:
-        assert not ingest_paths(store, "kb", [doc]).failed
-        _, chunks = store.document_chunks("kb", "results.txt")
-        assert [c.text.split()[0] for c, _ in chunks] == ["Northwind", "garden"]  # the cut is inside the sentence
-        llm = ScriptedLLM("The garden division [1].")
-        list(AnswerService(store, llm).stream("kb", "Which division is reported as discontinued operations?"))
-        prompt = " ".join(llm.calls[0][-1].content.split())
-        assert "Northwind Traders will now report its garden division results as discontinued operations" in prompt
-    finally:
-        store.close()

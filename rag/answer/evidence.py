@@ -10,11 +10,10 @@ document order, dropped stretches become " … ". Tokens are counted with the mo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.answer.sentences import ASKS_NUMBER, NUMBER, SENTENCE_MARK, dense_bonus, evidence_scores, split_sentences
+from rag.answer.sentences import ASKS_NUMBER, NUMBER, dense_bonus, evidence_scores, split_sentences
 
 GAP = " … "
 MAX_SENTENCE_CHARS = 400  # a "sentence" longer than this (code, a table row run) is cut around its match
@@ -139,8 +138,7 @@ def select(svc, kb: str, turn, found) -> Passages:  # noqa: ANN001
 
     corrections, hits = found.corrections, found.hits
     blocks = [(CORRECTION_FILENAME, None, f"corrected answer to: {c.question}", c.answer) for c in corrections]
-    whole = whole_sentences(svc.store, hits) if hits else {}
-    blocks += [(h.filename, h.page, h.section, model_text(svc.settings, h, whole.get(h.chunk_id))) for h in hits]
+    blocks += [(h.filename, h.page, h.section, model_text(svc.settings, h)) for h in hits]
     sources = [Source(n=n, filename=CORRECTION_FILENAME, page=None, section=c.question, snippet=c.answer[:400],
                       score=round(c.score, 4), doc_id="", chunk_id=f"correction:{c.id}", kind="correction")
                for n, c in enumerate(corrections, start=1)]
@@ -192,49 +190,14 @@ def _similarity(svc, kb: str, turn, found) -> Callable[[list[str]], list[float]]
     return similarity
 
 
-# A chunk's text ends a sentence here (a closing quote or bracket may follow the mark).
-_ENDS_SENTENCE = re.compile(r"[。！？!?.;；…:：][\"'”’）)\]]*\s*$")
-NEIGHBOUR_CHARS = 240  # at most this much of a neighbouring chunk is borrowed to make a sentence whole
-
-
-def whole_sentences(store, hits) -> dict[str, str]:  # noqa: ANN001
-    """chunk id -> its text with the sentence it starts or ends in made whole from the neighbouring chunks of the same
-    document. Chunks are cut by size, and a PDF's line breaks fall inside sentences, so a retrieved chunk can begin
-    "Consumer Health business financial results as discontinued operations, …" with its subject ("Johnson & Johnson
-    will now present its") at the end of the chunk before: the model then refuses what the sentence says."""
-    from rag.registry import chunk_id
-
-    wanted = {h.chunk_id: (chunk_id(h.doc_id, h.chunk_index - 1) if h.chunk_index else "",
-                           chunk_id(h.doc_id, h.chunk_index + 1)) for h in hits}
-    texts = store.chunk_texts([c for pair in wanted.values() for c in pair if c])
-    out = {}
-    for h in hits:
-        before, after = (texts.get(c, "").strip() for c in wanted[h.chunk_id])
-        text, head, tail = h.text, "", ""
-        if before and not _ENDS_SENTENCE.search(before):  # the chunk begins inside a sentence
-            start = [m.end() for m in SENTENCE_MARK.finditer(before)]
-            piece = before[start[-1]:].strip() if start else before
-            if 0 < len(piece) <= NEIGHBOUR_CHARS and not text.lstrip().startswith(piece):  # an overlap has it already
-                head = piece
-        if after and not _ENDS_SENTENCE.search(text):  # the chunk ends inside a sentence
-            end = SENTENCE_MARK.search(after)
-            piece = after[:end.end()].strip() if end else ""
-            if 0 < len(piece) <= NEIGHBOUR_CHARS and piece not in text:
-                tail = piece
-        if head or tail:
-            out[h.chunk_id] = " ".join(x for x in (head, text.strip(), tail) if x)
-    return out
-
-
-def model_text(settings, hit, text: str | None = None) -> str:  # noqa: ANN001
-    """The block as the model reads it (`text`: the hit's text made whole, else its own): without its instruction-like
-    sentences (rag.answer.injection), which its source lists as left out."""
-    text = hit.text if text is None else text
+def model_text(settings, hit) -> str:  # noqa: ANN001
+    """The block as the model reads it: without its instruction-like sentences (rag.answer.injection), which its
+    source lists as left out."""
     if not settings.defuse_instructions:
-        return text
+        return hit.text
     from rag.answer.injection import defuse
 
-    found = defuse(text)
+    found = defuse(hit.text)
     if found.dropped:
         hit.extra["left_out"] = found.dropped
     return found.text

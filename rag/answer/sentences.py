@@ -13,8 +13,7 @@ from rag.text import HAN
 
 CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\]")
 
-SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")  # where split_sentences cuts
-SENTENCE_MARK = re.compile(r"[。！？!?；;]|\.(?=\s)")  # the marks it cuts after (not blank lines), to find one
+SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s+|\n\s*\n")
 CJK_LINE_BREAK = re.compile(r"(?<=[\u3000-\u303f\u3400-\u9fff\uff00-\uffef])\n(?=[\u3400-\u9fff\uff00-\uffef])")
 ASKS_NUMBER = re.compile(r"何时|什么时候|哪一?年|哪一?天|几|多少|多久|多长|多大|多高|when\b|how (?:many|much|long|old|far)|what year",
                          re.IGNORECASE)
