@@ -68,28 +68,13 @@ def test_loop_guard_stops_repetition_and_leaves_ordinary_text_alone():
         assert not any(guard.feed(fine[i:i + 3]) for i in range(0, len(fine), 3)), fine[:20]
 
 
-def test_a_mark_repeating_the_marks_just_before_it_is_not_shown():
-    from rag.answer.generate import RepeatedMarkFilter
-
-    def shown(pieces):
-        f = RepeatedMarkFilter()
-        return "".join(f.feed(p) for p in pieces) + f.flush()
-
-    assert shown(["[1]", " ", "[1] [", "1] [1]"]) == "[1]"  # pieces as CitationFilter passes them on
-    assert shown(["[1] [2]", " [1] [2] [1]", " [2] [3]"]) == "[1] [2] [3]"
-    # a mark after words is a new citation, however often the block was cited before
-    assert shown(["年假五天[1]。", "病假另计[1][2]。", "见 [2] [2] 和 [1]"]) == "年假五天[1]。病假另计[1][2]。见 [2] 和 [1]"
-    assert shown(["[1] a [1]\n\n", "b [1]"]) == "[1] a [1]\n\nb [1]"  # words between marks: nothing dropped
-
-
 def test_a_looping_reply_is_stopped_while_streaming_and_quoted(kb_store):
     """The injection benchmark's en-footnote case: "[1] [2] [1] [2] …" until the token limit. The stream is
     closed once the loop is plain; the bare marks then get the cited passage's sentence as any bare citation."""
     llm = ScriptedLLM("[1] [2] " * 60 + "never shown")
     text, done = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert done.stopped == "repetition"
-    assert "never shown" not in text
-    assert text.split("\n")[0] == "[1]"  # the loop's marks shown once, not ten times ([2]: no such block)
+    assert "never shown" not in text and text.count("[1] [2]") < 12
     assert "五个工作日" in text  # the quote of the cited passage
     assert [a["rule"] for a in done.applied] == ["quote (adds nothing)"]
 

@@ -1,8 +1,7 @@
 """Generation: the model's reply streamed through filters that keep what the user reads clean.
 
-Citations that point to no block are dropped, and so is a mark that repeats one just before it; copied block headers
-are removed, and a reply that turned into blank space or a loop is stopped at once (closing the stream stops the
-server's generation too).
+Citations that point to no block are dropped, copied block headers are removed, and a reply that turned into
+blank space or a loop is stopped at once (closing the stream stops the server's generation too).
 """
 
 from __future__ import annotations
@@ -61,40 +60,6 @@ class CitationFilter(HeldText):
             if n not in self.cited:
                 self.cited.append(n)
         return "".join(f"[{n}]" for n in valid)
-
-
-class RepeatedMarkFilter:
-    """Drops a citation mark that repeats one of the marks just before it ("[1] [2] [1] [2] …", "[1] [1] [1]"):
-    the small model loops on marks, and until LoopGuard ends the reply the user read ten of them. Runs after
-    CitationFilter, whose marks arrive whole ("[n]"); a mark after other text is kept ("…五天[1]。…付款[1]。")."""
-
-    _TOKEN = re.compile(r"\[\d+\]|\s+|[^\[\s]+|\[")
-    _OPEN = re.compile(r"\[\d*$")
-
-    def __init__(self) -> None:
-        self._cut = ""
-        self._run: set[str] = set()  # the marks since the last word
-        self._space = ""  # blank space after a mark, held until we know whether a repeated mark follows
-
-    def feed(self, text: str) -> str:
-        out, text = [], self._cut + text
-        self._cut = m[0] if (m := self._OPEN.search(text)) else ""  # "[1" may end in the next piece
-        for tok in self._TOKEN.findall(text[:len(text) - len(self._cut)]):
-            if tok[0] == "[" and tok[-1] == "]" and len(tok) > 2:
-                if tok not in self._run:
-                    out.append(self._space + tok)
-                    self._run.add(tok)
-                self._space = ""
-            elif tok.isspace() and self._run:
-                self._space += tok
-            else:
-                out.append(self._space + tok)
-                self._run, self._space = set(), ""
-        return "".join(out)
-
-    def flush(self) -> str:
-        rest, self._space, self._cut = self._space + self._cut, "", ""
-        return rest
 
 
 class SourceEchoFilter(HeldText):
@@ -255,8 +220,7 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
     from rag.errors import LLMUnavailable
     from rag.llm import is_llm_error
 
-    citations, marks = CitationFilter(n_blocks), RepeatedMarkFilter()
-    echo, trailing = SourceEchoFilter(), TrailingBlankHold()
+    citations, echo, trailing = CitationFilter(n_blocks), SourceEchoFilter(), TrailingBlankHold()
     refusal = RefusalLanguageFilter(lang)
     blank, loop = BlankRunGuard(), LoopGuard()
     reply, parts, t1 = Reply(cited=citations.cited), [], time.perf_counter()
@@ -269,13 +233,13 @@ def generate(model, prompt: list, n_blocks: int, timings: dict, t0: float,  # no
                 continue
             if "ttft_ms" not in timings:
                 timings["ttft_ms"], timings["llm_ttft_ms"] = ms(t0), ms(t1)
-            if out := trailing.feed(echo.feed(refusal.feed(marks.feed(citations.feed(text))))):
+            if out := trailing.feed(echo.feed(refusal.feed(citations.feed(text)))):
                 parts.append(out)
                 yield Token(out)
             reply.stopped = "blank space" if blank.feed(text) else "repetition" if loop.feed(text) else None
             if reply.stopped:  # closing the stream stops the server's generation too
                 break
-        pending = marks.feed(citations.flush()) + marks.flush()  # a citation cut off by a stop ("[1") is dropped
+        pending = citations.flush()  # a citation cut off by a stop ("[1") is dropped
         if rest := trailing.feed(echo.feed(refusal.feed("" if reply.stopped else pending) + refusal.flush())
                                  + echo.flush()):  # blank space at the very end is dropped
             parts.append(rest)
