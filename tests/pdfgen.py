@@ -20,7 +20,8 @@ def _wrap(text: str, width: int) -> list[str]:
 def make_pdf(path: Path, pages: list[list[tuple[str, str]]], *, cjk: bool = False,
              outline: list[tuple[str, int, int]] | None = None, encrypt: str | None = None,
              title: str | None = None, header=None, footer=None) -> Path:  # noqa: ANN001
-    """pages: per page a list of (kind, text) with kind 'h' (heading) or 'p' (paragraph).
+    """pages: per page a list of (kind, text) with kind 'h' (heading, larger), 'b' (bold heading at the
+    paragraphs' size; not with cjk) or 'p' (paragraph).
     outline: (title, 1-based page, level) bookmarks. header/footer: page number -> running line (or None)."""
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen import canvas
@@ -57,7 +58,7 @@ def make_pdf(path: Path, pages: list[list[tuple[str, str]]], *, cjk: bool = Fals
             c.drawString(290, 25, footer(n))
         for kind, text in blocks:
             size = 16 if kind == "h" else 11
-            c.setFont(font, size)
+            c.setFont(font + "-Bold" if kind == "b" else font, size)
             for line in _wrap(text, width if kind == "p" else 200):
                 c.drawString(50, y, line)
                 y -= size + 6

@@ -82,3 +82,16 @@ def test_web_latency_uploads_a_pdf_and_streams_questions_through_a_real_serve(tm
     assert row, out
     assert int(row[1]) > 0 and float(row[3]) >= float(row[2]), "the answerable question was answered: " + out
     assert row[4] == "1", "the out-of-scope question is refused: " + out
+
+
+def test_pdf_headings_compares_font_headings_with_bookmarks(tmp_path):
+    from pdfgen import make_pdf
+
+    pages = [[("h", f"Chapter {n} of the guide"), ("p", f"Body text of chapter {n} about the mirror calibration. " * 4),
+              ("h", f"Section {n}.1 details"), ("p", f"More body text of section {n}.1 on the same subject. " * 4)]
+             for n in range(1, 4)]
+    pdf = make_pdf(tmp_path / "guide.pdf", pages, outline=[(f"Chapter {n} of the guide", n, 0) for n in range(1, 4)])
+    out = bench(tmp_path, "bench/pdf_headings.py", str(pdf), "--show", "5")
+    # the three bookmarked chapters are found; the unbookmarked sections count against precision and are listed
+    assert "3 bookmarks" in out and "found 6 headings, precision 0.50, recall 1.00" in out, out
+    assert out.count("not a bookmark: p.") == 3 and "Section 2.1 details" in out

@@ -37,6 +37,43 @@ def test_pdf_section_changes_mid_page_at_the_heading(tmp_path):
     assert doc.segments[1].offset > 0
 
 
+def test_pdf_without_bookmarks_gets_sections_from_its_heading_lines(tmp_path):
+    """An earnings release has no outline: its segments start at the bold and the larger heading lines, so
+    "MGM China"'s figures are not the tail of the previous segment's chunk, and each carries its heading."""
+    pdf = make_pdf(tmp_path / "release.pdf", [
+        [("h", "Fourth Quarter Highlights"),
+         ("b", "Las Vegas Strip Resorts"), ("p", "Net revenues of $2.3 billion in the current quarter, up 27%. " * 2),
+         ("b", "Regional Operations"), ("p", "Net revenues of $991 million in the current quarter, up 10%. " * 2),
+         ("b", "MGM China"), ("p", "Net revenues of $175 million in the current quarter, down 44%. " * 2)],
+        [("b", "Full Year Results"), ("p", "Consolidated net revenues of $13.1 billion for the year. " * 2),
+         ("p", "Total: 1,234 5,678 9,012"), ("p", "Operating income of $1.4 billion compared to $2.3 billion. " * 2)],
+        [("p", "Reconciliation of net income continued from the previous page, without a new heading. " * 2)],
+    ])
+    segs = load_pdf(pdf).segments
+    by_start = {s.text.split("\n")[0].strip(): s for s in segs}
+    china = by_start["MGM China"]
+    assert china.page == 1 and china.section == "MGM China"
+    assert "$175 million" in china.text and "$991 million" not in china.text
+    assert "$991 million" in by_start["Regional Operations"].text and "$175" not in by_start["Regional Operations"].text
+    assert by_start["Full Year Results"].section == "Full Year Results"
+    assert "Operating income" in by_start["Full Year Results"].text  # a row of figures is not a heading
+    assert [s.section for s in segs if s.page == 3] == ["Full Year Results"]  # until the next heading
+
+
+def test_pdf_headings_of_paragraph_text_are_not_found():
+    """Body text, a sentence in bold, a line above smaller code, figures and a bracketed note are not headings."""
+    from ingest.loaders.pdf_headings import Line, page_headings
+
+    lines = [Line("The mirror is calibrated every morning before the first run of the day.", 10.0, 400),
+             Line("Note that the calibration must run first.", 10.0, 700),
+             Line("The result is stored in the log, for example:", 10.0, 400),
+             Line("calibrate --mirror=1 --log=/var/log/mirror", 8.0, 400),
+             Line("2023 2022", 12.0, 700), Line("Revenue grew in all regions this year.", 10.0, 400),
+             Line("(Dollars in millions)", 10.0, 700), Line("Revenues 1,234 1,100", 10.0, 400),
+             Line("Calibration", 12.0, 400), Line("Run calibrate once a day.", 10.0, 400)]
+    assert page_headings(lines, body=10.0) == [("Calibration", 12.0, 400)]
+
+
 def test_running_headers_and_footers_are_not_in_the_chunks(tmp_path):
     """A book's page furniture ("12 第三章 文档元素", "§3.2 表格 13", a page number at the bottom) is not
     text to retrieve or quote; the body, the facts and their pages stay."""

@@ -114,7 +114,7 @@ def evaluate_pdf_ingest(set_dir: Path, settings: Settings, progress=print) -> di
                     rows = store.registry.chunk_rows(store.get_row(pdf.stem).id)
                     text = "".join(s.text for s in load_pdf(pdf).segments)
                     ragkb.update(_score_truth(truth, text, [(c.page, norm(c.text)) for c in rows]))
-                    raw = {n: t for n, (t, _img) in enumerate(_extract_pages(pdf), start=1)}
+                    raw = {n: t for n, (t, _img, _lines) in enumerate(_extract_pages(pdf), start=1)}
                     ragkb.update(_running(truth, raw, [(c.page, c.text) for c in rows]))
                 progress(f"{pdf.name}: naive PyPDFLoader pipeline")
                 t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 """PDF: text per page from pypdfium2, outline and encryption from pypdf.
 
 pypdfium2 recovers real Chinese TeX PDFs that pypdf turns into mojibake, and is much faster;
-pypdf reads bookmarks and encryption well. Pages are 1-based physical page numbers. Every page is
+pypdf reads bookmarks and encryption well; a PDF without bookmarks gets its sections from the font of its
+heading lines (pdf_headings.py). Pages are 1-based physical page numbers. Every page is
 checked: a garbled text layer (fonts without a Unicode map) or a missing one (scans) is reported
 instead of being indexed as garbage. Running headers and footers are removed (running_lines.py).
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.loaders.base import IngestError, LoadedDocument, Segment, page_list
+from ingest.loaders.pdf_headings import Line, body_size, page_headings, page_lines
 from ingest.loaders.running_lines import strip_running_lines
 from rag.pdfium_guard import PDFIUM_LOCK
 from rag.text import garble_report
@@ -87,19 +89,30 @@ def _read_outline(path: Path) -> tuple[list[OutlineEntry], str | None]:
     return entries, title
 
 
+def _font_outline(lines: dict[int, list[Line]], good: dict[int, str]) -> list[OutlineEntry]:
+    """Sections from heading lines (pdf_headings.py) for a PDF without bookmarks; a heading that is no longer
+    in the page's text (a running header, removed) does not count."""
+    body = body_size(list(lines.values()))
+    if body is None:
+        return []
+    return [OutlineEntry(title=t, level=0, page=n, path=t) for n in sorted(good) if n in lines
+            for t, _, _ in page_headings(lines[n], body) if _title_pattern(t).search(good[n])]
+
+
 def _title_pattern(title: str) -> re.Pattern[str]:
     """Match a bookmark title in page text whatever the spacing or case (small caps, 'LaTeX' as 'LATEX')."""
     chars = [re.escape(c) for c in title if not c.isspace()]
     return re.compile(r"\s*".join(chars), re.IGNORECASE)
 
 
-def _extract_pages(path: Path) -> list[tuple[str, bool]]:
-    """(text, has_images) for every page, via pypdfium2 (under the process's pdfium lock: rag.pdfium_guard)."""
+def _extract_pages(path: Path, fonts: bool = False) -> list[tuple[str, bool, list[Line]]]:
+    """(text, has_images, lines with their font when `fonts`) for every page, via pypdfium2 (under the
+    process's pdfium lock: rag.pdfium_guard)."""
     with PDFIUM_LOCK:
-        return _extract_pages_locked(path)
+        return _extract_pages_locked(path, fonts)
 
 
-def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
+def _extract_pages_locked(path: Path, fonts: bool) -> list[tuple[str, bool, list[Line]]]:
     import pypdfium2 as pdfium
 
     try:
@@ -116,6 +129,7 @@ def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
             try:
                 textpage = page.get_textpage()
                 text = textpage.get_text_range()
+                lines = page_lines(textpage, text) if fonts else []
                 textpage.close()
                 has_images = False
                 if len(text.strip()) < 50:
@@ -125,7 +139,7 @@ def _extract_pages_locked(path: Path) -> list[tuple[str, bool]]:
             text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
             # pdfium marks soft hyphens / line-break hyphens with U+FFFE / U+0002
             text = text.replace("\ufffe", "").replace("\x02", "")
-            pages.append((text, has_images))
+            pages.append((text, has_images, lines))
     finally:
         doc.close()
     return pages
@@ -139,7 +153,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
     from ingest.loaders.ocr import HOW_TO_ENABLE, ocr_available, ocr_pdf_pages
 
     outline, title = _read_outline(path)
-    pages = _extract_pages(path)
+    pages = _extract_pages(path, fonts=not outline)
     if not pages:
         raise IngestError("the PDF has no pages")
 
@@ -147,7 +161,7 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
     empty, scanned, garbled = [], [], []
     reasons = []
     layers: dict[int, str] = {}  # the garbled text layers
-    for n, (text, has_images) in enumerate(pages, start=1):
+    for n, (text, has_images, _lines) in enumerate(pages, start=1):
         visible = sum(1 for c in text if not c.isspace())
         if visible < min_chars_per_page:
             (scanned if has_images else empty).append(n)
@@ -202,6 +216,8 @@ def load_pdf(path: Path, min_chars_per_page: int = 20, garbled_threshold: float 
                         "in the document's chunks")
 
     good, _removed = strip_running_lines(good)  # page headers/footers are not content to retrieve or quote
+    if not outline:
+        outline = _font_outline({n: p[2] for n, p in enumerate(pages, start=1)}, good)
     segments = _segments(good, outline)
     return LoadedDocument(segments, file_type="pdf", pages=len(pages), warnings=warnings, title=title,
                           ocr_pages=len(ocr_done))
