@@ -710,3 +710,53 @@ def test_a_follow_up_made_whole_without_the_model_is_asked_as_typed_after_the_la
         assert len(messages) == 4 and "Question: 那有序列表呢？" in messages[-1].content
     finally:
         store.close()
+
+
+RELEASE = """# Fourth Quarter Results
+
+Consolidated net revenues of $3.6 billion, an increase of 18% compared to the prior year quarter. Operating income of \
+$1.2 billion compared to $365 million in the prior year quarter.
+
+# Segment Results
+
+Las Vegas Strip Resorts net revenues of $2.1 billion, an increase of 24%. Regional Operations net revenues of $925 \
+million. MGM China net revenues of $175 million compared to $315 million in the prior year quarter, a decrease of 44%.
+
+# Reconciliation
+
+(In thousands) Three months ended December 31, 2022 2021 Las Vegas Strip Resorts $ 877,052 $ 698,739 Regional \
+Operations 319,517 309,250 Corporate (113,058) (117,491) Diluted earnings per share $ 0.69 $ 0.23
+
+# Share Repurchases
+
+During the fourth quarter the Company repurchased approximately 11 million shares of its common stock at an average \
+price of $32.96 per share.
+"""
+
+
+def test_a_translated_question_is_judged_by_its_similarity_in_the_documents_language(tmp_path):
+    """The MGM earnings release in the web UI: "这家公司的员工停车费是多少？" (employee parking fees) was answered
+    "3.49元", a diluted EPS figure, because e5's similarity across languages put figures and the question close
+    (0.58 >= the cross-language 0.55). Once the question is translated, a block counts by its similarity to the
+    translation (0.57 < 0.64 in English): refused without an answer call. A question the release answers still
+    reaches the model, with the block that answers it."""
+    from ingest.pipeline import ingest_paths
+    from rag.settings import Settings
+    from rag.store import KnowledgeBaseStore
+
+    doc = tmp_path / "release.md"
+    doc.write_text(RELEASE, encoding="utf-8")
+    store = KnowledgeBaseStore(Settings(data_dir=tmp_path / "data", _env_file=None))  # the packaged e5
+    try:
+        ingest_paths(store, "kb", [doc])
+        question = "这家公司的员工停车费是多少？"
+        assert [h.dense_score > 0.55 for h in AnswerService(store).retrieve("kb", [question], 1)] == [True]
+        llm = ScriptedLLM(translation="What is the employee parking fee of this company?")
+        text, sources, done, _ = _run(AnswerService(store, llm), "kb", question)
+        assert llm.roles == ["translation"] and done.refused and text == NO_ANSWER["zh"] and not sources
+        llm = ScriptedLLM("1.75 亿美元 [1]", translation="What were MGM China's net revenues in the fourth quarter of 2022?")
+        text, sources, done, _ = _run(AnswerService(store, llm), "kb", "2022 年第四季度 MGM 中国的净营收是多少？")
+        assert llm.roles == ["translation", "answer"] and not done.refused
+        assert "$175 million" in llm.calls[-1][-1].content and sources and sources[0].section == "Segment Results"
+    finally:
+        store.close()

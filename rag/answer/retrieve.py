@@ -2,7 +2,8 @@
 
 Hybrid search (rag.retrieval) for every query, fused by reciprocal rank; the gate (rag.answer.gate) keeps the
 blocks that are evidence for the question. When most blocks found are in the other language (an English
-question about a Chinese manual), the question is translated once and searched again with both.
+question about a Chinese manual), the question is translated once and searched again with both; the gate then
+judges a block by its similarity to the question in the block's own language, never across languages.
 """
 
 from __future__ import annotations
@@ -60,9 +61,7 @@ def find(svc, kb: str, turn, timings: dict) -> Generator:  # noqa: ANN001
             turn.queries.append(found.translated)
             t3 = time.perf_counter()
             fused = svc.rerank(turn.standalone, svc.retrieve(kb, turn.queries, svc.settings.answer_k))
-            # the fused ranking can push out the one block that was evidence: then keep the first ranking
-            if (fused_hits := svc.relevant(kb, turn.queries, fused)) or not found.hits:
-                found.retrieved, found.hits = fused, fused_hits
+            found.retrieved, found.hits = fused, svc.relevant(kb, turn.queries, fused, found.translated)
             timings["retrieval_ms"] += ms(t3)
     found.corrections = svc.corrections_for(kb, [turn.question, *turn.queries])
     return found
@@ -74,9 +73,13 @@ def retrieve(svc, kb: str, queries: list[str], k: int) -> list[SearchHit]:  # no
     fetch = max(k, s.rerank_candidates if s.rerank_model else k)
     queries = [q for q in queries if q.strip()]
     rankings = [search(svc.store, kb, q, k=fetch) for q in queries]
+    similarity: dict[str, dict[str, float]] = {}  # the gate judges a dense score by the languages of its query
     for q, ranking in zip(queries, rankings):
-        for hit in ranking:  # the gate judges a dense score by the languages of the query that scored it
+        for hit in ranking:
             hit.extra["dense_query"] = q
+            hit.extra["similarity"] = similarity.setdefault(hit.chunk_id, {})  # {query: its score} of this chunk
+            if hit.dense_score is not None:
+                hit.extra["similarity"][q] = hit.dense_score
     if len(rankings) == 1:
         return rankings[0]
     fused: dict[str, float] = {}
@@ -116,9 +119,10 @@ def rerank(svc, question: str, hits: list[SearchHit]) -> list[SearchHit]:  # noq
     return sorted(hits, key=lambda h: -h.extra["rerank_score"])
 
 
-def evidence(svc, kb: str, questions: list[str], hits: list[SearchHit]) -> list:  # noqa: ANN001
+def evidence(svc, kb: str, questions: list[str], hits: list[SearchHit], translated: str | None = None) -> list:  # noqa: ANN001
     """rag.answer.gate.Evidence of each hit for the question (any of its formulations): what the gate
-    judges, and what `ragkb eval gate` measures."""
+    judges, and what `ragkb eval gate` measures. With `translated` (the question in the documents' language, one
+    of `questions`), a hit's similarity counts only to a formulation in the hit's own language."""
     from rag.answer.gate import block_evidence, language_pair, topic_words
     from rag.embeddings import dense_evidence
 
@@ -128,33 +132,42 @@ def evidence(svc, kb: str, questions: list[str], hits: list[SearchHit]) -> list:
     tokens = {cid: r.tokens.split(" ") for cid, r in chunks.items()}
     dense_counts = any(leg_weights(svc.store, q, row.embedding_model)[0] > 0 for q in questions)
     word_sets = [topic_words(q) for q in questions]
-    return [block_evidence(index, word_sets, tokens.get(h.chunk_id, []), h.dense_score,
-                           dense_evidence(svc.settings, row.embedding_model,
-                                          language_pair(h.extra.get("dense_query", questions[0]), h.text))
-                           if dense_counts and questions else None) for h in hits]
+    out = []
+    for h in hits:
+        query, dense = h.extra.get("dense_query", questions[0] if questions else ""), h.dense_score
+        if translated:  # the best similarity to a formulation in the block's language, else none
+            same = [(s, q) for q, s in h.extra.get("similarity", {}).items() if language_pair(q, h.text) != "cross"]
+            dense, query = max(same) if same else (None, "")
+        pair = language_pair(query, h.text)
+        min_dense = dense_evidence(svc.settings, row.embedding_model, pair, translated=query == translated) \
+            if dense_counts and questions and dense is not None else None
+        out.append(block_evidence(index, word_sets, tokens.get(h.chunk_id, []), dense, min_dense))
+    return out
 
 
-def gate(svc, kb: str, questions: list[str], hits: list[SearchHit]) -> tuple[list, list[bool], list[int]]:  # noqa: ANN001
+def gate(svc, kb: str, questions: list[str], hits: list[SearchHit],
+         translated: str | None = None) -> tuple[list, list[bool], list[int]]:  # noqa: ANN001
     """Each hit's evidence, whether the gate keeps it, and the positions the model sees
     (rag.answer.gate.prompt_picks)."""
     from rag.answer.gate import passes, prompt_picks
 
     s = svc.settings
-    evs = evidence(svc, kb, questions, hits)
+    evs = evidence(svc, kb, questions, hits, translated)
     kept = [passes(ev, s.min_lexical_coverage) for ev in evs]
     if any(kept) and questions and unknown_names(svc, kb, questions[0]):  # refused anyway when none passes
         kept = [False] * len(kept)
     return evs, kept, prompt_picks(kept, s.answer_k)
 
 
-def relevant(svc, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:  # noqa: ANN001
+def relevant(svc, kb: str, question: str | list[str], hits: list[SearchHit],  # noqa: ANN001
+             translated: str | None = None) -> list[SearchHit]:
     """The hits the model sees (rag.answer.gate.prompt_picks): none when no hit is evidence for the
     question (its topic words, or close in embedding space, with any of its formulations), and the chain
     refuses without a model call; else the best-ranked hit and the hits that are evidence, RAGKB_ANSWER_K at most."""
     questions = [question] if isinstance(question, str) else [q for q in question if q.strip()]
     if not hits:
         return []
-    evs, kept, picks = gate(svc, kb, questions, hits)
+    evs, kept, picks = gate(svc, kb, questions, hits, translated)
     for h, ev, ok in zip(hits, evs, kept):
         h.extra["coverage"] = round(ev.coverage, 3)
         h.extra["evidence"] = ok

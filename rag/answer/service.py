@@ -118,11 +118,12 @@ class AnswerService:
     def rerank(self, question: str, hits: list[SearchHit]) -> list[SearchHit]:
         return retrieve_stage.rerank(self, question, hits)
 
-    def evidence(self, kb: str, questions: list[str], hits: list[SearchHit]) -> list:
-        return retrieve_stage.evidence(self, kb, questions, hits)
+    def evidence(self, kb: str, questions: list[str], hits: list[SearchHit], translated: str | None = None) -> list:
+        return retrieve_stage.evidence(self, kb, questions, hits, translated)
 
-    def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit]) -> list[SearchHit]:
-        return retrieve_stage.relevant(self, kb, question, hits)
+    def relevant(self, kb: str, question: str | list[str], hits: list[SearchHit],
+                 translated: str | None = None) -> list[SearchHit]:
+        return retrieve_stage.relevant(self, kb, question, hits, translated)
 
     def explain(self, kb: str, query: str, k: int | None = None) -> list[ExplainedHit]:
         return retrieve_stage.explain(self, kb, query, k)
