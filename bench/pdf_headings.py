@@ -24,10 +24,8 @@ def _norm(s: str) -> str:
 
 
 def measure(path: Path, show: int) -> dict:
-    import pypdfium2 as pdfium
-
     from ingest.loaders.pdf import _extract_pages, _read_outline
-    from ingest.loaders.pdf_headings import body_size, page_headings, page_lines
+    from ingest.loaders.pdf_headings import body_size, page_headings
 
     outline, _ = _read_outline(path)
     titles: dict[int, list[str]] = defaultdict(list)
@@ -36,16 +34,16 @@ def measure(path: Path, show: int) -> dict:
     t0 = time.perf_counter()
     _extract_pages(path, fonts=False)
     t1 = time.perf_counter()
-    _extract_pages(path, fonts=True)
+    pages = _extract_pages(path, fonts=True)
     t2 = time.perf_counter()
-    doc = pdfium.PdfDocument(str(path))
-    lines = {n: page_lines(doc[n - 1].get_textpage()) for n in range(1, len(doc) + 1)}
+    lines = {n: page[2] for n, page in enumerate(pages, start=1)}
     body = body_size(list(lines.values()))
     found = right = hit = 0
     wrong: list[tuple[int, str]] = []
     for n, page in lines.items():
-        heads = [_norm(t) for t, _, _ in page_headings(page, body)] if body else []
-        for h, (title, _, _) in zip(heads, page_headings(page, body) if body else []):
+        titles_found = [title for title, _, _ in page_headings(page, body)] if body else []
+        heads = [_norm(t) for t in titles_found]
+        for h, title in zip(heads, titles_found):
             found += 1
             if any(t and h and (t in h or h in t) for t in titles[n]):
                 right += 1
@@ -53,7 +51,7 @@ def measure(path: Path, show: int) -> dict:
                 wrong.append((n, title))
         hit += sum(1 for t in titles[n] if any(t and h and (t in h or h in t) for h in heads))
     n_titles = sum(len(v) for v in titles.values())
-    print(f"{path.name}: {len(doc)} pages, {n_titles} bookmarks, body {body} pt; found {found} headings, "
+    print(f"{path.name}: {len(pages)} pages, {n_titles} bookmarks, body {body} pt; found {found} headings, "
           f"precision {right / max(found, 1):.2f}, recall {hit / max(n_titles, 1):.2f}; "
           f"text {t1 - t0:.2f} s, text and fonts {t2 - t1:.2f} s")
     for n, title in wrong[:show]:

@@ -48,14 +48,14 @@ def page_lines(textpage, text: str | None = None) -> list[Line]:  # noqa: ANN001
                 lines[-1].append((i, chr(code)))
     out = []
     for chars in lines:
+        chars = [(i, c) for i, c in chars if c not in "\ufffe\x02"]  # pdfium's line-break hyphen marks
         visible = [i for i, c in chars if not c.isspace()]
-        if not visible:
+        if not visible:  # a line of only marks or spaces (lshort-zh-cn p. 60) is no line
             continue
         probe = {visible[0], visible[len(visible) // 2], visible[-1]}
         size = min(pdfium_c.FPDFText_GetFontSize(textpage, i) for i in probe)
         weight = min(_weight(textpage, i) for i in probe)
-        said = "".join(c for _, c in chars).replace("\ufffe", "").replace("\x02", "")  # line-break hyphen marks
-        out.append(Line(" ".join(said.split()), round(size, 1), weight))
+        out.append(Line(" ".join("".join(c for _, c in chars).split()), round(size, 1), weight))
     return out
 
 
@@ -79,11 +79,10 @@ def body_size(pages: list[list[Line]]) -> float | None:
     chars: Counter[float] = Counter()
     on_pages: Counter[float] = Counter()
     for lines in pages:
-        sizes = {ln.size for ln in lines if len(ln.text) >= 20}
-        on_pages.update(sizes)
-        for ln in lines:
-            if len(ln.text) >= 20:
-                chars[ln.size] += len(ln.text)
+        long = [ln for ln in lines if len(ln.text) >= 20]
+        on_pages.update({ln.size for ln in long})
+        for ln in long:
+            chars[ln.size] += len(ln.text)
     return max(chars, key=lambda s: (on_pages[s], chars[s])) if chars else None
 
 
