@@ -89,6 +89,8 @@ class Done:
     applied: list[dict] = field(default_factory=list)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # the evidence the model read, one text per numbered block: did the answer reach the model (`ragkb eval answers`)
+    read: list[str] = field(default_factory=list)
     partial: str | None = None  # the text streamed before a failure
     message_id: str | None = None  # set by the service once the answer is stored
     conversation_id: str | None = None
@@ -105,7 +107,7 @@ def event_dict(ev: AnswerEvent) -> dict:
     """The JSON form of an event (server-sent events): {"type": ..., field: value, ...}."""
     out = {"type": ev.type}
     for f in fields(ev):
-        if f.name == "applied":  # evaluation detail, not for the wire
+        if f.name in ("applied", "read"):  # evaluation detail, not for the wire
             continue
         value = getattr(ev, f.name)
         out[f.name] = [s.as_dict() for s in value] if f.name == "sources" else \
@@ -127,6 +129,7 @@ class Answer:
     grounding: float | None = None
     applied: list[dict] = field(default_factory=list)  # Done.applied
     prompt_tokens: int | None = None  # Done.prompt_tokens: what the model read (None: no model call)
+    read: list[str] = field(default_factory=list)  # Done.read
 
     @property
     def from_memory(self) -> bool:
@@ -184,7 +187,7 @@ class AnswerCollector:
     def result(self, question: str) -> Answer:
         d = self.done or Done()
         return Answer(self.text, self.sources, self.error, d.refused, d.standalone_question or question,
-                      d.timings, d.unsupported_claims, d.grounding, d.applied, d.prompt_tokens)
+                      d.timings, d.unsupported_claims, d.grounding, d.applied, d.prompt_tokens, d.read)
 
 
 def collect(events) -> AnswerCollector:  # noqa: ANN001

@@ -90,3 +90,19 @@ def test_each_rule_that_changes_an_answer_records_the_answer_without_it(kb_store
     llm = ScriptedLLM("财务部门在五个工作日内完成付款[1]。")
     _, done = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
     assert done.applied == [] and done.stopped is None
+
+
+def test_done_holds_the_evidence_the_model_read_and_the_wire_does_not(kb_store):
+    """`ragkb eval answers` tells a miss whose answer reached the model (the model's) from one whose answer never did
+    (the evidence's) by Done.read: the text of each numbered block, as the prompt held it. Clients never get it."""
+    from rag.events import event_dict
+
+    llm = ScriptedLLM("财务部门在五个工作日内完成付款[1]。")
+    _, done = _run(AnswerService(kb_store, llm), "kb", "报销后多久付款？")
+    prompt = llm.calls[-1][-1].content
+    assert done.read and any("五个工作日" in t for t in done.read)
+    assert all(" ".join(t.split()) in " ".join(prompt.split()) for t in done.read)
+    assert prompt.count("<<<") == len(done.read)  # one text per block the model was given
+    assert "read" not in event_dict(done) and "applied" not in event_dict(done)
+    _, done = _run(AnswerService(kb_store, ScriptedLLM("x")), "kb", "法国的首都是哪里？")  # refused, no model call
+    assert done.refused and done.read == []

@@ -345,6 +345,12 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
     assert per_q["m2"]["prompt_tokens"] is None and per_q["m1"]["prompt_tokens"] > 100
     read = [per_q[q]["prompt_tokens"] for q in ("m1", "m3") if per_q[q]["prompt_tokens"]]
     assert m["prompt_tokens_p50"] == round(sum(read) / len(read), 1)  # the median of one or two
+    # did the answer reach the model: "2" is in the backup page it read; nothing is, for the refused question
+    assert per_q["m1"]["in_prompt"] and not per_q["m2"]["in_prompt"]
+    assert m["answer_in_prompt"] == sum(per_q[q]["in_prompt"] for q in ("m1", "m3")) / 2
+    assert m["right_with_answer_in_prompt"] == round(
+        sum(per_q[q]["contains"] for q in ("m1", "m3") if per_q[q]["in_prompt"])
+        / sum(per_q[q]["in_prompt"] for q in ("m1", "m3")), 4)
     r = subprocess.run([ragkb_exe(), "eval", "answers", str(tmp_path / "none.jsonl")], cwd=REPO,
                        env=cli_env(model_data_dir), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "none.jsonl: not found" in r.stdout + r.stderr

@@ -78,7 +78,8 @@ MAN_PAGES = {"manpages_zh": ("zh_CN", [
 
 # Sets about documentation the distribution installs as HTML files, one per chapter (a user uploads them all).
 SYSTEM_HTML = {"debian_faq_zh": ("/usr/share/doc/debian/FAQ/zh-cn", "debian-faq-zh-cn"),
-               "python_tutorial": ("/usr/share/doc/python3/html/tutorial", "python3-doc")}
+               "python_tutorial": ("/usr/share/doc/python3/html/tutorial", "python3-doc"),
+               "install_guide_zh": ("/usr/share/doc/installation-guide-amd64/zh_CN", "installation-guide-amd64")}
 
 
 def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Path]:
@@ -159,7 +160,10 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                     "memory": ans.from_memory,
                     "word_support": _word_support(service, ans, it["question"]),
                     "seconds": round(seconds, 2), "ttft_ms": ans.timings.get("ttft_ms"),
-                    "prompt_tokens": ans.prompt_tokens}
+                    "prompt_tokens": ans.prompt_tokens,
+                    # a gold answer in the evidence the model read: a miss with it is the model's, without it the
+                    # evidence's (retrieval, the gate or the evidence cut)
+                    "in_prompt": answerable and contains_answer("\n".join(ans.read), it["answers"])}
                 row = per_q[it["id"]]
                 row["right_and_page"] = row["contains"] and row["right_page"]
                 row["rules_off"] = {}
@@ -199,6 +203,9 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                                                                      for r in oos) / len(oos), 4) if oos else None,
                         "memory_flag_rate": share(answered, "memory"),
                         "follow_ups_right": share(fups, "contains"),
+                        "answer_in_prompt": share(ans_rows, "in_prompt"),
+                        "right_with_answer_in_prompt": round(sum(r["contains"] for r in ans_rows if r["in_prompt"])
+                                                             / max(1, sum(r["in_prompt"] for r in ans_rows)), 4),
                         "condense_calls_per_turn": share(later, "condensed"),
                         "condense_ms_p50": _median([r["condense_ms"] for r in later if r["condense_ms"]]),
                         "unsupported_claim_rate": share(answered, "unsupported"),

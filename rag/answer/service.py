@@ -92,7 +92,7 @@ class AnswerService:
                    # the server's own count; ours only for a server that reports no usage
                    prompt_tokens=reply.usage["input_tokens"] if reply.usage else
                    self.llm.count_tokens("\n".join(m.content for m in prompt)),
-                   completion_tokens=(reply.usage or {}).get("output_tokens"))
+                   completion_tokens=(reply.usage or {}).get("output_tokens"), read=[b[3] for b in passages.blocks])
 
     def _refusal(self, kb: str, turn, found, timings: dict) -> Iterator[AnswerEvent]:  # noqa: ANN001
         """The refusal when no retrieved block is evidence: what the question names that no document mentions, or
