@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.loaders.base import IngestError, LoadedDocument, Segment, page_list
-from ingest.loaders.pdf_headings import Line, body_size, page_headings, page_lines
+from ingest.loaders.pdf_headings import PDFIUM_MARKS, Line, body_size, page_headings, page_lines
 from ingest.loaders.running_lines import strip_running_lines
 from rag.pdfium_guard import PDFIUM_LOCK
 from rag.text import garble_report
 
 log = logging.getLogger(__name__)
+_NO_MARKS = {ord(c): None for c in PDFIUM_MARKS}
 
 
 @dataclass
@@ -137,8 +138,7 @@ def _extract_pages_locked(path: Path, fonts: bool) -> list[tuple[str, bool, list
             finally:
                 page.close()
             text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-            # pdfium marks soft hyphens / line-break hyphens with U+FFFE / U+0002
-            text = text.replace("\ufffe", "").replace("\x02", "")
+            text = text.translate(_NO_MARKS)
             pages.append((text, has_images, lines))
     finally:
         doc.close()

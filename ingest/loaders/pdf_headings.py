@@ -14,6 +14,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+# pdfium marks soft hyphens and line-break hyphens with U+FFFE / U+0002: not text
+PDFIUM_MARKS = "\ufffe\x02"
+
 _BIGGER = 1.1  # LaTeX's \subsection is 12 pt over 10.5 pt body text
 _BOLD = 600  # PDF font weight: 400 regular, 700 bold
 _SENTENCE_END = re.compile(r"[.,;。，；、]$")
@@ -48,7 +51,7 @@ def page_lines(textpage, text: str | None = None) -> list[Line]:  # noqa: ANN001
                 lines[-1].append((i, chr(code)))
     out = []
     for chars in lines:
-        chars = [(i, c) for i, c in chars if c not in "\ufffe\x02"]  # pdfium's line-break hyphen marks
+        chars = [(i, c) for i, c in chars if c not in PDFIUM_MARKS]
         visible = [i for i, c in chars if not c.isspace()]
         if not visible:  # a line of only marks or spaces (lshort-zh-cn p. 60) is no line
             continue
