@@ -204,8 +204,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                         "memory_flag_rate": share(answered, "memory"),
                         "follow_ups_right": share(fups, "contains"),
                         "answer_in_prompt": share(ans_rows, "in_prompt"),
-                        "right_with_answer_in_prompt": round(sum(r["contains"] for r in ans_rows if r["in_prompt"])
-                                                             / max(1, sum(r["in_prompt"] for r in ans_rows)), 4),
+                        "right_with_answer_in_prompt": share([r for r in ans_rows if r["in_prompt"]], "contains"),
                         "condense_calls_per_turn": share(later, "condensed"),
                         "condense_ms_p50": _median([r["condense_ms"] for r in later if r["condense_ms"]]),
                         "unsupported_claim_rate": share(answered, "unsupported"),
