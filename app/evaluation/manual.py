@@ -79,7 +79,8 @@ MAN_PAGES = {"manpages_zh": ("zh_CN", [
 # Sets about documentation the distribution installs as HTML files, one per chapter (a user uploads them all).
 SYSTEM_HTML = {"debian_faq_zh": ("/usr/share/doc/debian/FAQ/zh-cn", "debian-faq-zh-cn"),
                "python_tutorial": ("/usr/share/doc/python3/html/tutorial", "python3-doc"),
-               "install_guide_zh": ("/usr/share/doc/installation-guide-amd64/zh_CN", "installation-guide-amd64")}
+               "install_guide_zh": ("/usr/share/doc/installation-guide-amd64/zh_CN", "installation-guide-amd64"),
+               "kicad_zh": ("/usr/share/doc/kicad/help/zh", "kicad-doc-zh")}
 
 
 def find_documents(devset: Path, public: Path | None, workdir: Path) -> list[Path]:
