@@ -9,7 +9,6 @@ judges a block by its similarity to the question in the block's own language, ne
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from rag.answer.prompts import language_of
 from rag.errors import RagkbError
 from rag.events import Status
 from rag.retrieval import SearchHit, leg_weights, search
+from rag.text import cjk_ratio
 
 
 @dataclass
@@ -211,28 +211,34 @@ def other_language(svc, kb: str, question: str, retrieved: list[SearchHit]) -> s
     if not svc.settings.translate_question or not retrieved:
         return None
     lang = language_of(question)
+    other = {"zh": "en", "en": "zh"}[lang]
+    share = language_share(svc, kb, lang)
+    # a language this rare in the knowledge base is its appendix or its listings (lshort's English license, the
+    # installation guide's example preseed file): a block there is no sign that the question found its words
+    if share < svc.settings.translate_minority_share:
+        return other
     # a block in the question's own language that the gate kept: the question found its words (with a
     # multilingual embedder most retrieved blocks can be in the other language all the same: "支持哪些文件格式？"
     # on the two-language samples was translated, and the English page then took the Chinese one's place)
     if any(h.extra.get("evidence") and language_of(h.text) == lang for h in retrieved):
         return None
-    other = {"zh": "en", "en": "zh"}[lang]
     if 2 * sum(language_of(h.text) == other for h in retrieved) > len(retrieved):
         return other
-    share = svc.settings.translate_below_share
-    return other if share and language_share(svc, kb, lang) < share else None
+    return other if share < svc.settings.translate_below_share else None
 
 
 def language_share(svc, kb: str, lang: str) -> float:  # noqa: ANN001
     """The share of the knowledge base's chunks written in `lang` ('zh'/'en'), counted once per change of the
-    knowledge base (its generation)."""
+    knowledge base (its generation). A chunk with any real Chinese in it (5% of its letters) is Chinese: a Chinese
+    manual quotes English commands, options and code on most pages, an English one holds no Chinese (counted by
+    each chunk's majority, ctex's Chinese manual was 21% Chinese, by this 38%)."""
     row = svc.store.get_row(kb)
     key = (row.id, svc.store.registry.generation(row.id))
     shares = svc._language_shares.get(key)
     if shares is None:
         rows = svc.store.registry.chunk_rows(row.id, svc.store.registry.ready_doc_ids(row.id))
-        counts = Counter(language_of(r.text) for r in rows)
-        shares = {k: v / max(1, len(rows)) for k, v in counts.items()}
+        zh = sum(cjk_ratio(r.text) >= 0.05 for r in rows) / max(1, len(rows))
+        shares = {"zh": zh, "en": 1.0 - zh if rows else 0.0}
         svc._language_shares = {key: shares, **{k: v for k, v in svc._language_shares.items() if k[0] != row.id}}
     return shares.get(lang, 0.0)
 
