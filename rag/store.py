@@ -296,7 +296,7 @@ class KnowledgeBaseStore:
 
     def document_languages(self, name: str) -> dict[str, str]:
         """{doc id: "zh" | "en" | "zh+en"} judged on each document's first chunks."""
-        from rag.text import cjk_ratio
+        from rag.text import SOME_CHINESE, cjk_ratio
 
         texts: dict[str, list[str]] = {}
         for r in self.registry.chunk_samples(self.get_row(name).id):
@@ -304,7 +304,7 @@ class KnowledgeBaseStore:
         out = {}
         for doc_id, parts in texts.items():
             ratio = cjk_ratio(" ".join(parts))
-            out[doc_id] = "zh" if ratio >= 0.6 else ("en" if ratio <= 0.05 else "zh+en")
+            out[doc_id] = "zh" if ratio >= 0.6 else ("en" if ratio <= SOME_CHINESE else "zh+en")
         return out
 
     # -- uploaded originals (for the source preview) ---------------------------------------

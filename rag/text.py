@@ -22,6 +22,11 @@ def is_cjk_char(ch: str) -> bool:
     return bool(_CJK_RE.match(ch))
 
 
+# A text whose letters are more than this share CJK holds real Chinese, not a stray name: a Chinese manual quotes
+# English commands and code on most pages, an English text holds next to no Chinese.
+SOME_CHINESE = 0.05
+
+
 def cjk_ratio(text: str) -> float:
     """Share of CJK characters among letters (ideographs, kana, hangul count as letters)."""
     letters = [c for c in text if c.isalpha()]

@@ -17,7 +17,7 @@ from rag.answer.prompts import language_of
 from rag.errors import RagkbError
 from rag.events import Status
 from rag.retrieval import SearchHit, leg_weights, search
-from rag.text import cjk_ratio
+from rag.text import SOME_CHINESE, cjk_ratio
 
 
 @dataclass
@@ -237,7 +237,7 @@ def language_share(svc, kb: str, lang: str) -> float:  # noqa: ANN001
     shares = svc._language_shares.get(key)
     if shares is None:
         rows = svc.store.registry.chunk_rows(row.id, svc.store.registry.ready_doc_ids(row.id))
-        zh = sum(cjk_ratio(r.text) >= 0.05 for r in rows) / max(1, len(rows))
+        zh = sum(cjk_ratio(r.text) >= SOME_CHINESE for r in rows) / max(1, len(rows))
         shares = {"zh": zh, "en": 1.0 - zh if rows else 0.0}
         svc._language_shares = {key: shares, **{k: v for k, v in svc._language_shares.items() if k[0] != row.id}}
     return shares.get(lang, 0.0)
