@@ -110,16 +110,13 @@ def quote_with_block(question: str, blocks: list[str], max_chars: int = 300, sim
         return "", None
     best = max(range(len(sentences)), key=lambda i: (sentences[i][2], -i))
     quote = sentences[best][1]
-    nxt = best + 1
-    if _heading(quote) and nxt < len(sentences) and sentences[nxt][0] == sentences[best][0]:
-        quote = f"{quote} {sentences[nxt][1]}"  # a heading: the sentence after it says what it is about
-    elif _LIST_INTRO.search(quote):  # "两个主流发行版为： • TeX Live …": the other items' first sentences belong to it
-        items = [s for b, s, _ in sentences[nxt:] if b == sentences[best][0] and _BULLET.match(s)]
+    if _LIST_INTRO.search(quote):  # "两个主流发行版为： • TeX Live …": the other items' first sentences belong to it
+        items = [s for b, s, _ in sentences[best + 1:] if b == sentences[best][0] and _BULLET.match(s)]
         for item in items[:5]:
             if len(quote) + len(item) + 3 > max_chars:
                 break
             quote = f"{quote} … {item}"
-    else:  # the best sentence often introduces the answer or names its topic, the answer is in another one
+    else:  # the best sentence often introduces the answer, or is the section title, and another one holds it
         quote = _with_second(sentences, best, max_chars)
     return (quote if len(quote) <= max_chars else quote[: max_chars - 1] + "…"), sentences[best][0]
 
