@@ -95,3 +95,26 @@ def test_pdf_headings_compares_font_headings_with_bookmarks(tmp_path):
     # the three bookmarked chapters are found; the unbookmarked sections count against precision and are listed
     assert "3 bookmarks" in out and "found 6 headings, precision 0.50, recall 1.00" in out, out
     assert out.count("not a bookmark: p.") == 3 and "Section 2.1 details" in out
+
+
+@pytest.mark.llm
+def test_quote_evidence_replays_a_dev_set_and_scores_the_quote(tmp_path, shared_model_url):
+    """The pipeline up to the prompt (the model counts the tokens, it is not asked), then the quote: the sentence that
+    introduces the step and the one that holds it."""
+    import json
+
+    from pdfgen import make_pdf
+
+    make_pdf(tmp_path / "kettle.pdf", [[("h", "Getting started"), (
+        "p", "The first thing to do after unpacking the kettle is to descale it. To descale, fill it with one part "
+             "vinegar and two parts water, then boil it twice. The lid opens with the button on the handle.")]])
+    (tmp_path / "kettle.jsonl").write_text("\n".join(json.dumps(x) for x in [
+        {"id": "k-1", "question": "How do I descale the kettle?", "answers": ["one part vinegar"], "pages": [1]},
+        {"id": "k-2", "question": "Who won the 1998 World Cup?", "answers": []}]) + "\n", encoding="utf-8")
+    out = bench(tmp_path, "bench/quote_evidence.py", str(tmp_path / "out.jsonl"), str(tmp_path / "kettle.jsonl"),
+                RAGKB_LLM_BASE_URL=shared_model_url)
+    assert re.search(r"^A the block with the answer +questions +1 +quote holds the answer +1 ", out, re.M), out
+    kept = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in kept] == ["k-1", "k-2"] and "one part vinegar" in " ".join(kept[0]["blocks"])
+    again = bench(tmp_path, "bench/quote_evidence.py", str(tmp_path / "out.jsonl"), "--score-only")
+    assert again == out
