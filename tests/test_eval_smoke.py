@@ -124,6 +124,7 @@ def test_eval_answers_scores_ragkb_and_the_naive_chain(tmp_path, kind, model_dat
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     result = json.loads((tmp_path / "out" / f"{kind}.answers.json").read_text(encoding="utf-8"))
     assert result["_meta"]["questions"] == 2 and result["_meta"]["kind"] == kind
+    assert result["_meta"]["model"] == "qwen2.5-coder-0.5b-instruct"  # the model that answered (the shared server's)
     systems = ["ragkb", "ragkb_negatives_only"] if kind == "rgb" else ["ragkb", "naive"]
     for name in systems:
         m = result[name]
@@ -333,7 +334,9 @@ def test_eval_answers_on_a_manual_dev_set_asks_one_conversation(tmp_path, model_
                        cwd=REPO, env=cli_env(model_data_dir, RAGKB_LLM_MAX_TOKENS="96", RAGKB_LLM_BASE_URL=shared_model_url),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    m = json.loads((tmp_path / "out" / "mini.answers.json").read_text(encoding="utf-8"))["ragkb"]
+    report = json.loads((tmp_path / "out" / "mini.answers.json").read_text(encoding="utf-8"))
+    m = report["ragkb"]
+    assert report["_meta"]["model"] == "qwen2.5-coder-0.5b-instruct"  # the model that answered (the shared server's)
     per_q = json.loads((tmp_path / "out" / "mini.answers.per_query.json").read_text(encoding="utf-8"))
     # asked as a user would: the follow-up right after the question it continues, then the out-of-scope one
     assert [per_q[q]["turn"] for q in ("m1", "m3", "m2")] == [1, 2, 3]

@@ -120,7 +120,8 @@ def _right_source(item: dict, pages: set, files: set) -> bool:
 
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
-    from app.evaluation.answers import contains_answer, rule_effects, strip_citations, with_assembled_model
+    from app.evaluation.answers import (contains_answer, rule_effects, served_model, strip_citations,
+                                        with_assembled_model)
     from rag.answer.prompts import is_refusal
     from app.services import RagkbService
     from ingest.pipeline import ingest_paths
@@ -177,6 +178,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 history += [("user", it["question"]), ("assistant", ans.text)]
                 if n % 5 == 0 or n == len(items):
                     progress(f"[{devset.stem}] {n}/{len(items)} questions")
+            served = served_model(service.answers.llm)
         finally:
             service.close()
     rows = list(per_q.values())
@@ -189,8 +191,8 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
     def share(xs: list, key: str) -> float | None:
         return round(sum(bool(x[key]) for x in xs) / len(xs), 4) if xs else None
 
-    result = {"_meta": {"set": devset.stem, "documents": len(docs), "questions": len(rows), "answerable": len(ans_rows),
-                        "out_of_scope": len(oos), "follow_ups": len(fups)},
+    result = {"_meta": {"set": devset.stem, "model": served, "documents": len(docs), "questions": len(rows),
+                        "answerable": len(ans_rows), "out_of_scope": len(oos), "follow_ups": len(fups)},
               "ragkb": {"contains": share(ans_rows, "contains"),
                         "right_answer_and_page": round(sum(r["contains"] and r["right_page"] for r in ans_rows)
                                                        / len(ans_rows), 4) if ans_rows else None,
