@@ -36,6 +36,12 @@ class LLMService:
     def embedded(self) -> bool:
         return not self.settings.llm_base_url and self.settings.llm_mode != "mock"
 
+    @property
+    def model_in_use(self) -> str | None:
+        """The name of the model this service has been asking, or None before its first call (nothing is started
+        or asked to find out: an evaluation reports it, and `auto` may have picked the 0.5B)."""
+        return self._resolved[1] if self._resolved else None
+
     def endpoint(self) -> tuple[str, str]:
         """(base_url, model name); starts the embedded server the first time if needed."""
         with self._lock:

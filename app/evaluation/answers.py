@@ -342,7 +342,7 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
                     result[key]["seconds_per_question"] = round((time.perf_counter() - t0) / max(1, len(items)), 2)
                     if rules := rule_effects(rows, ["contains", "has_correct_citation", "refused"]):
                         result[key]["rules"] = rules
-            result["_meta"]["model"] = served_model(llm)
+            result["_meta"]["model"] = llm.model_in_use  # auto may have picked the 0.5B
         finally:
             llm.close()
             store.close()
@@ -380,15 +380,6 @@ def rule_effects(rows: list[dict], metrics: list[str]) -> dict:
 def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float, dict]:  # noqa: ANN001
     reply, docs, error, seconds = chain.reply(llm, item.question)
     return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds, {"model_called": True}
-
-
-def served_model(llm) -> str | None:  # noqa: ANN001
-    """The name of the model that answered (an evaluation reports it: `auto` picks the 0.5B where the 1.5B's extra is
-    not installed), or None when the server cannot say."""
-    try:
-        return llm.endpoint()[1]
-    except Exception:  # noqa: BLE001 - a report detail; the questions already counted the server's errors
-        return None
 
 
 def with_assembled_model(settings: Settings) -> Settings:

@@ -120,8 +120,7 @@ def _right_source(item: dict, pages: set, files: set) -> bool:
 
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
-    from app.evaluation.answers import (contains_answer, rule_effects, served_model, strip_citations,
-                                        with_assembled_model)
+    from app.evaluation.answers import contains_answer, rule_effects, strip_citations, with_assembled_model
     from rag.answer.prompts import is_refusal
     from app.services import RagkbService
     from ingest.pipeline import ingest_paths
@@ -178,7 +177,7 @@ def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None
                 history += [("user", it["question"]), ("assistant", ans.text)]
                 if n % 5 == 0 or n == len(items):
                     progress(f"[{devset.stem}] {n}/{len(items)} questions")
-            served = served_model(service.answers.llm)
+            served = service.answers.llm.model_in_use  # auto may have picked the 0.5B
         finally:
             service.close()
     rows = list(per_q.values())
