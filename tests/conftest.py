@@ -95,6 +95,35 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_ragkb(args: list[str], env: dict[str, str], cwd: Path = REPO):  # noqa: ANN201
+    """`ragkb ARGS` run in this process with exactly the environment `env` (from cli_env), returning what
+    subprocess.run(capture_output=True, text=True) would: returncode, stdout, stderr. For the smoke runs of the
+    evaluation commands, which are about their reports, not about starting a program: each process would import
+    the app and load the embedder again, seconds per call. The installed `ragkb` program itself is run by the CLI
+    tests (test_cli, test_answers_llm, test_reindex)."""
+    import subprocess
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    saved, here = dict(os.environ), Path.cwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=True)
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(saved)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+
+
 def ragkb_exe() -> str:
     exe = Path(sys.executable).parent / "ragkb"
     assert exe.exists(), "the ragkb console script must be installed in the test venv"
