@@ -86,7 +86,8 @@ def seed_packaged_model(data_dir: Path) -> None:
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     seed_packaged_model(data_dir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_")}
+    # the threads scripts/test.sh gives each worker's model servers go to the programs the tests start too
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGKB_") or k == "RAGKB_LLM_LOCAL_THREADS"}
     env.update(OFFLINE_ENV)
     env["RAGKB_DATA_DIR"] = str(data_dir)
     env["RAGKB_LOCAL_MODEL"] = TEST_LOCAL_MODEL
