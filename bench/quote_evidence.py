@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def replay(sets: list[str], public: Path, out_path: Path) -> None:
     """Append one record per first-turn question: the blocks as the model would read them, and each sentence's
     similarity to the question (the quote's dense bonus)."""
     import rag.answer.service as service_module
-    from app.evaluation.answers import load_qa, with_assembled_model
+    from app.evaluation.answers import load_qa, scratch_store, with_assembled_model
     from app.evaluation.manual import find_documents
     from app.evaluation.retrieval import ingest_corpus
     from app.services import RagkbService
@@ -49,7 +48,6 @@ def replay(sets: list[str], public: Path, out_path: Path) -> None:
     from rag.answer.generate import Reply
     from rag.answer.sentences import split_sentences
     from rag.settings import Settings
-    from rag.store import KnowledgeBaseStore
 
     seen: dict = {}
     select = service_module.evidence_stage.select
@@ -65,19 +63,17 @@ def replay(sets: list[str], public: Path, out_path: Path) -> None:
     service_module.evidence_stage.select, service_module.generate = capture, no_answer
     with open(out_path, "a", encoding="utf-8") as out:
         for spec in sets:
-            with tempfile.TemporaryDirectory() as tmp:
-                s = with_assembled_model(Settings(_env_file=None)).model_copy(update={"data_dir": Path(tmp) / "data"})
-                store = KnowledgeBaseStore(s)
+            with scratch_store(with_assembled_model(Settings(_env_file=None))) as (store, tmp):
                 app = RagkbService(store=store)
                 if spec.endswith(".jsonl"):
                     kb = Path(spec).stem
                     items = [json.loads(x) for x in Path(spec).read_text(encoding="utf-8").splitlines() if x.strip()]
                     items = [(it["id"], it["question"], it["answers"]) for it in items if not it.get("follows")]
-                    ingest_paths(store, kb, find_documents(Path(spec), public, Path(tmp)))
+                    ingest_paths(store, kb, find_documents(Path(spec), public, tmp))
                 else:
                     kb, limit = spec.split(":")
                     beir, qa, _ = load_qa(public / kb, int(limit))
-                    ingest_corpus(store, kb, beir, Path(tmp) / "corpus")
+                    ingest_corpus(store, kb, beir, tmp / "corpus")
                     items = [(q.qid, q.question, q.answers) for q in qa]
                 print(f"[{kb}] {len(items)} questions", file=sys.stderr, flush=True)
                 for qid, question, answers in items:

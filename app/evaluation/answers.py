@@ -25,13 +25,19 @@ import re
 import tempfile
 import time
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.evaluation.retrieval import BeirSet, doc_text, ingest_corpus, load_beir, paired_bootstrap
 from rag.answer.claims import lowest_word_support, unsupported_claims
 from rag.answer.prompts import QUOTE_LEAD, is_refusal
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.store import KnowledgeBaseStore
 
 NAIVE_K = 4
 NAIVE_PROMPT = """You are an assistant for question-answering tasks. Use the following numbered pieces of retrieved context to answer the question. Cite the numbers of the pieces you used like [1]. If you don't know the answer, just say that you don't know. Keep the answer concise.
@@ -289,17 +295,14 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
              baseline: bool = True, progress=print) -> dict:  # noqa: ANN001
     from rag.answer import AnswerService
     from rag.llm import LLMService
-    from rag.store import KnowledgeBaseStore
 
     beir, items, kind = load_qa(set_dir, limit)
     settings = with_assembled_model(settings)
     result: dict = {"_meta": {"set": beir.name, "kind": kind, "questions": len(items), "documents": len(beir.corpus),
                               "limit": limit, "embedding_model": settings.embedding_model}}
     per_query: dict[str, dict[str, dict]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        s = settings.model_copy(update={"data_dir": workdir / "data"})
-        store = KnowledgeBaseStore(s)
+    with scratch_store(settings) as (store, workdir):
+        s = store.settings
         llm = LLMService(s)
         try:
             runs = [("answers", beir.corpus)]
@@ -345,7 +348,6 @@ def evaluate(set_dir: Path, settings: Settings, limit: int | None = None, out_di
             result["_meta"]["model"] = llm.model_in_use  # auto may have picked the 0.5B
         finally:
             llm.close()
-            store.close()
     qids = [it.qid for it in items]
     main_metric = "accuracy" if kind == "rgb" else "f1"
     if "naive" in per_query:
@@ -380,6 +382,21 @@ def rule_effects(rows: list[dict], metrics: list[str]) -> dict:
 def _naive_reply(chain: NaiveStuffChain, llm, item: QAItem) -> tuple[str, list, str | None, float, dict]:  # noqa: ANN001
     reply, docs, error, seconds = chain.reply(llm, item.question)
     return reply, [(d.metadata["doc"], d.page_content) for d in docs], error, seconds, {"model_called": True}
+
+
+@contextmanager
+def scratch_store(settings: Settings) -> Iterator[tuple[KnowledgeBaseStore, Path]]:
+    """A knowledge-base store in a temporary data directory, and that directory (for files an evaluation writes):
+    an evaluation never touches the user's knowledge bases. The store is closed and the directory removed
+    afterwards. `settings` should come through with_assembled_model, so the model is not assembled again there."""
+    from rag.store import KnowledgeBaseStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = KnowledgeBaseStore(settings.model_copy(update={"data_dir": Path(tmp) / "data"}))
+        try:
+            yield store, Path(tmp)
+        finally:
+            store.close()
 
 
 def with_assembled_model(settings: Settings) -> Settings:

@@ -120,22 +120,20 @@ def _right_source(item: dict, pages: set, files: set) -> bool:
 
 def evaluate_manual(devset: Path, settings: Settings, public: Path | None = None, limit: int | None = None,
                     out_dir: Path | None = None, progress=print) -> dict:  # noqa: ANN001
-    from app.evaluation.answers import contains_answer, rule_effects, strip_citations, with_assembled_model
-    from rag.answer.prompts import is_refusal
+    from app.evaluation.answers import (contains_answer, rule_effects, scratch_store, strip_citations,
+                                        with_assembled_model)
     from app.services import RagkbService
     from ingest.pipeline import ingest_paths
-    from rag.store import KnowledgeBaseStore
+    from rag.answer.prompts import is_refusal
 
     items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = conversation_order(items)[:limit] if limit else conversation_order(items)
     settings = with_assembled_model(settings)
     per_q: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        s = settings.model_copy(update={"data_dir": Path(tmp) / "data"})
-        store = KnowledgeBaseStore(s)
+    with scratch_store(settings) as (store, tmp):
         service = RagkbService(store=store)
         try:
-            docs = find_documents(devset, public, Path(tmp))
+            docs = find_documents(devset, public, tmp)
             progress(f"[{devset.stem}] ingesting {', '.join(d.name for d in docs[:3])}{' …' if len(docs) > 3 else ''}")
             kb = devset.stem
             ingest_paths(store, kb, docs)

@@ -178,12 +178,11 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
                           out_dir: Path | None = None, answers: bool = False, progress=print) -> dict:  # noqa: ANN001
     """Page recall@k; with `answers`, also each system's answer and whether it cites a gold page
     (answer correctness needs a judge for FinanceBench's free-form numbers and is not scored)."""
-    from app.evaluation.answers import reply_metrics, summarize_replies, with_assembled_model
+    from app.evaluation.answers import reply_metrics, scratch_store, summarize_replies, with_assembled_model
     from ingest.pipeline import Progress, ingest_paths
     from rag.answer import AnswerService
     from rag.llm import LLMService
     from rag.retrieval import search
-    from rag.store import KnowledgeBaseStore
 
     if answers:
         settings = with_assembled_model(settings)
@@ -192,44 +191,40 @@ def evaluate_financebench(set_dir: Path, settings: Settings, limit: int | None =
     per_query: dict[str, dict[str, dict]] = {"ragkb": {}}
     meta: dict = {"set": set_dir.name, "questions": len(qs), "pdfs": len(pdfs), "limit": limit}
     k_max = max(KS)
-    with tempfile.TemporaryDirectory() as tmp:
-        s = settings.model_copy(update={"data_dir": Path(tmp) / "data"})
-        store = KnowledgeBaseStore(s)
-        try:
-            t0 = time.perf_counter()
+    with scratch_store(settings) as (store, tmp):
+        s = store.settings
+        t0 = time.perf_counter()
 
-            def report(p: Progress) -> None:
-                if p.stage == "done":
-                    progress(f"ragkb ingest: {p.file_index + 1}/{p.file_total} {p.name}")
+        def report(p: Progress) -> None:
+            if p.stage == "done":
+                progress(f"ragkb ingest: {p.file_index + 1}/{p.file_total} {p.name}")
 
-            summary = ingest_paths(store, "financebench", pdfs, progress=report)
-            meta["ragkb_ingest_seconds"] = round(time.perf_counter() - t0, 1)
-            meta["ragkb_pages"] = sum(r.pages or 0 for r in summary.results)
-            meta["ragkb_chunks"] = sum(r.chunks or 0 for r in summary.results)
-            meta["ragkb_failed"] = [f"{r.name}: {r.reason}" for r in summary.failed]
-            t1 = time.perf_counter()
-            for q in qs:
-                hits = search(store, "financebench", q["question"], k=k_max)
-                ranked = [(Path(h.filename).stem, h.page) for h in hits]
-                per_query["ragkb"][q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
-            meta["ragkb_search_ms_per_question"] = round((time.perf_counter() - t1) * 1000 / max(1, len(qs)), 1)
-            if answers:
-                llm = LLMService(s)
-                try:
-                    service = AnswerService(store, llm)
-                    answered = per_query.setdefault("_answers_ragkb", {})
-                    for n, q in enumerate(qs, start=1):
-                        ans = service.answer("financebench", q["question"])
-                        gold = gold_pages(q)
-                        correct = [(Path(x.filename).stem, x.page) in gold for x in ans.sources if x.kind == "document"]
-                        answered[q["financebench_id"]] = reply_metrics(ans.text, correct, ans.error)
-                        progress(f"ragkb answers: {n}/{len(qs)}")
-                finally:
-                    llm.close()
-        finally:
-            store.close()
+        summary = ingest_paths(store, "financebench", pdfs, progress=report)
+        meta["ragkb_ingest_seconds"] = round(time.perf_counter() - t0, 1)
+        meta["ragkb_pages"] = sum(r.pages or 0 for r in summary.results)
+        meta["ragkb_chunks"] = sum(r.chunks or 0 for r in summary.results)
+        meta["ragkb_failed"] = [f"{r.name}: {r.reason}" for r in summary.failed]
+        t1 = time.perf_counter()
+        for q in qs:
+            hits = search(store, "financebench", q["question"], k=k_max)
+            ranked = [(Path(h.filename).stem, h.page) for h in hits]
+            per_query["ragkb"][q["financebench_id"]] = page_metrics(ranked, gold_pages(q))
+        meta["ragkb_search_ms_per_question"] = round((time.perf_counter() - t1) * 1000 / max(1, len(qs)), 1)
+        if answers:
+            llm = LLMService(s)
+            try:
+                service = AnswerService(store, llm)
+                answered = per_query.setdefault("_answers_ragkb", {})
+                for n, q in enumerate(qs, start=1):
+                    ans = service.answer("financebench", q["question"])
+                    gold = gold_pages(q)
+                    correct = [(Path(x.filename).stem, x.page) in gold for x in ans.sources if x.kind == "document"]
+                    answered[q["financebench_id"]] = reply_metrics(ans.text, correct, ans.error)
+                    progress(f"ragkb answers: {n}/{len(qs)}")
+            finally:
+                llm.close()
         if baseline:
-            per_query["naive"], naive_answers = _naive_financebench(qs, pdfs, s, Path(tmp), meta, progress, answers)
+            per_query["naive"], naive_answers = _naive_financebench(qs, pdfs, s, tmp, meta, progress, answers)
             if naive_answers is not None:
                 per_query["_answers_naive"] = naive_answers
     ids = [q["financebench_id"] for q in qs]
