@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -76,19 +75,15 @@ def case_for(service, kb: str, set_name: str, qid: str, question: str, kind: str
 
 def collect(public: Path, settings: Settings, limit: int = 100, progress=print) -> list[Case]:  # noqa: ANN001
     """Build the knowledge bases (temporary) and score every dev question's blocks."""
-    from app.evaluation.answers import load_qa
+    from app.evaluation.answers import load_qa, scratch_store
     from app.evaluation.retrieval import BeirSet, ingest_corpus, load_beir
     from ingest.pipeline import ingest_paths
     from rag.answer import AnswerService
     from rag.llm import LLMService
-    from rag.store import KnowledgeBaseStore
 
     cases: list[Case] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        s = settings.model_copy(update={"data_dir": work / "data"})
-        store = KnowledgeBaseStore(s)
-        llm = LLMService(s)  # never called: the gate decides before any model call
+    with scratch_store(settings) as (store, work):
+        llm = LLMService(store.settings)  # never called: the gate decides before any model call
         service = AnswerService(store, llm)
 
         def run(kb: str, docs: dict, set_name: str, questions: list[tuple[str, str, str]]) -> None:
@@ -134,7 +129,6 @@ def collect(public: Path, settings: Settings, limit: int = 100, progress=print) 
                 progress(f"[{name}] {len(items) + 20} questions scored")
         finally:
             llm.close()
-            store.close()
     return cases
 
 

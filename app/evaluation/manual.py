@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -243,34 +242,30 @@ def evaluate_pages(devsets: list[Path], settings: Settings, public: Path | None 
     """`ragkb eval pages`: for the answerable, self-contained questions of manual dev sets (follow-ups need the
     conversation: left out), is a gold page among the top `k` search hits? Per set and language, for ragkb's fused
     search and for each leg alone. A PDF shared by several sets is ingested once."""
+    from app.evaluation.answers import scratch_store
     from ingest.pipeline import ingest_paths
     from rag.retrieval import search
-    from rag.store import KnowledgeBaseStore
 
     configs = {"ragkb": None, "bm25_leg": (0.0, 1.0), "dense_leg": (1.0, 0.0)}
     per_q: dict[str, dict] = {}
     result: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = KnowledgeBaseStore(settings.model_copy(update={"data_dir": Path(tmp) / "data"}))
+    with scratch_store(settings) as (store, _):
         kbs: dict[Path, str] = {}
-        try:
-            for devset in devsets:
-                pdf = find_pdf(devset, public)
-                if pdf not in kbs:
-                    progress(f"[{devset.stem}] ingesting {pdf.name}")
-                    kbs[pdf] = pdf.stem
-                    ingest_paths(store, pdf.stem, [pdf])
-                items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
-                items = [it for it in items if it["answers"] and it.get("pages") and not it.get("follows")]
-                for it in items:
-                    row = {"set": devset.stem, "lang": it.get("lang", "?"), "question": it["question"],
-                           "pages": it["pages"]}
-                    for cfg, weights in configs.items():
-                        hits = search(store, kbs[pdf], it["question"], k=k, weights=weights)
-                        row[cfg] = next((i for i, h in enumerate(hits, 1) if h.page in it["pages"]), None)
-                    per_q[f"{devset.stem}/{it['id']}"] = row
-        finally:
-            store.close()
+        for devset in devsets:
+            pdf = find_pdf(devset, public)
+            if pdf not in kbs:
+                progress(f"[{devset.stem}] ingesting {pdf.name}")
+                kbs[pdf] = pdf.stem
+                ingest_paths(store, pdf.stem, [pdf])
+            items = [json.loads(line) for line in devset.read_text(encoding="utf-8").splitlines() if line.strip()]
+            items = [it for it in items if it["answers"] and it.get("pages") and not it.get("follows")]
+            for it in items:
+                row = {"set": devset.stem, "lang": it.get("lang", "?"), "question": it["question"],
+                       "pages": it["pages"]}
+                for cfg, weights in configs.items():
+                    hits = search(store, kbs[pdf], it["question"], k=k, weights=weights)
+                    row[cfg] = next((i for i, h in enumerate(hits, 1) if h.page in it["pages"]), None)
+                per_q[f"{devset.stem}/{it['id']}"] = row
     groups: dict[str, list[dict]] = {}
     for row in per_q.values():
         for key in (row["set"], f"{row['set']} ({row['lang']})", "all", f"all ({row['lang']})"):
